@@ -1,0 +1,5 @@
+import sys
+
+from remaster.cli import main
+
+sys.exit(main())

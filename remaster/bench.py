@@ -1,0 +1,55 @@
+"""`remaster bench`: model-only throughput for each precision this machine can run."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from remaster.engine.device import cpu_has_bf16, resolve_device
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.models.loader import load_model
+from remaster.testcard import anime_frame
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    precision: str
+    seconds_per_frame: float  # median over the timed frames
+    psnr_vs_fp32: float
+
+
+def available_precisions(device: torch.device) -> list[str]:
+    if device.type == "cuda":
+        return ["fp32", "fp16", "bf16"] if torch.cuda.is_bf16_supported() else ["fp32", "fp16"]
+    return ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    peak = 255.0 if a.dtype == np.uint8 else 65535.0
+    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+
+
+def run_bench(model_name: str, width: int, height: int, frames: int, device: str, tile: str) -> list[BenchRow]:
+    resolved = resolve_device(device)
+    clip = np.stack([anime_frame(height, width, seed=i) for i in range(frames)])
+    rows, reference = [], None
+    for precision in available_precisions(resolved):
+        upscaler = Upscaler(load_model(model_name), EngineSettings(device, precision, tile))
+        upscaler.upscale(clip[:1])  # warm-up: first-call allocations and kernel selection
+        times, outputs = [], []
+        for frame in clip:
+            if resolved.type == "cuda":
+                torch.cuda.synchronize(resolved)
+            start = time.perf_counter()
+            outputs.append(upscaler.upscale(frame[None])[0])
+            times.append(time.perf_counter() - start)
+        result = np.stack(outputs)
+        reference = result if reference is None else reference
+        rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference)))
+    return rows

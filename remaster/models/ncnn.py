@@ -1,0 +1,99 @@
+"""Read an ncnn `.param`/`.bin` pair into PyTorch tensors.
+
+Format notes (ncnn wiki "param and model file structure", checked on every Real-CUGAN file):
+- `.param` is text: magic 7767517, `layer_count blob_count`, then one layer a line:
+  `type name n_in n_out inputs... outputs... key=value...`.
+- `.bin` holds, for each Convolution, Deconvolution and InnerProduct layer in `.param` order,
+  a uint32 storage tag, the weights, then `num_output` float32 biases (no tag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PARAM_MAGIC = "7767517"
+# Storage tags of ncnn's ModelBinFromDataReader: float16 or raw float32 weights.
+TAG_FLOAT16 = 0x01306B47
+TAG_FLOAT32 = 0x00000000
+WEIGHTED_LAYERS = ("Convolution", "Deconvolution", "InnerProduct")
+# Layer keys: 0 num_output for all three. (De)convolution: 1 kernel size, 5 bias term,
+# 6 weight count. InnerProduct: 1 bias term, 2 weight count.
+KEY_NUM_OUTPUT, KEY_KERNEL = "0", "1"
+KEY_BIAS = {"Convolution": "5", "Deconvolution": "5", "InnerProduct": "1"}
+KEY_WEIGHT_COUNT = {"Convolution": "6", "Deconvolution": "6", "InnerProduct": "2"}
+
+
+class NcnnFormatError(ValueError):
+    """The `.param`/`.bin` pair is not what this reader understands."""
+
+
+@dataclass(frozen=True)
+class NcnnLayer:
+    kind: str
+    name: str
+    weight: torch.Tensor  # in PyTorch's layout for the matching nn layer
+    bias: torch.Tensor | None
+
+
+def _parse_params(path: Path) -> list[tuple[str, str, dict[str, str]]]:
+    lines = path.read_text().split("\n")
+    if not lines or lines[0].strip() != PARAM_MAGIC:
+        raise NcnnFormatError(f"{path}: not an ncnn .param file (no magic {PARAM_MAGIC})")
+    layers = []
+    for line in lines[2:]:
+        fields = line.split()
+        if not fields:
+            continue
+        kind, name, n_in, n_out = fields[0], fields[1], int(fields[2]), int(fields[3])
+        keys = dict(f.split("=", 1) for f in fields[4 + n_in + n_out :])
+        layers.append((kind, name, keys))
+    return layers
+
+
+def read_ncnn(param_path: Path, bin_path: Path) -> list[NcnnLayer]:
+    """The weighted layers of an ncnn model, in graph order."""
+    blob = bin_path.read_bytes()
+    offset = 0
+    layers = []
+    for kind, name, keys in _parse_params(param_path):
+        if kind not in WEIGHTED_LAYERS:
+            continue
+        n_out = int(keys[KEY_NUM_OUTPUT])
+        n_weights = int(keys[KEY_WEIGHT_COUNT[kind]])
+        if offset + 4 > len(blob):
+            raise NcnnFormatError(f"{bin_path}: ends before the weights of layer {name}")
+        tag = int.from_bytes(blob[offset : offset + 4], "little")
+        offset += 4
+        dtype = {TAG_FLOAT16: np.float16, TAG_FLOAT32: np.float32}.get(tag)
+        if dtype is None:
+            raise NcnnFormatError(f"{bin_path}: layer {name} has unsupported storage tag {tag:#x}")
+        weights = np.frombuffer(blob, dtype=dtype, count=n_weights, offset=offset)
+        offset += weights.nbytes
+        bias = None
+        if keys.get(KEY_BIAS[kind], "0") == "1":
+            bias = np.frombuffer(blob, dtype=np.float32, count=n_out, offset=offset)
+            offset += bias.nbytes
+        layers.append(_to_torch(kind, name, keys, n_out, weights, bias))
+    if offset != len(blob):
+        raise NcnnFormatError(f"{bin_path}: {len(blob) - offset} bytes left after the last layer")
+    return layers
+
+
+def _to_torch(kind, name, keys, n_out, weights, bias) -> NcnnLayer:
+    w = torch.from_numpy(weights.astype(np.float32))
+    if kind == "InnerProduct":
+        # [out][in]: a 1x1 convolution's weight once given two unit axes.
+        w = w.reshape(n_out, -1, 1, 1)
+    else:
+        k = int(keys[KEY_KERNEL])
+        w = w.reshape(n_out, -1, k, k)
+        if kind == "Deconvolution":
+            # ncnn stores deconvolutions [out][in][k][k]; ConvTranspose2d wants [in][out][k][k].
+            # No spatial flip: both apply the kernel the same way round.
+            w = w.transpose(0, 1)
+    b = None if bias is None else torch.from_numpy(bias.copy())
+    return NcnnLayer(kind=kind, name=name, weight=w.contiguous(), bias=b)
