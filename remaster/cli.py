@@ -133,4 +133,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("remaster: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-

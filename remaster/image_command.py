@@ -57,7 +57,7 @@ def plan_outputs(
         pairs.append((src, dst))
     sources = {src.resolve() for src in files}
     targets: set[Path] = set()
-    for src, dst in pairs:
+    for _, dst in pairs:
         resolved = dst.resolve()
         if resolved in sources:
             raise UsageError(f"{dst}: output would overwrite an input; choose another -o")

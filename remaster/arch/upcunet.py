@@ -11,9 +11,9 @@ goes past that point (see `remaster.engine.tiling`). Untiled, the stages simply 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -16,9 +16,9 @@ a GPU) and one recomputed layer (unet2.conv1) in the last stage.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterator
 
 import torch
 from torch import Tensor

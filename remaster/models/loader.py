@@ -79,7 +79,7 @@ def load_ncnn(param: Path, scale: int, variant: str, denoise: str, name: str | N
     if len(names) != len(layers):
         raise WeightsError(f"{param}: {len(layers)} weighted layers, a {scale}x UpCunet has {len(names)}")
     state = {}
-    for layer_name, layer in zip(names, layers):
+    for layer_name, layer in zip(names, layers, strict=True):
         state[f"{layer_name}.weight"] = layer.weight
         state[f"{layer_name}.bias"] = layer.bias
     _load_state(module, state, param)

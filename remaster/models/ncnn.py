@@ -71,16 +71,22 @@ def read_ncnn(param_path: Path, bin_path: Path) -> list[NcnnLayer]:
         dtype = {TAG_FLOAT16: np.float16, TAG_FLOAT32: np.float32}.get(tag)
         if dtype is None:
             raise NcnnFormatError(f"{bin_path}: layer {name} has unsupported storage tag {tag:#x}")
-        weights = np.frombuffer(blob, dtype=dtype, count=n_weights, offset=offset)
+        weights = _take(blob, offset, dtype, n_weights, bin_path, name)
         offset += weights.nbytes
         bias = None
         if keys.get(KEY_BIAS[kind], "0") == "1":
-            bias = np.frombuffer(blob, dtype=np.float32, count=n_out, offset=offset)
+            bias = _take(blob, offset, np.float32, n_out, bin_path, name)
             offset += bias.nbytes
         layers.append(_to_torch(kind, name, keys, n_out, weights, bias))
     if offset != len(blob):
         raise NcnnFormatError(f"{bin_path}: {len(blob) - offset} bytes left after the last layer")
     return layers
+
+
+def _take(blob: bytes, offset: int, dtype, count: int, path: Path, layer: str) -> np.ndarray:
+    if offset + count * np.dtype(dtype).itemsize > len(blob):
+        raise NcnnFormatError(f"{path}: ends inside the weights of layer {layer}")
+    return np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
 
 
 def _to_torch(kind, name, keys, n_out, weights, bias) -> NcnnLayer:

