@@ -78,7 +78,7 @@ def run_image_command(
     model_override: str | None = None,
     console: Console | None = None,
 ) -> ImageReport:
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     preset = get_preset(preset_name)
     files = expand_inputs(inputs)
     pairs = plan_outputs(inputs, files, output, preset.name, overwrite)

@@ -123,7 +123,7 @@ def load_checkpoint(path: Path) -> LoadedModel:
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: not a state dict")
     pro = "pro" in state
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and k != "pro"}
     scale = _checkpoint_scale(tensors, path)
     module = UpCunet(scale, se="unet1.conv2.seblock.conv1.weight" in tensors, pro_io_transform=pro)
     _load_state(module, tensors, path)
