@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from remaster.arch.upcunet import geometry_for
+from remaster.bench import psnr
 from remaster.imagefiles import read_image, write_image
 from remaster.models.catalog import packaged_models
 from remaster.presets import get_preset
@@ -91,7 +92,7 @@ def main() -> None:
                 Image.fromarray(ncnn_upscale(net, read_image(src), model.scale)).save(theirs_dir / src.name)
             theirs.append(time.perf_counter() - start)
         agreement = min(
-            _psnr(read_image(ours_dir / p.name), read_image(theirs_dir / p.name)) for p in sorted(frames_dir.iterdir())
+            psnr(read_image(ours_dir / p.name), read_image(theirs_dir / p.name)) for p in sorted(frames_dir.iterdir())
         )
 
     ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
@@ -99,11 +100,6 @@ def main() -> None:
     print(f"  remaster image (whole command, {args.precision}): {ours_s:7.2f} s  {ours_s / args.frames:.3f} s/frame")
     print(f"  ncnn wheel (fp32, in process):     {theirs_s:7.2f} s  {theirs_s / args.frames:.3f} s/frame")
     print(f"  speed ratio remaster/ncnn: {theirs_s / ours_s:.2f}x   (worst-frame agreement {agreement:.1f} dB)")
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 if __name__ == "__main__":
