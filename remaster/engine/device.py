@@ -11,10 +11,11 @@ import torch
 from remaster.errors import UsageError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Values per input pixel alive at once in the untiled body, batch 1, measured as the peak
-# resident memory of a whole-frame run on CPU (docs/engine.md), with a 25% allowance.
-# 3x is larger: unet2 runs at 3x the input resolution.
-ACTIVATIONS_PER_PIXEL = {2: 700, 3: 1500, 4: 900}
+# Values per input pixel alive at once in the untiled body, batch 1: the peak resident memory
+# of a whole-frame CPU run less the process's own, per pixel per value (640x360 and 1920x1080,
+# benchmarks/memory.py: 2x 1130, 3x 2560, 4x 1430), plus 25%. 3x is the largest because its
+# unet2 runs at 3x the input resolution.
+ACTIVATIONS_PER_PIXEL = {2: 1400, 3: 3200, 4: 1800}
 # Fraction of free memory the tile plan may use: the rest is for the model, the output frame
 # and the kept tile states between SE stages.
 MEMORY_SHARE = 0.5

@@ -82,9 +82,13 @@ class Upscaler:
         n, h, w, c = x.shape
         if min(h, w) < self.descriptor.min_size:
             raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
-        src = x.to(self.device, non_blocking=True) if x.device != self.device else x
-        if self.device.type == "cuda" and x.device.type == "cpu":
+        if x.device == self.device:
+            src = x
+        elif self.device.type == "cuda" and x.device.type == "cpu":
+            # Pinned memory lets the copy run without a staging copy, and asynchronously.
             src = x.pin_memory().to(self.device, non_blocking=True)
+        else:
+            src = x.to(self.device)
         rgb = src.permute(0, 3, 1, 2).float().div_(max_value)
         if c == 4:
             alpha = rgb[:, 3:4].expand(n, 3, h, w)
