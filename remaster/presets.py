@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remaster.errors import UsageError
-from remaster.resources import search_dirs, user_dir
+from remaster.resources import search_dirs
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,6 @@ class Preset:
     model: str  # a packaged model name, a .pth stem in a weights folder, or a path
     description: str
     path: Path
-
-    @property
-    def is_user(self) -> bool:
-        return self.path.parent == user_dir("presets")
 
 
 def _read(path: Path) -> Preset:

@@ -14,8 +14,7 @@ from remaster.errors import UsageError
 from remaster.models.descriptor import TILE_MULTIPLE
 from remaster.models.loader import LoadedModel
 
-MAX_VALUE = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
-TORCH_MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
+MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
 
 
 def parse_tile(value: str | int) -> int | None:
@@ -76,7 +75,7 @@ class Upscaler:
         """
         as_numpy = isinstance(frames, np.ndarray)
         x = torch.from_numpy(np.require(frames, requirements=["C", "W"])) if as_numpy else frames
-        max_value = TORCH_MAX_VALUE.get(x.dtype)
+        max_value = MAX_VALUE.get(x.dtype)
         if max_value is None or x.dim() != 4 or x.shape[-1] not in (3, 4):
             raise ValueError(f"want N x H x W x 3|4 uint8 or uint16 frames, got {tuple(x.shape)} {x.dtype}")
         n, h, w, c = x.shape
@@ -115,6 +114,7 @@ class Upscaler:
         padded = model.pad(x).to(self.dtype).contiguous(memory_format=torch.channels_last)
         g = model.geometry
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
-        tiles = plan_tiles(core_h, core_w, self.tile_for(x.shape[-2], x.shape[-1], x.shape[0]), TILE_MULTIPLE)
+        tile = self.tile_for(x.shape[-2], x.shape[-1], x.shape[0])
+        tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
         body = run_body_tiled(model, padded, tiles, self.stages, self.store)
         return model.finish(body, x)
