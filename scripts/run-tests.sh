@@ -4,6 +4,8 @@
 # even when it runs on the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ldconfig lives in sbin, which a minimal PATH leaves out.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 if ! ldconfig -p | grep -q 'libvulkan.so.1' || ! ldconfig -p | grep -q 'libomp.so.5'; then
     sudo_cmd=""
