@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
@@ -11,6 +14,7 @@ from rich.table import Table
 
 from remaster import __version__
 from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError
+from remaster.video_command import add_video_options
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -31,9 +35,23 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="remaster", description="Remaster anime with Real-CUGAN.")
+    parser = argparse.ArgumentParser(
+        prog="remaster",
+        description="Remaster anime with Real-CUGAN. `remaster EPISODE.mkv --preset NAME` runs the video job.",
+    )
     parser.add_argument("--version", action="version", version=f"remaster {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    video = commands.add_parser("video", help="remaster videos (the default: `remaster IN...` means this)")
+    video.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="video files")
+    _engine_options(video)
+    add_video_options(video)
+
+    demo = commands.add_parser("demo", help="make a short sample episode and remaster it")
+    demo.add_argument("folder", type=Path, nargs="?", default=Path("out/demo"), help="default: %(default)s")
+    demo.add_argument("--preset", default="2x-conservative")
+    demo.add_argument("--seconds", type=float, default=2.0)
+    demo.add_argument("--size", type=_size, default=(256, 144), metavar="WxH")
 
     image = commands.add_parser("image", help="upscale pictures (PNG, JPEG, WebP)")
     image.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="picture files or folders")
@@ -75,8 +93,11 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     console = Console()
     if args.show:
         preset = get_preset(args.show)
-        console.print(f"# {preset.path}", highlight=False)
-        console.print(preset.path.read_text(), highlight=False, markup=False)
+        console.print(f"# {preset.name}, from {preset.path}; command-line options override these", highlight=False)
+        console.print(f'description = "{preset.description}"\n\n[model]\nname = "{preset.model}"\n', highlight=False)
+        console.print("[encoder]", highlight=False, markup=False)
+        for key, value in asdict(preset.encoder).items():
+            console.print(f"{key} = {value!r}".replace("'", '"'), highlight=False, markup=False)
         return 0
     packaged = packaged_models()
     table = Table(title=f"Presets (yours go in {user_dir('presets')})")
@@ -120,11 +141,49 @@ def _cmd_testcard(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"image": _cmd_image, "presets": _cmd_presets, "bench": _cmd_bench, "testcard": _cmd_testcard}
+def _cmd_video(args: argparse.Namespace) -> int:
+    from remaster.video_command import run_video_command
+
+    return run_video_command(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from remaster.samples import EpisodeSpec, make_episode
+    from remaster.video_command import run_video_command
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    width, height = args.size
+    episode = make_episode(args.folder / "episode.mkv", EpisodeSpec(width=width, height=height, seconds=args.seconds))
+    print(f"made {episode}: {width}x{height}, {args.seconds:g} s, two audio tracks, ASS and SRT subtitles, chapters")
+    output = args.folder / f"episode.{args.preset}.mkv"
+    argv = [str(episode), "-o", str(output), "--preset", args.preset, "--overwrite"]
+    return run_video_command(build_parser().parse_args(["video", *argv]))
+
+
+COMMANDS = {
+    "video": _cmd_video,
+    "demo": _cmd_demo,
+    "image": _cmd_image,
+    "presets": _cmd_presets,
+    "bench": _cmd_bench,
+    "testcard": _cmd_testcard,
+}
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # `remaster episode.mkv ...` is the video job: the subcommand is implied.
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["video", *argv]
     args = build_parser().parse_args(argv)
+    # A queue manager or `kill` stops a run with SIGTERM: treat it like Ctrl-C, which keeps
+    # every finished segment and removes the one in progress.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)
     except RemasterError as exc:

@@ -1,17 +1,27 @@
-"""Presets: TOML files naming a model (and, later, encoder defaults), built in or the user's.
+"""Presets: TOML files naming a model and the encoder defaults for video, built in or the user's.
 
 Built-in presets live in `presets/`; a user's go in $REMASTER_HOME/presets or
 ~/.config/remaster/presets (see `resources.user_dir`), and win over a built-in of the same name.
+An `[encoder]` table may leave keys out: they take the values of `EncoderDefaults`.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from remaster.errors import UsageError
 from remaster.resources import search_dirs
+
+
+@dataclass(frozen=True)
+class EncoderDefaults:
+    codec: str = "x265"
+    crf: float = 16
+    speed: str = "medium"
+    pix_fmt: str = "yuv420p10le"
+    segment_seconds: float = 30
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,23 @@ class Preset:
     model: str  # a packaged model name, a .pth stem in a weights folder, or a path
     description: str
     path: Path
+    encoder: EncoderDefaults = EncoderDefaults()
+
+
+def _encoder(table: object, path: Path) -> EncoderDefaults:
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [encoder] must be a table")
+    known = {f.name: f.type for f in fields(EncoderDefaults)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise UsageError(f"{path}: unknown [encoder] keys {', '.join(unknown)} (known: {', '.join(known)})")
+    values = {}
+    for key, value in table.items():
+        want = float if known[key] == "float" else str
+        if want is float and isinstance(value, bool) or not isinstance(value, (int, float) if want is float else str):
+            raise UsageError(f"{path}: [encoder] {key} = {value!r}: want a {'number' if want is float else 'string'}")
+        values[key] = want(value)
+    return EncoderDefaults(**values)
 
 
 def _read(path: Path) -> Preset:
@@ -28,7 +55,9 @@ def _read(path: Path) -> Preset:
         model = data["model"]["name"]
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: not a valid preset ({type(exc).__name__}: {exc})") from None
-    return Preset(name=path.stem, model=str(model), description=str(data.get("description", "")), path=path)
+    encoder = _encoder(data.get("encoder", {}), path)
+    description = str(data.get("description", ""))
+    return Preset(name=path.stem, model=str(model), description=description, path=path, encoder=encoder)
 
 
 def load_presets() -> dict[str, Preset]:

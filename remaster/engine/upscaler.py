@@ -79,8 +79,6 @@ class Upscaler:
         if max_value is None or x.dim() != 4 or x.shape[-1] not in (3, 4):
             raise ValueError(f"want N x H x W x 3|4 uint8 or uint16 frames, got {tuple(x.shape)} {x.dtype}")
         n, h, w, c = x.shape
-        if min(h, w) < self.descriptor.min_size:
-            raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
         if x.device == self.device:
             src = x
         elif self.device.type == "cuda" and x.device.type == "cpu":
@@ -92,7 +90,7 @@ class Upscaler:
         if c == 4:
             alpha = rgb[:, 3:4].expand(n, 3, h, w)
             rgb = torch.cat([rgb[:, :3], alpha])
-        y = self._run(rgb.contiguous(memory_format=torch.channels_last))
+        y = self.upscale_rgb(rgb)
         if c == 4:
             y = torch.cat([y[:n], y[n:].mean(dim=1, keepdim=True)], dim=1)
         # Round half up, as the ncnn runner and upcunet_v3.py's (x * 255).round() do for >= 0.
@@ -100,6 +98,18 @@ class Upscaler:
         out = out.to(torch.int32 if max_value > 255 else torch.uint8).to(x.dtype)
         out = out.permute(0, 2, 3, 1).contiguous().to(x.device)
         return out.numpy() if as_numpy else out
+
+    @torch.inference_mode()
+    def upscale_rgb(self, rgb: Tensor) -> Tensor:
+        """N x 3 x H x W float R'G'B' in [0, 1] on the engine's device -> N x 3 x sH x sW, not yet rounded.
+
+        The video pipeline uses this directly, so that frames are quantised once, to the
+        output's bit depth, instead of to 8-bit RGB first.
+        """
+        _, _, h, w = rgb.shape
+        if min(h, w) < self.descriptor.min_size:
+            raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
+        return self._run(rgb.contiguous(memory_format=torch.channels_last))
 
     def _run(self, x: Tensor) -> Tensor:
         if self.device.type == "cpu" and x.shape[0] > 1:

@@ -1,0 +1,161 @@
+"""Encode: Y'CbCr planes to one segment file, with the source's timestamps and the output's colour tags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from remaster.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Codec:
+    encoder: str  # FFmpeg's encoder name
+    pix_fmt: str  # the default output pixel format
+    quality_option: str  # the encoder's constant-quality option
+    speed_default: str
+    fixed_options: tuple[tuple[str, str], ...] = ()
+
+
+# --codec NAME -> encoder. Quality scales differ: x264/x265 CRF 0-51, SVT-AV1 CRF 0-63, NVENC CQ 0-51.
+CODECS = {
+    "x265": Codec("libx265", "yuv420p10le", "crf", "medium", (("x265-params", "log-level=error"),)),
+    "x264": Codec("libx264", "yuv420p", "crf", "medium"),
+    "svtav1": Codec("libsvtav1", "yuv420p10le", "crf", "6", (("svtav1-params", "lp=0"),)),
+    "nvenc-hevc": Codec("hevc_nvenc", "p010le", "cq", "p5", (("rc", "vbr"), ("b", "0"))),
+    "nvenc-h264": Codec("h264_nvenc", "yuv420p", "cq", "p5", (("rc", "vbr"), ("b", "0"))),
+    "nvenc-av1": Codec("av1_nvenc", "p010le", "cq", "p5", (("rc", "vbr"), ("b", "0"))),
+}
+# Pixel formats the writer fills: planar Y'CbCr, and the semi-planar ones NVENC wants.
+_PLANAR = re.compile(r"yuv(420|422|444)p(?:(\d+)le)?")
+_SEMI_PLANAR = {"nv12": 8, "p010le": 10}
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    codec: str = "x265"
+    crf: float = 16
+    speed: str = ""  # the encoder's preset (x264/x265 `medium`, SVT-AV1 `6`, NVENC `p5`); "" = its default here
+    pix_fmt: str = ""  # "" = the codec's default
+
+    @property
+    def spec(self) -> Codec:
+        if self.codec not in CODECS:
+            raise UsageError(f"--codec {self.codec!r}: want one of {', '.join(CODECS)}")
+        return CODECS[self.codec]
+
+    def resolved(self) -> EncoderSettings:
+        spec = self.spec
+        return EncoderSettings(self.codec, self.crf, self.speed or spec.speed_default, self.pix_fmt or spec.pix_fmt)
+
+
+def pix_fmt_layout(pix_fmt: str) -> tuple[tuple[int, int], int]:
+    """Chroma subsampling (log2 x, y) and bits of a pixel format the writer can fill."""
+    if pix_fmt in _SEMI_PLANAR:
+        return (1, 1), _SEMI_PLANAR[pix_fmt]
+    match = _PLANAR.fullmatch(pix_fmt)
+    if match is None:
+        raise UsageError(f"--pix-fmt {pix_fmt}: want planar Y'CbCr such as yuv420p or yuv420p10le (or nv12, p010le)")
+    return {"420": (1, 1), "422": (1, 0), "444": (0, 0)}[match[1]], int(match[2] or 8)
+
+
+def check_encoder(settings: EncoderSettings) -> None:
+    """Fail before any work if this FFmpeg build lacks the encoder or it cannot take the pixel format."""
+    spec = settings.spec
+    if spec.encoder not in av.codecs_available:
+        raise UsageError(f"--codec {settings.codec}: this FFmpeg (PyAV {av.__version__}) has no {spec.encoder}")
+    formats = {f.name for f in av.Codec(spec.encoder, "w").video_formats or ()}
+    pix_fmt = settings.resolved().pix_fmt
+    pix_fmt_layout(pix_fmt)
+    if pix_fmt not in formats:
+        raise UsageError(f"--pix-fmt {pix_fmt}: {spec.encoder} takes {', '.join(sorted(formats))}")
+
+
+@dataclass(frozen=True)
+class OutputColour:
+    """Tags written into the stream (FFmpeg's AVCOL_* values); the range is always limited."""
+
+    matrix: str  # bt601, bt709 or bt2020nc: what the planes were made with
+    colorspace: int
+    color_primaries: int
+    color_trc: int
+    color_range: int = 1  # AVCOL_RANGE_MPEG
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    width: int
+    height: int
+    sar: Fraction
+    time_base: Fraction
+    rate: Fraction  # a hint for rate control; frames keep their own pts, so VFR stays VFR
+
+
+class SegmentWriter:
+    """Writes one segment: an MKV with a single video stream, starting with a keyframe."""
+
+    def __init__(self, path: Path, settings: EncoderSettings, video: VideoFormat, colour: OutputColour):
+        settings = settings.resolved()
+        self.spec = settings.spec
+        self.pix_fmt = settings.pix_fmt
+        self.time_base = video.time_base
+        self.container = av.open(str(path), "w", format="matroska")
+        try:
+            stream = self.container.add_stream(self.spec.encoder, rate=video.rate)
+            stream.width, stream.height = video.width, video.height
+            stream.pix_fmt = self.pix_fmt
+            stream.time_base = video.time_base
+            ctx = stream.codec_context
+            ctx.time_base = video.time_base
+            ctx.sample_aspect_ratio = video.sar
+            ctx.colorspace, ctx.color_primaries = colour.colorspace, colour.color_primaries
+            ctx.color_trc, ctx.color_range = colour.color_trc, colour.color_range
+            options = {self.spec.quality_option: f"{settings.crf:g}", "preset": settings.speed}
+            options.update(self.spec.fixed_options)
+            stream.options = options
+            stream.thread_type = "AUTO"
+            stream.codec_context.open()
+        except av.FFmpegError as exc:
+            self.container.close()
+            raise UsageError(f"cannot open the {self.spec.encoder} encoder: {exc}") from None
+        self.stream = stream
+        self.width, self.height = video.width, video.height
+
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, pts: int) -> None:
+        frame = av.VideoFrame(self.width, self.height, self.pix_fmt)
+        fill_frame(frame, y, u, v)
+        frame.pts = pts
+        frame.time_base = self.time_base
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))  # flush the frames the encoder holds back
+        self.container.close()
+
+    def abort(self) -> None:
+        self.container.close()
+
+
+def fill_frame(frame: av.VideoFrame, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """Copy planes into a frame's buffers, whose rows are padded to line_size."""
+    name = frame.format.name
+    bits = _SEMI_PLANAR.get(name)
+    if bits is not None:
+        dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+        # P010 keeps its 10 bits in the high end of each 16-bit word.
+        shift = 16 - bits if bits > 8 else 0
+        uv = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)
+        sources = [y, uv]
+    else:
+        dtype = np.uint8 if pix_fmt_layout(name)[1] == 8 else np.dtype("<u2")
+        shift = 0
+        sources = [y, u, v]
+    for plane, data in zip(frame.planes, sources, strict=True):
+        rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)
+        width = data.shape[1]
+        rows[:, :width] = (data.astype(dtype) << shift) if shift else data

@@ -1,0 +1,162 @@
+"""Mux: the new video with every other stream of the original, copied bit-exact, by ffmpeg.
+
+The command is built with ffmpeg-python and run with the ffmpeg binary of imageio-ffmpeg (no
+system ffmpeg needed). `-copyts` keeps the original timestamps, so audio and subtitle start
+offsets stay as they were (without it ffmpeg shifted the original streams by the AAC priming;
+DESIGN.md section 6). Cover images, which FFmpeg's demuxers show as one-frame video streams,
+are written back as attachments rather than mapped as video.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import ffmpeg
+import imageio_ffmpeg
+
+from remaster.errors import RemasterError
+from remaster.video.probe import MediaInfo, StreamInfo
+
+# What MP4 can carry as-is (FFmpeg's mov muxer, mp4 mode); other audio becomes AAC.
+MP4_AUDIO = {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "flac", "alac"}
+TEXT_SUBTITLES = {"ass", "ssa", "subrip", "srt", "webvtt", "mov_text", "text"}
+MP4_AUDIO_FALLBACK = ("aac", "256k")
+# Per-stream tags that describe the old encode, not the new one (mkvmerge's statistics tags).
+STALE_VIDEO_TAGS = {"duration", "bps", "number_of_frames", "number_of_bytes", "encoder", "handler_name", "vendor_id"}
+COVER_MIMETYPES = {"mjpeg": ("image/jpeg", "cover.jpg"), "png": ("image/png", "cover.png")}
+
+
+@dataclass
+class MuxPlan:
+    maps: list[str] = field(default_factory=list)  # original stream indices, in output order
+    options: dict[str, str] = field(default_factory=dict)  # per-output-stream codec options
+    covers: list[StreamInfo] = field(default_factory=list)  # to re-attach from files
+    notes: list[str] = field(default_factory=list)  # what was dropped or converted, one line each
+
+
+def plan_mux(media: MediaInfo, output_format: str) -> MuxPlan:
+    """Which original streams go into the output, and how; `output_format` is matroska or mp4."""
+    plan = MuxPlan()
+    mp4 = output_format == "mp4"
+    counts = {"a": 0, "s": 0, "t": 0, "v": 1}  # output stream counters by kind; v:0 is the new video
+    for s in media.streams:
+        if s.index == media.video.index:
+            continue
+        if s.kind == "video" and s.attached_pic:
+            if mp4:
+                plan.maps.append(str(s.index))
+                plan.options[f"disposition:v:{counts['v']}"] = "attached_pic"
+                counts["v"] += 1
+            else:
+                plan.covers.append(s)
+        elif s.kind == "video":
+            plan.notes.append(f"dropped {s.describe()}: only the main video stream is remastered")
+        elif s.kind == "audio":
+            plan.maps.append(str(s.index))
+            if mp4 and s.codec not in MP4_AUDIO:
+                codec, bitrate = MP4_AUDIO_FALLBACK
+                plan.options[f"c:a:{counts['a']}"] = codec
+                plan.options[f"b:a:{counts['a']}"] = bitrate
+                plan.notes.append(f"converted {s.describe()} to {codec} {bitrate}: MP4 cannot carry {s.codec}")
+            counts["a"] += 1
+        elif s.kind == "subtitle":
+            if s.codec not in TEXT_SUBTITLES and mp4:
+                plan.notes.append(f"dropped {s.describe()}: MP4 cannot carry {s.codec} subtitles")
+                continue
+            plan.maps.append(str(s.index))
+            if mp4 and s.codec != "mov_text":
+                plan.options[f"c:s:{counts['s']}"] = "mov_text"
+                styled = " (styling lost)" if s.codec in ("ass", "ssa") else ""
+                plan.notes.append(f"converted {s.describe()} to mov_text{styled}: MP4's only text subtitle format")
+            elif not mp4 and s.codec == "mov_text":
+                plan.options[f"c:s:{counts['s']}"] = "srt"
+                plan.notes.append(f"converted {s.describe()} to srt: Matroska cannot carry mov_text")
+            counts["s"] += 1
+        elif s.kind == "attachment":
+            if mp4:
+                plan.notes.append(f"dropped {s.describe()}: MP4 cannot carry attachments")
+                continue
+            plan.maps.append(str(s.index))
+            counts["t"] += 1
+        else:
+            plan.notes.append(f"dropped {s.describe()}: {s.kind} streams are not kept")
+    return plan
+
+
+def _extract_covers(media: MediaInfo, covers: list[StreamInfo], folder: Path) -> list[tuple[Path, str, str]]:
+    """Write each cover image to a file; returns (path, mimetype, filename) for -attach.
+
+    The picture is not in the packets PyAV demuxes (FFmpeg keeps it in AVStream.attached_pic),
+    but the ffmpeg tool hands it out as a one-frame stream, copied as-is.
+    """
+    found = []
+    with av.open(str(media.path)) as container:
+        for info in covers:
+            metadata = container.streams[info.index].metadata
+            mimetype, default_name = COVER_MIMETYPES.get(info.codec, ("application/octet-stream", "cover.bin"))
+            mimetype = metadata.get("mimetype", mimetype)
+            filename = metadata.get("filename", default_name)
+            path = folder / f"cover-{info.index}{Path(filename).suffix}"
+            copy_stream = ["-map", f"0:{info.index}", "-c", "copy", "-f", "data"]
+            _run_ffmpeg(["-i", str(media.path), *copy_stream, str(path)], media)
+            found.append((path, mimetype, filename))
+    return found
+
+
+def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
+    # Global options go before the inputs: ffmpeg 9 rejects them after the output, where
+    # ffmpeg-python's global_args() would put them.
+    command_line = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    result = subprocess.run(command_line + args, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = " | ".join(result.stderr.strip().splitlines()[-3:])
+        raise RemasterError(f"{media.path}: ffmpeg failed while muxing: {tail}")
+
+
+def _video_tags(media: MediaInfo) -> tuple[dict[str, str], str]:
+    with av.open(str(media.path)) as container:
+        stream = container.streams[media.video.index]
+        tags = {k: v for k, v in stream.metadata.items() if k.lower() not in STALE_VIDEO_TAGS}
+        flags = [name for name, flag in av.stream.Disposition.__members__.items() if stream.disposition & flag]
+    return tags, "+".join(flags) or "0"
+
+
+def mux(
+    video_file: Path,
+    media: MediaInfo,
+    output: Path,
+    output_format: str,
+    work: Path,
+    time_range: tuple[float, float] | None = None,
+) -> list[str]:
+    """Write `output` from the new video and the original's other streams; returns the notes."""
+    plan = plan_mux(media, output_format)
+    covers = _extract_covers(media, plan.covers, work)
+    source_options = {}
+    if time_range is not None:  # only part of the video was remastered: cut the other streams to match
+        source_options = {"ss": f"{time_range[0]:.6f}", "to": f"{time_range[1]:.6f}"}
+    new_video = ffmpeg.input(str(video_file))
+    original = ffmpeg.input(str(media.path), **source_options)
+    streams = [new_video["v:0"]] + [original[index] for index in plan.maps]
+    command = ffmpeg.output(
+        *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **plan.options
+    )
+    args = command.get_args()
+    extra: list[str] = []
+    tags, disposition = _video_tags(media)
+    for key, value in tags.items():
+        extra += ["-metadata:s:v:0", f"{key}={value}"]
+    extra += ["-disposition:v:0", disposition]
+    first_attachment = sum(1 for s in media.streams if s.kind == "attachment")
+    for i, (path, mimetype, filename) in enumerate(covers):
+        n = first_attachment + i
+        extra += ["-attach", str(path), f"-metadata:s:t:{n}", f"mimetype={mimetype}"]
+        extra += [f"-metadata:s:t:{n}", f"filename={filename}"]
+    if output_format == "mp4":
+        extra += ["-movflags", "+faststart"]
+    args[-1:-1] = extra
+    _run_ffmpeg(["-copyts", *args], media)
+    return plan.notes

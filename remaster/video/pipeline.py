@@ -1,0 +1,441 @@
+"""The video pipeline: one input file to one remastered file, resumable segment by segment.
+
+    probe -> plan segments -> decode (thread) -> RGB -> upscale (this thread) -> Y'CbCr
+          -> encode segment (thread) -> checkpoint -> concatenate -> mux -> verify -> rename
+
+Decoding, upscaling and encoding overlap through bounded queues, so memory does not grow with
+the length of the video, and the model never waits for the encoder of the previous frame.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from remaster import __version__
+from remaster.engine.device import resolve_device, resolve_precision
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.models.catalog import packaged_models
+from remaster.models.loader import load_model
+from remaster.presets import Preset
+from remaster.video.checkpoint import WorkDir
+from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
+from remaster.video.concat import concatenate
+from remaster.video.decode import DecodeStats, Planes, decode_segment
+from remaster.video.encode import (
+    EncoderSettings,
+    OutputColour,
+    SegmentWriter,
+    VideoFormat,
+    check_encoder,
+    pix_fmt_layout,
+)
+from remaster.video.mux import mux
+from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, probe
+from remaster.video.progress import QuietProgress, Summary
+from remaster.video.segments import Segment, frames_in_range, plan_segments
+
+OUTPUT_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
+# AVCOL_* tag values (libavutil/pixfmt.h): BT.709 = 1; SMPTE 170M (NTSC) = 6; BT.470BG (PAL) = 5.
+BT709_TAGS = (1, 1, 1)
+QUEUE_FRAMES = 8  # frames waiting between stages; enough to keep each busy, small enough for 4K
+
+
+class DamagedInput(UsageError):
+    """The file decodes fewer frames than its packets (or its index) promise."""
+
+
+class Interrupted(RemasterError):
+    exit_code = EXIT_INTERRUPTED
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    preset: Preset
+    model: str  # the preset's model unless --model
+    engine: EngineSettings
+    encoder: EncoderSettings  # resolved: no empty fields
+    batch: int = 1
+    segment_seconds: float = 30
+    workdir: Path | None = None
+    keep_workdir: bool = False
+    overwrite: bool = False
+    start: float | None = None
+    end: float | None = None
+    allow_damaged: bool = False
+
+
+def default_output(source: Path, preset: str) -> Path:
+    return source.with_name(f"{source.stem}.{preset}.mkv")
+
+
+def check_output(source: Path, output: Path, overwrite: bool) -> str:
+    """Refuse outputs that would destroy something; returns the output's container format."""
+    output_format = OUTPUT_FORMATS.get(output.suffix.lower())
+    if output_format is None:
+        raise UsageError(f"{output}: the output must end in {' or '.join(OUTPUT_FORMATS)}")
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise UsageError(f"{output}: is the input; choose another output")
+    if output.is_dir():
+        raise UsageError(f"{output}: is a folder")
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output}: exists; add --overwrite to replace it")
+    return output_format
+
+
+def output_colour(video: VideoInfo, height: int) -> OutputColour:
+    """HD and UHD output is BT.709, converted and tagged; SD output keeps the source's matrix."""
+    if height > SD_MAX_HEIGHT or video.matrix == "bt709":
+        return OutputColour("bt709", *BT709_TAGS)
+    tags = video.tagged
+    if video.matrix == "bt2020nc":
+        return OutputColour("bt2020nc", 9, tags["color_primaries"] or 9, tags["color_trc"] or 14)
+    pal = 5 if video.height == 576 else 6
+    return OutputColour("bt601", tags["colorspace"] or pal, tags["color_primaries"] or pal, tags["color_trc"] or 6)
+
+
+def _even(value: int, shift: int) -> int:
+    """Encoders refuse 4:2:0/4:2:2 pictures of odd size: drop the last row or column."""
+    return value - value % (1 << shift)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    width: int
+    height: int
+    spec: ColourSpec  # of the output planes
+    source_matrix: str
+
+
+class Remasterer:
+    """Runs the pipeline for any number of inputs with one model, loaded on first use."""
+
+    def __init__(self, settings: VideoSettings, progress: QuietProgress | None = None):
+        self.settings = settings
+        self.progress = progress or QuietProgress()
+        self._upscaler: Upscaler | None = None
+        check_encoder(settings.encoder)
+
+    def upscaler(self) -> Upscaler:
+        if self._upscaler is None:
+            self._upscaler = Upscaler(load_model(self.settings.model), self.settings.engine)
+        return self._upscaler
+
+    def _scale(self) -> int:
+        packaged = packaged_models().get(self.settings.model)
+        return packaged.scale if packaged else self.upscaler().descriptor.scale
+
+    def output_settings(self, media: MediaInfo, geometry: _Geometry, colour: OutputColour) -> dict:
+        """What decides the output's pixels and bytes: a change to any of it invalidates checkpoints."""
+        engine = self.settings.engine
+        precision = resolve_precision(engine.precision, resolve_device(engine.device))
+        return {
+            "remaster": __version__,
+            "model": self.settings.model,
+            "precision": str(precision).removeprefix("torch."),
+            "encoder": asdict(self.settings.encoder),
+            "size": [geometry.width, geometry.height],
+            "colour": asdict(colour),
+            "time_base": str(media.video.time_base),
+        }
+
+    def run(self, source: Path, output: Path) -> Summary:
+        t0 = time.monotonic()
+        s = self.settings
+        output_format = check_output(source, output, s.overwrite)
+        media = probe(source)
+        video = media.video
+        _check_index(media, s.allow_damaged)
+        frames = frames_in_range(video, s.start, s.end)
+        segments = plan_segments(video, s.segment_seconds, frames)
+        scale = self._scale()
+        shift, bits = pix_fmt_layout(s.encoder.pix_fmt)
+        width, height = _even(video.width * scale, shift[0]), _even(video.height * scale, shift[1])
+        colour = output_colour(video, height)
+        geometry = _Geometry(width, height, ColourSpec(colour.matrix, False, bits, shift), video.matrix)
+
+        root = s.workdir or output.with_name(f".{output.name}.remaster")
+        work = WorkDir(root, fingerprint(source), self.output_settings(media, geometry, colour)).open()
+        try:
+            if work.invalidated:
+                self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
+            done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
+            todo = [seg for seg in segments if seg.index not in done]
+            self.progress.start(str(source), str(output), len(frames), len(segments), sorted(done))
+            self.progress.reused(sum(segments[i].frame_count for i in done))
+            reused = sorted(done)
+            computed = self._run_segments(media, todo, geometry, colour, work, done)
+            summary = self._assemble(media, segments, done, output, output_format, work)
+            elapsed = time.monotonic() - t0
+            summary.computed_frames, summary.seconds = computed, elapsed
+            summary.fps = computed / elapsed if elapsed else 0.0
+            summary.reused_segments, summary.computed_segments = reused, [seg.index for seg in todo]
+        except BaseException:
+            self.progress.stop()
+            work.close()
+            raise
+        work.close()
+        if not s.keep_workdir:
+            shutil.rmtree(root, ignore_errors=True)
+        self.progress.finished(summary)
+        return summary
+
+    def _run_segments(
+        self,
+        media: MediaInfo,
+        todo: list[Segment],
+        geometry: _Geometry,
+        colour: OutputColour,
+        work: WorkDir,
+        done: dict[int, Path],
+    ) -> int:
+        """Decode, upscale and encode the segments not done yet; returns the frames computed."""
+        if not todo:
+            return 0
+        upscaler = self.upscaler()
+        video = media.video
+        stop = threading.Event()
+        failures: list[BaseException] = []
+        decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+        upscaled: queue.Queue = queue.Queue(max(2, QUEUE_FRAMES // max(1, self.settings.batch)))
+        fmt = VideoFormat(geometry.width, geometry.height, video.sar, video.time_base, video.rate)
+
+        def decoder() -> None:
+            for seg in todo:
+                stats = DecodeStats()
+                _put(decoded, ("start", seg, None), stop)
+                for planes in decode_segment(media.path, video, seg, stats):
+                    if not _put(decoded, ("frame", seg, planes), stop):
+                        return
+                _put(decoded, ("end", seg, stats), stop)
+            _put(decoded, None, stop)
+
+        def encoder() -> None:
+            writer = partial = None
+            count = 0
+            try:
+                while (item := _get(upscaled, stop)) is not None:
+                    kind, seg, payload = item
+                    if kind == "start":
+                        partial, count = work.partial_path(seg), 0
+                        writer = SegmentWriter(partial, self.settings.encoder, fmt, colour)
+                        self.progress.segment_started(seg.index, seg.frame_count)
+                    elif kind == "frames":
+                        for y, u, v, pts in payload:
+                            writer.write(y, u, v, pts)
+                        count += len(payload)
+                        self.progress.frames_done(len(payload))
+                    else:
+                        writer.close()
+                        writer = None
+                        _check_segment_file(partial, count)
+                        done[seg.index] = work.commit(seg, partial)
+                        self.progress.segment_done(seg.index, count)
+            finally:
+                if writer is not None:
+                    writer.abort()
+                if partial is not None:
+                    partial.unlink(missing_ok=True)
+
+        threads = [_Worker(decoder, failures, stop), _Worker(encoder, failures, stop)]
+        for thread in threads:
+            thread.start()
+        computed = 0
+        try:
+            batch: list[Planes] = []
+            while (item := _get(decoded, stop, failures)) is not None:
+                kind, seg, payload = item
+                if kind == "frame":
+                    batch.append(payload)
+                    if len(batch) < self.settings.batch:
+                        continue
+                if batch:
+                    out = self._upscale(upscaler, batch, geometry)
+                    computed += len(batch)
+                    _put(upscaled, ("frames", seg, out), stop, failures)
+                    batch = []
+                if kind == "end":
+                    _check_decoded(media, seg, payload, self.settings.allow_damaged)
+                if kind != "frame":
+                    _put(upscaled, (kind, seg, payload), stop, failures)
+            _put(upscaled, None, stop, failures)
+            for thread in threads:
+                thread.join()
+            if failures:
+                raise failures[0]
+        except KeyboardInterrupt:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            finished = len(done)
+            raise Interrupted(
+                f"interrupted; {finished} segments are finished and kept in {work.root}: "
+                "run the same command again to resume"
+            ) from None
+        except BaseException:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            raise
+        return computed
+
+    @torch.inference_mode()
+    def _upscale(self, upscaler: Upscaler, batch: list[Planes], geometry: _Geometry) -> list:
+        first = batch[0]
+        device = upscaler.device
+        spec = ColourSpec(geometry.source_matrix, first.full_range, first.bits, first.chroma_shift)
+        y, u, v = (_stack([getattr(p, name) for p in batch], device) for name in ("y", "u", "v"))
+        rgb = upscaler.upscale_rgb(planes_to_rgb(y, u, v, spec)).clamp_(0, 1)
+        rgb = rgb[..., : geometry.height, : geometry.width]
+        planes = [plane.cpu().numpy() for plane in rgb_to_planes(rgb, geometry.spec)]
+        return [(planes[0][i], planes[1][i], planes[2][i], p.pts) for i, p in enumerate(batch)]
+
+    def _assemble(
+        self,
+        media: MediaInfo,
+        segments: list[Segment],
+        done: dict[int, Path],
+        output: Path,
+        output_format: str,
+        work: WorkDir,
+    ) -> Summary:
+        video_file = work.root / "video.mkv"
+        frames = concatenate([done[seg.index] for seg in segments], video_file)
+        # The finished file is written in the work folder (beside the output, on the same
+        # filesystem) and renamed into place only once verified: the output path never
+        # holds a partial file.
+        same_fs = os.stat(work.root).st_dev == os.stat(output.parent.resolve()).st_dev
+        staging = work.root if same_fs else output.parent
+        tmp = staging / f".{output.stem}.partial{output.suffix}"
+        time_range = None
+        if self.settings.start is not None or self.settings.end is not None:
+            v = media.video
+            first, last = segments[0].first_pts, segments[-1].last_pts
+            time_range = (v.seconds(first), v.seconds(last) + float(1 / v.rate))
+        try:
+            notes = mux(video_file, media, tmp, output_format, work.root, time_range)
+            for note in notes:
+                self.progress.note(note)
+            streams = _verify_output(tmp, frames, segments, media)
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return Summary(
+            input=str(media.path),
+            output=str(output),
+            frames=frames,
+            computed_frames=0,
+            reused_segments=[],
+            computed_segments=[],
+            seconds=0.0,
+            fps=0.0,
+            size=output.stat().st_size,
+            streams=streams,
+            notes=notes,
+        )
+
+
+class _Worker(threading.Thread):
+    """A pipeline thread: its exception is kept for the main thread, and stops the others."""
+
+    def __init__(self, target: Callable[[], None], failures: list[BaseException], stop: threading.Event):
+        super().__init__(daemon=True)
+        self._target_fn, self._failures, self._stop_event = target, failures, stop
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self._failures.append(exc)
+            self._stop_event.set()
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event, failures: list | None = None) -> bool:
+    """Put, waiting for room, unless the pipeline is stopping; False if it is."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    if failures:
+        raise failures[0]
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event, failures: list | None = None) -> object:
+    """Get, waiting for an item, unless the pipeline is stopping (then None, or the failure)."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    if failures:
+        raise failures[0]
+    return None
+
+
+def _stack(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    batch = np.stack(planes)
+    if batch.dtype != np.uint8:  # torch has few uint16 kernels; 10- to 16-bit codes fit int32
+        batch = batch.astype(np.int32)
+    return torch.from_numpy(batch).to(device, non_blocking=True)
+
+
+def _check_index(media: MediaInfo, allow_damaged: bool) -> None:
+    """A file cut short still opens; its index (frame count or duration) gives it away."""
+    video = media.video
+    frame_time = float(1 / video.rate)
+    problems = []
+    if video.declared_frames and video.declared_frames > video.frame_count:
+        problems.append(f"its index lists {video.declared_frames} frames but only {video.frame_count} are present")
+    if video.declared_end is not None and video.declared_end > media.end_of_packets + max(1.0, 2 * frame_time):
+        problems.append(
+            f"it should run to {video.declared_end:.3f} s but its packets end at {media.end_of_packets:.3f} s"
+        )
+    if problems and not allow_damaged:
+        raise DamagedInput(f"{media.path}: damaged or truncated: {'; '.join(problems)} (--allow-damaged to go on)")
+
+
+def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_damaged: bool) -> None:
+    if stats.frames < seg.frame_count and not allow_damaged:
+        at = media.video.seconds(seg.first_pts - media.video.pts[0])
+        raise DamagedInput(
+            f"{media.path}: damaged: the segment at {at:.3f} s decoded {stats.frames} of its "
+            f"{seg.frame_count} frames ({stats.errors} packets rejected by the decoder; --allow-damaged to go on)"
+        )
+
+
+def _check_segment_file(path: Path, frames: int) -> None:
+    """Read back what the encoder wrote: every frame must be there before it becomes a checkpoint."""
+    with av.open(str(path)) as container:
+        count = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    if count != frames:
+        raise RemasterError(f"{path}: the encoder wrote {count} of {frames} frames")
+
+
+def _verify_output(path: Path, frames: int, segments: list[Segment], media: MediaInfo) -> list[str]:
+    """Probe the finished file before it takes the output's name: frame count, duration, streams."""
+    result = probe(path)
+    video = result.video
+    if video.frame_count != frames:
+        raise RemasterError(f"{path}: the finished file has {video.frame_count} frames, expected {frames}")
+    source = media.video
+    want = (source.seconds(segments[0].first_pts), source.seconds(segments[-1].last_pts))
+    got = (video.seconds(video.pts[0]), video.seconds(video.pts[-1]))
+    if max(abs(a - b) for a, b in zip(want, got, strict=True)) > 0.002:
+        raise RemasterError(
+            f"{path}: the video runs {got[0]:.3f}-{got[1]:.3f} s, expected {want[0]:.3f}-{want[1]:.3f} s"
+        )
+    return [s.describe() for s in result.streams]

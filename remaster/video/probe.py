@@ -1,0 +1,217 @@
+"""Probe: what is in a media file, read with PyAV, and the video's frames from a packet scan.
+
+Frame counts and timestamps come from reading every video packet, never from duration x frame
+rate: that guess is what makes other tools drift on VFR files and on MPEG-PS/TS start offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from remaster.errors import UsageError
+
+# FFmpeg's AVColorSpace values (libavutil/pixfmt.h) for the matrices we convert exactly.
+_MATRIX_BY_AVCOL_SPC = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020nc"}
+_AVCOL_RANGE_JPEG = 2  # libavutil/pixfmt.h: AVCOL_RANGE_JPEG, full range
+# Untagged video: BT.601 for SD, BT.709 for HD, as players (mpv, VLC) and ITU-R BT.1700/BT.709 assume.
+SD_MAX_HEIGHT = 576
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    index: int
+    kind: str  # video, audio, subtitle, attachment, data
+    codec: str
+    language: str | None
+    title: str | None
+    attached_pic: bool  # a cover image that FFmpeg's demuxers show as a one-frame video stream
+
+    def describe(self) -> str:
+        words = [f"#{self.index}", self.kind, self.codec]
+        words += [f"[{self.language}]"] if self.language else []
+        words += [f'"{self.title}"'] if self.title else []
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    index: int
+    codec: str
+    width: int
+    height: int
+    sar: Fraction  # sample (pixel) aspect ratio; 1 when the file does not say
+    pix_fmt: str  # of the decoded frames
+    bits: int
+    matrix: str  # bt601, bt709 or bt2020nc: the tag, or the SD/HD default when untagged
+    full_range: bool
+    tagged: dict[str, int]  # colour tags as stored (AVCOL_* values), 0 = absent
+    time_base: Fraction
+    rate: Fraction  # the stream's guessed rate: only a hint for encoders' rate control
+    pts: tuple[int, ...]  # every frame's pts, sorted (presentation order)
+    keyframe_pts: tuple[int, ...]
+    declared_frames: int  # what the container's index says (0 = it does not say)
+    declared_end: float | None  # where the container says the video ends, in seconds (None = unknown)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.pts)
+
+    def seconds(self, pts: int) -> float:
+        return float(pts * self.time_base)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    size: int
+    format_name: str
+    start_time: float  # seconds, the container's start
+    end_of_packets: float  # seconds, where the last audio, video or subtitle packet ends
+    video: VideoInfo
+    streams: tuple[StreamInfo, ...]
+
+
+def fingerprint(path: Path) -> str:
+    """Cheap identity of a file for checkpoints: size, mtime and a hash of its two ends."""
+    stat = path.stat()
+    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, stat.st_size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return digest.hexdigest()
+
+
+def open_media(path: Path) -> av.container.InputContainer:
+    """Open a file for reading, or raise a one-line UsageError naming it and the problem."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise UsageError(f"{path}: not a readable media file ({_reason(exc)})") from None
+
+
+def _reason(exc: av.FFmpegError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def main_video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    for stream in container.streams.video:
+        if not stream.disposition & _ATTACHED_PIC:
+            return stream
+    kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+    raise UsageError(f"{path}: no video stream (has {', '.join(kinds)})")
+
+
+_ATTACHED_PIC = av.stream.Disposition.attached_pic
+
+
+def _stream_info(stream: av.stream.Stream) -> StreamInfo:
+    codec = stream.codec_context.name if stream.codec_context else "unknown"
+    return StreamInfo(
+        index=stream.index,
+        kind=stream.type,
+        codec=codec,
+        language=stream.metadata.get("language") or stream.metadata.get("LANGUAGE"),
+        title=stream.metadata.get("title") or stream.metadata.get("TITLE"),
+        attached_pic=bool(stream.disposition & _ATTACHED_PIC),
+    )
+
+
+@dataclass
+class _Scan:
+    pts: list[int]
+    keyframes: list[int]
+    end: float  # seconds: where the last packet of any stream ends
+
+
+def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
+    """Read every packet once: the video's timestamps and keyframes, and where the file's data ends."""
+    scan = _Scan([], [], 0.0)
+    try:
+        for packet in container.demux():
+            if packet.size == 0:  # the flush packets demux() ends with
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            stream = packet.stream
+            timed = stream.type in ("audio", "video", "subtitle") and not stream.disposition & _ATTACHED_PIC
+            if stamp is not None and timed:
+                scan.end = max(scan.end, float((stamp + (packet.duration or 0)) * packet.time_base))
+            if stream.index != video.index:
+                continue
+            if stamp is None:
+                raise UsageError(f"{path}: video packets without timestamps are not supported")
+            scan.pts.append(stamp)
+            if packet.is_keyframe:
+                scan.keyframes.append(stamp)
+    except av.FFmpegError as exc:
+        # A damaged tail stops the scan; what was read counts, and the index check reports it.
+        if not scan.pts:
+            raise UsageError(f"{path}: cannot read video packets ({_reason(exc)})") from None
+    return scan
+
+
+def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
+    stream.thread_type = "AUTO"
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise UsageError(f"{path}: cannot decode the video ({_reason(exc)})") from None
+    raise UsageError(f"{path}: no video frame decodes")
+
+
+def probe(path: Path) -> MediaInfo:
+    """Everything the pipeline plans with; raises UsageError for anything that is not a usable video."""
+    with open_media(path) as container:
+        stream = main_video_stream(container, path)
+        streams = tuple(_stream_info(s) for s in container.streams)
+        scan = _scan_packets(container, stream, path)
+        if not scan.pts:
+            raise UsageError(f"{path}: the video stream has no frames")
+    # A fresh open rather than a seek back: seeking is not exact in every container.
+    with open_media(path) as container:
+        stream = main_video_stream(container, path)
+        frame = _first_frame(container, stream, path)
+        ctx = stream.codec_context
+        pix_fmt = frame.format.name
+        untagged = "bt601" if frame.height <= SD_MAX_HEIGHT else "bt709"
+        sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+        start_time = (container.start_time or 0) / av.time_base
+        declared_end = None
+        if container.duration:
+            declared_end = start_time + container.duration / av.time_base
+        info = VideoInfo(
+            index=stream.index,
+            codec=ctx.name,
+            width=frame.width,
+            height=frame.height,
+            sar=Fraction(sar) if sar else Fraction(1),
+            pix_fmt=pix_fmt,
+            bits=max(c.bits for c in frame.format.components),
+            matrix=_MATRIX_BY_AVCOL_SPC.get(frame.colorspace, untagged),
+            full_range=frame.color_range == _AVCOL_RANGE_JPEG or pix_fmt.startswith("yuvj"),
+            tagged={
+                "colorspace": frame.colorspace or 0,
+                "color_primaries": frame.color_primaries or 0,
+                "color_trc": frame.color_trc or 0,
+                "color_range": frame.color_range or 0,
+            },
+            time_base=Fraction(stream.time_base),
+            rate=Fraction(stream.guessed_rate or stream.average_rate or 25),
+            pts=tuple(sorted(scan.pts)),
+            keyframe_pts=tuple(sorted(scan.keyframes)),
+            declared_frames=stream.frames or 0,
+            declared_end=declared_end,
+        )
+    return MediaInfo(path, path.stat().st_size, container.format.name, start_time, scan.end, info, streams)

@@ -1,0 +1,137 @@
+"""`remaster INPUT... --preset NAME`: command-line options -> settings -> the pipeline, per input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from remaster.errors import EXIT_USAGE, RemasterError, UsageError
+from remaster.presets import Preset, get_preset
+
+if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
+    from remaster.video.pipeline import VideoSettings
+
+_CLOCK = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)")
+
+
+def parse_time(value: str) -> float:
+    """Seconds (`90.5`) or a clock (`1:30.5`, `0:01:30.5`), as ffmpeg and mpv accept."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    match = _CLOCK.fullmatch(value)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"want seconds or [H:]MM:SS[.ms], got {value!r}")
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def add_video_options(parser: argparse.ArgumentParser) -> None:
+    """Everything after the engine options; None means: take it from the preset."""
+    parser.add_argument("-o", "--output", type=Path, help="a .mkv/.mp4 file for one input, else a folder")
+    parser.add_argument("--batch", type=int, default=1, help="frames per model call (GPU: 2-8 helps)")
+    parser.add_argument("--codec", help="x265 (default), x264, svtav1, nvenc-hevc, nvenc-h264, nvenc-av1")
+    parser.add_argument("--crf", type=float, help="constant quality (lower is better; preset default 16)")
+    parser.add_argument("--speed", help="the encoder's own preset: medium, slow... (SVT-AV1: 0-13, NVENC: p1-p7)")
+    parser.add_argument("--pix-fmt", help="output pixel format (default yuv420p10le)")
+    parser.add_argument("--segment-seconds", type=float, help="checkpoint every N seconds of video (default 30)")
+    parser.add_argument("--workdir", type=Path, help="where segments go (default: a hidden folder beside the output)")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the segments after success")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output that exists")
+    parser.add_argument("--start", type=parse_time, help="remaster from this time (seconds or H:MM:SS)")
+    parser.add_argument("--end", type=parse_time, help="... up to this time")
+    parser.add_argument("--allow-damaged", action="store_true", help="go on when frames are missing or corrupt")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="print errors only")
+    shown.add_argument("--json-progress", action="store_true", help="print one JSON object per line on stdout")
+
+
+def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
+    from remaster.engine.upscaler import EngineSettings
+    from remaster.video.encode import EncoderSettings
+    from remaster.video.pipeline import VideoSettings
+
+    defaults = preset.encoder
+    encoder = EncoderSettings(
+        codec=args.codec or defaults.codec,
+        crf=args.crf if args.crf is not None else defaults.crf,
+        speed=args.speed or (defaults.speed if (args.codec or defaults.codec) == defaults.codec else ""),
+        pix_fmt=args.pix_fmt or (defaults.pix_fmt if (args.codec or defaults.codec) == defaults.codec else ""),
+    ).resolved()
+    if args.batch < 1:
+        raise UsageError(f"--batch {args.batch}: want 1 or more")
+    return VideoSettings(
+        preset=preset,
+        model=args.model or preset.model,
+        engine=EngineSettings(args.device, args.precision, args.tile, args.compile),
+        encoder=encoder,
+        batch=args.batch,
+        segment_seconds=args.segment_seconds or defaults.segment_seconds,
+        workdir=args.workdir,
+        keep_workdir=args.keep_workdir,
+        overwrite=args.overwrite,
+        start=args.start,
+        end=args.end,
+        allow_damaged=args.allow_damaged,
+    )
+
+
+def plan_video_outputs(inputs: list[Path], output: Path | None, preset: str) -> list[tuple[Path, Path]]:
+    from remaster.video.pipeline import default_output
+
+    if len(inputs) == 1 and (output is None or not output.is_dir()):
+        return [(inputs[0], output or default_output(inputs[0], preset))]
+    if output is None:
+        return [(src, default_output(src, preset)) for src in inputs]
+    if output.suffix.lower() in (".mkv", ".mp4") and not output.is_dir():
+        raise UsageError(f"{output}: several inputs need an output folder, not a file")
+    names = [src.stem for src in inputs]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{output}: two inputs have the same name; remaster them into different folders")
+    return [(src, output / f"{src.stem}.mkv") for src in inputs]
+
+
+def run_video_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from remaster.video.pipeline import Interrupted, Remasterer, check_output
+    from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
+
+    preset = get_preset(args.preset)
+    settings = video_settings(args, preset)
+    if args.json_progress:
+        progress: QuietProgress = JsonProgress()
+    elif args.quiet:
+        progress = QuietProgress()
+    else:
+        progress = RichProgress()
+    pairs = plan_video_outputs(args.inputs, args.output, preset.name)
+    if len(pairs) > 1 and args.workdir is not None:
+        raise UsageError("--workdir names one work folder: give one input at a time with it")
+    for src, dst in pairs:  # refuse before any work, not after the first episode
+        check_output(src, dst, settings.overwrite)
+    if args.output is not None and len(pairs) > 1:
+        args.output.mkdir(parents=True, exist_ok=True)
+    remasterer = Remasterer(settings, progress)
+    failed = 0
+    for src, dst in pairs:
+        try:
+            remasterer.run(src, dst)
+        except Interrupted:
+            raise
+        except RemasterError as exc:
+            if len(pairs) == 1:
+                raise
+            failed += 1
+            print(f"remaster: error: {exc}", file=sys.stderr)
+            if args.json_progress:
+                print(json.dumps({"event": "error", "input": str(src), "message": str(exc)}), flush=True)
+    if failed:
+        Console(stderr=True).print(f"{len(pairs) - failed} done, {failed} failed", highlight=False)
+        return EXIT_USAGE
+    return 0
