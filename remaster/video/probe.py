@@ -117,13 +117,18 @@ _ATTACHED_PIC = av.stream.Disposition.attached_pic
 
 
 def _stream_info(stream: av.stream.Stream) -> StreamInfo:
-    codec = stream.codec_context.name if stream.codec_context else "unknown"
+    metadata = stream.metadata
+    if stream.type == "attachment":  # fonts and the like: no codec, a file name and a MIME type
+        codec, title = metadata.get("mimetype", "unknown"), metadata.get("filename")
+    else:
+        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        title = metadata.get("title") or metadata.get("TITLE") or metadata.get("name")
     return StreamInfo(
         index=stream.index,
         kind=stream.type,
         codec=codec,
-        language=stream.metadata.get("language") or stream.metadata.get("LANGUAGE"),
-        title=stream.metadata.get("title") or stream.metadata.get("TITLE"),
+        language=metadata.get("language") or metadata.get("LANGUAGE"),
+        title=title,
         attached_pic=bool(stream.disposition & _ATTACHED_PIC),
     )
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
@@ -122,7 +123,8 @@ class RichProgress(QuietProgress):
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
         super().start(input, output, frames_total, segments, reused)
         self.console.print(
-            f"[bold]{input}[/] -> {output}: {frames_total} frames in {segments} segments", highlight=False
+            f"[bold]{escape(input)}[/] -> {escape(output)}: {frames_total} frames in {segments} segments",
+            highlight=False,
         )
         if reused:
             self.console.print(f"resuming: {len(reused)} finished segments reused", highlight=False)
@@ -153,18 +155,18 @@ class RichProgress(QuietProgress):
         self._bars.update(self._segment_task, advance=count)
 
     def note(self, message: str) -> None:
-        self.console.print(f"[yellow]note:[/] {message}", highlight=False)
+        self.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
     def finished(self, summary: Summary) -> None:
         self._bars.stop()
         self.console.print(
-            f"[green]done[/] {summary.output}: {summary.frames} frames, {summary.computed_frames} computed "
+            f"[green]done[/] {escape(summary.output)}: {summary.frames} frames, {summary.computed_frames} computed "
             f"in {summary.seconds:.1f} s ({summary.fps:.2f} fps), reused {len(summary.reused_segments)} segments, "
             f"{summary.size / 1e6:.1f} MB",
             highlight=False,
         )
         for line in summary.streams:
-            self.console.print(f"  kept {line}", highlight=False)
+            self.console.print(f"  kept {line}", highlight=False, markup=False)
 
     def stop(self) -> None:
         if hasattr(self, "_bars"):

@@ -1,0 +1,92 @@
+"""Helpers for the video tests: reading files back independently of the pipeline's own code.
+
+The exact decoder here is written from ITU-R BT.601/BT.709 directly in numpy, so that the
+pipeline's colour conversion is checked against something other than itself (and not against
+swscale's default path, which is 1-2 levels off; DESIGN.md section 6).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114)}  # AVCOL_SPC -> (Kr, Kb)
+
+
+def video_packets(path: Path) -> list[av.Packet]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [p for p in container.demux(stream) if p.size]
+
+
+def frame_times(path: Path) -> list[float]:
+    """Every frame's time in seconds, from a packet scan, in presentation order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        return sorted(float(p.pts * tb) for p in container.demux(stream) if p.size)
+
+
+def stream_payloads(path: Path) -> dict[int, list[tuple[float | None, bytes]]]:
+    """For each non-video stream: (time, bytes) of every packet, in file order."""
+    found: dict[int, list] = {}
+    with av.open(str(path)) as container:
+        kinds = {s.index: s.type for s in container.streams}
+        for packet in container.demux():
+            if packet.size and kinds[packet.stream.index] in ("audio", "subtitle"):
+                t = None if packet.pts is None else round(float(packet.pts * packet.time_base), 6)
+                found.setdefault(packet.stream.index, []).append((t, bytes(packet)))
+    return found
+
+
+def exact_rgb_frames(path: Path) -> list[np.ndarray]:
+    """Decode to float R'G'B' (0-255 scale) with the stream's own matrix, range and depth;
+    chroma is repeated (nearest), which is exact for the flat areas the tests measure."""
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            name = frame.format.name
+            bits = 10 if "10" in name else 8
+            dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+            planes = []
+            for plane in frame.planes:
+                rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)[:, : plane.width]
+                planes.append(rows.astype(np.float64))
+            y, u, v = planes
+            h, w = y.shape
+            u = np.repeat(np.repeat(u, 2, axis=0), 2, axis=1)[:h, :w]
+            v = np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)[:h, :w]
+            k = 2 ** (bits - 8)
+            luma, cb, cr = (y - 16 * k) / (219 * k), (u - 128 * k) / (224 * k), (v - 128 * k) / (224 * k)
+            kr, kb = KR_KB.get(frame.colorspace, KR_KB[1] if h > 576 else KR_KB[6])
+            kg = 1 - kr - kb
+            r = luma + 2 * (1 - kr) * cr
+            b = luma + 2 * (1 - kb) * cb
+            g = (luma - kr * r - kb * b) / kg
+            frames.append(np.clip(np.stack([r, g, b], axis=-1), 0, 1) * 255)
+    return frames
+
+
+def area_downscale(picture: np.ndarray, factor: int) -> np.ndarray:
+    h, w = picture.shape[0] // factor, picture.shape[1] // factor
+    return picture[: h * factor, : w * factor].reshape(h, factor, w, factor, -1).mean(axis=(1, 3))
+
+
+def flat_mask(picture: np.ndarray, radius: int = 2, tolerance: float = 1.0) -> np.ndarray:
+    """Pixels whose neighbourhood is one flat colour: where a colour shift shows, away from edges."""
+    h, w, _ = picture.shape
+    padded = np.pad(picture, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    lo = np.full(picture.shape, np.inf)
+    hi = np.full(picture.shape, -np.inf)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            window = padded[dy : dy + h, dx : dx + w]
+            lo, hi = np.minimum(lo, window), np.maximum(hi, window)
+    return ((hi - lo) <= tolerance).all(axis=-1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
