@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from remaster import __version__
-from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError
+from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError, UsageError
 from remaster.video_command import add_video_options
 
 
@@ -153,7 +153,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     args.folder.mkdir(parents=True, exist_ok=True)
     width, height = args.size
-    episode = make_episode(args.folder / "episode.mkv", EpisodeSpec(width=width, height=height, seconds=args.seconds))
+    try:
+        spec = EpisodeSpec(width=width, height=height, seconds=args.seconds)
+    except ValueError as exc:
+        raise UsageError(f"demo: {exc}") from None
+    episode = make_episode(args.folder / "episode.mkv", spec)
     print(f"made {episode}: {width}x{height}, {args.seconds:g} s, two audio tracks, ASS and SRT subtitles, chapters")
     output = args.folder / f"episode.{args.preset}.mkv"
     argv = [str(episode), "-o", str(output), "--preset", args.preset, "--overwrite"]

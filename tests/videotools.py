@@ -56,8 +56,9 @@ def exact_rgb_frames(path: Path) -> list[np.ndarray]:
                 planes.append(rows.astype(np.float64))
             y, u, v = planes
             h, w = y.shape
-            u = np.repeat(np.repeat(u, 2, axis=0), 2, axis=1)[:h, :w]
-            v = np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)[:h, :w]
+            sy, sx = h // u.shape[0], w // u.shape[1]
+            u = np.repeat(np.repeat(u, sy, axis=0), sx, axis=1)[:h, :w]
+            v = np.repeat(np.repeat(v, sy, axis=0), sx, axis=1)[:h, :w]
             k = 2 ** (bits - 8)
             luma, cb, cr = (y - 16 * k) / (219 * k), (u - 128 * k) / (224 * k), (v - 128 * k) / (224 * k)
             kr, kb = KR_KB.get(frame.colorspace, KR_KB[1] if h > 576 else KR_KB[6])

@@ -26,7 +26,7 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class SegmentRecord:
-    key: str
+    key: str  # Segment.key: the first pts and frame count the plan asked for
     file: str
     frames: int
     first_pts: int
@@ -137,9 +137,7 @@ class WorkDir:
             return None
         path = self.root / record.file
         intact = (
-            record.frames == segment.frame_count
-            and (record.first_pts, record.last_pts) == (segment.first_pts, segment.last_pts)
-            and path.is_file()
+            path.is_file()
             and path.stat().st_size == record.size
             and sha256_file(path) == record.sha256
         )
@@ -149,8 +147,12 @@ class WorkDir:
             return None
         return path
 
-    def commit(self, segment: Segment, partial: Path) -> Path:
-        """Make a fully written segment file a checkpoint: durable, renamed, then recorded."""
+    def commit(self, segment: Segment, partial: Path, written_pts: list[int]) -> Path:
+        """Make a fully written segment file a checkpoint: durable, renamed, then recorded.
+
+        `written_pts` are the frames in the file: all of the segment's, unless the source was
+        damaged and --allow-damaged let the run go on without the missing ones.
+        """
         with partial.open("rb") as f:
             os.fsync(f.fileno())
         final = self.segment_path(segment)
@@ -159,9 +161,9 @@ class WorkDir:
         self.records[segment.key] = SegmentRecord(
             key=segment.key,
             file=final.name,
-            frames=segment.frame_count,
-            first_pts=segment.first_pts,
-            last_pts=segment.last_pts,
+            frames=len(written_pts),
+            first_pts=min(written_pts),
+            last_pts=max(written_pts),
             size=final.stat().st_size,
             sha256=sha256_file(final),
         )

@@ -124,6 +124,20 @@ def _video_tags(media: MediaInfo) -> tuple[dict[str, str], str]:
     return tags, "+".join(flags) or "0"
 
 
+def _cut(media: MediaInfo, indices: list[str], time_range: tuple[float, float], work: Path):
+    """Copy the given streams of the original, from time_range[0] to time_range[1] on its clock."""
+    path = work / "cut.mkv"
+    maps = [arg for i in indices for arg in ("-map", f"0:{i}")]
+    # Matroska cannot hold mov_text; the main mux converts it again as the output needs.
+    subtitle_codec = ["-c:s", "srt"] if any(media.streams[int(i)].codec == "mov_text" for i in indices) else []
+    # Output -ss drops the packets before the cut but restarts the clock at zero even with
+    # -copyts (ffmpeg 9); -output_ts_offset puts it back on the original's clock.
+    start = f"{time_range[0]:.6f}"
+    window = ["-ss", start, "-to", f"{time_range[1]:.6f}", "-output_ts_offset", start]
+    _run_ffmpeg(["-copyts", "-i", str(media.path), *maps, "-c", "copy", *subtitle_codec, *window, str(path)], media)
+    return ffmpeg.input(str(path))
+
+
 def mux(
     video_file: Path,
     media: MediaInfo,
@@ -135,12 +149,18 @@ def mux(
     """Write `output` from the new video and the original's other streams; returns the notes."""
     plan = plan_mux(media, output_format)
     covers = _extract_covers(media, plan.covers, work)
-    source_options = {}
-    if time_range is not None:  # only part of the video was remastered: cut the other streams to match
-        source_options = {"ss": f"{time_range[0]:.6f}", "to": f"{time_range[1]:.6f}"}
     new_video = ffmpeg.input(str(video_file))
-    original = ffmpeg.input(str(media.path), **source_options)
-    streams = [new_video["v:0"]] + [original[index] for index in plan.maps]
+    original = ffmpeg.input(str(media.path))
+    sources = {index: original[index] for index in plan.maps}
+    if time_range is not None:
+        # Only part of the video was remastered: cut the timed streams to match first. ffmpeg
+        # does not drop copied packets before an input -ss, and an output -ss would drop the new
+        # video's B-frames (their dts come before the cut), so the cut is a pass of its own.
+        timed = [i for i in plan.maps if media.streams[int(i)].kind in ("audio", "subtitle")]
+        if timed:
+            cut = _cut(media, timed, time_range, work)
+            sources.update({index: cut[str(n)] for n, index in enumerate(timed)})
+    streams = [new_video["v:0"]] + [sources[index] for index in plan.maps]
     command = ffmpeg.output(
         *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **plan.options
     )

@@ -223,25 +223,25 @@ class Remasterer:
 
         def encoder() -> None:
             writer = partial = None
-            count = 0
+            written: list[int] = []
             try:
                 while (item := _get(upscaled, stop)) is not None:
                     kind, seg, payload = item
                     if kind == "start":
-                        partial, count = work.partial_path(seg), 0
+                        partial, written = work.partial_path(seg), []
                         writer = SegmentWriter(partial, self.settings.encoder, fmt, colour)
                         self.progress.segment_started(seg.index, seg.frame_count)
                     elif kind == "frames":
                         for y, u, v, pts in payload:
                             writer.write(y, u, v, pts)
-                        count += len(payload)
+                        written.extend(pts for *_, pts in payload)
                         self.progress.frames_done(len(payload))
                     else:
                         writer.close()
                         writer = None
-                        _check_segment_file(partial, count)
-                        done[seg.index] = work.commit(seg, partial)
-                        self.progress.segment_done(seg.index, count)
+                        _check_segment_file(partial, len(written))
+                        done[seg.index] = work.commit(seg, partial, written)
+                        self.progress.segment_done(seg.index, len(written))
             finally:
                 if writer is not None:
                     writer.abort()
@@ -327,7 +327,7 @@ class Remasterer:
             notes = mux(video_file, media, tmp, output_format, work.root, time_range)
             for note in notes:
                 self.progress.note(note)
-            streams = _verify_output(tmp, frames, segments, media)
+            streams = _verify_output(tmp, video_file)
             os.replace(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
@@ -393,14 +393,21 @@ def _stack(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return torch.from_numpy(batch).to(device, non_blocking=True)
 
 
+# Containers whose stored duration is written by the muxer from the real timestamps; in others
+# (MPEG-TS/PS, AVI) FFmpeg estimates it from the bitrate, which says nothing about damage.
+EXACT_DURATION_FORMATS = ("matroska", "mov")
+DURATION_TOLERANCE = 0.25  # seconds: subtitle and audio tails end within this of the last packet
+
+
 def _check_index(media: MediaInfo, allow_damaged: bool) -> None:
     """A file cut short still opens; its index (frame count or duration) gives it away."""
     video = media.video
-    frame_time = float(1 / video.rate)
     problems = []
     if video.declared_frames and video.declared_frames > video.frame_count:
         problems.append(f"its index lists {video.declared_frames} frames but only {video.frame_count} are present")
-    if video.declared_end is not None and video.declared_end > media.end_of_packets + max(1.0, 2 * frame_time):
+    exact = media.format_name.startswith(EXACT_DURATION_FORMATS)
+    slack = DURATION_TOLERANCE + float(1 / video.rate)
+    if exact and video.declared_end is not None and video.declared_end > media.end_of_packets + slack:
         problems.append(
             f"it should run to {video.declared_end:.3f} s but its packets end at {media.end_of_packets:.3f} s"
         )
@@ -413,7 +420,7 @@ def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_dam
         at = media.video.seconds(seg.first_pts - media.video.pts[0])
         raise DamagedInput(
             f"{media.path}: damaged: the segment at {at:.3f} s decoded {stats.frames} of its "
-            f"{seg.frame_count} frames ({stats.errors} packets rejected by the decoder; --allow-damaged to go on)"
+            f"{seg.frame_count} frames ({stats.errors} packet(s) rejected by the decoder; --allow-damaged to go on)"
         )
 
 
@@ -425,17 +432,17 @@ def _check_segment_file(path: Path, frames: int) -> None:
         raise RemasterError(f"{path}: the encoder wrote {count} of {frames} frames")
 
 
-def _verify_output(path: Path, frames: int, segments: list[Segment], media: MediaInfo) -> list[str]:
-    """Probe the finished file before it takes the output's name: frame count, duration, streams."""
-    result = probe(path)
-    video = result.video
-    if video.frame_count != frames:
-        raise RemasterError(f"{path}: the finished file has {video.frame_count} frames, expected {frames}")
-    source = media.video
-    want = (source.seconds(segments[0].first_pts), source.seconds(segments[-1].last_pts))
-    got = (video.seconds(video.pts[0]), video.seconds(video.pts[-1]))
-    if max(abs(a - b) for a, b in zip(want, got, strict=True)) > 0.002:
+def _verify_output(path: Path, video_file: Path) -> list[str]:
+    """Probe the finished file before it takes the output's name: it must hold every frame of the
+    new video, at the same times, and the streams it was given."""
+    result, video = probe(path), probe(video_file).video
+    got = result.video
+    if got.frame_count != video.frame_count:
+        raise RemasterError(f"{path}: the finished file has {got.frame_count} frames, expected {video.frame_count}")
+    want = (video.seconds(video.pts[0]), video.seconds(video.pts[-1]))
+    span = (got.seconds(got.pts[0]), got.seconds(got.pts[-1]))
+    if max(abs(a - b) for a, b in zip(want, span, strict=True)) > 0.001:
         raise RemasterError(
-            f"{path}: the video runs {got[0]:.3f}-{got[1]:.3f} s, expected {want[0]:.3f}-{want[1]:.3f} s"
+            f"{path}: the video runs {span[0]:.3f}-{span[1]:.3f} s, expected {want[0]:.3f}-{want[1]:.3f} s"
         )
     return [s.describe() for s in result.streams]

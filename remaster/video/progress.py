@@ -118,7 +118,7 @@ class RichProgress(QuietProgress):
     """An overall bar and a current-segment bar, with frames, fps and ETA; a summary at the end."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
 
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
         super().start(input, output, frames_total, segments, reused)
