@@ -1,0 +1,152 @@
+"""The pipeline's planning logic, without media: segments, DTS rebuilding, stream plans, colour tags."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from remaster.errors import UsageError
+from remaster.presets import _read
+from remaster.video.checkpoint import WorkDir
+from remaster.video.concat import reorder_depth
+from remaster.video.mux import plan_mux
+from remaster.video.pipeline import output_colour
+from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo
+from remaster.video.segments import Segment, frames_in_range, plan_segments
+from remaster.video_command import parse_time
+
+
+def _video(pts, keyframes, height=480, matrix="bt601", tagged=None) -> VideoInfo:
+    return VideoInfo(
+        index=0, codec="h264", width=720, height=height, sar=Fraction(1), pix_fmt="yuv420p", bits=8,
+        matrix=matrix, full_range=False,
+        tagged=tagged or {"colorspace": 0, "color_primaries": 0, "color_trc": 0, "color_range": 0},
+        time_base=Fraction(1, 1000), rate=Fraction(24), pts=tuple(pts), keyframe_pts=tuple(keyframes),
+        declared_frames=0, declared_end=None,
+    )  # fmt: skip
+
+
+def test_segments_start_at_keyframes_and_cover_every_frame_once():
+    pts = list(range(0, 10_000, 40))  # 10 s at 25 fps
+    video = _video(pts, keyframes=pts[::12])  # a keyframe every 0.48 s
+    segments = plan_segments(video, 2.0, video.pts)
+    assert [p for s in segments for p in s.pts] == pts
+    assert all(s.first_pts in video.keyframe_pts for s in segments)
+    assert all(s.last_pts - s.first_pts >= 2000 - 40 for s in segments[:-1])
+    assert len(segments) == 5
+
+
+def test_a_time_range_may_start_between_keyframes():
+    pts = list(range(0, 4000, 40))
+    video = _video(pts, keyframes=[0, 2000])
+    frames = frames_in_range(video, 0.5, 1.0)
+    assert frames == tuple(range(520, 1000, 40))
+    assert plan_segments(video, 30, frames) == [Segment(0, frames)]
+    with pytest.raises(UsageError, match="no video frames"):
+        frames_in_range(video, 5.0, 6.0)
+
+
+@pytest.mark.parametrize(
+    ("decode_order", "depth"),
+    [
+        ([0, 40, 80, 120], 0),  # no B-frames
+        ([0, 120, 40, 80, 240, 160, 200], 1),  # I P B B P B B
+        ([0, 160, 80, 40, 120], 2),  # b-pyramid: I P B(ref) b b
+    ],
+)
+def test_reorder_depth_makes_dts_never_later_than_pts(decode_order, depth):
+    assert reorder_depth(decode_order) == depth
+    ordered = sorted(decode_order)
+
+    def dts_ok(d: int) -> bool:
+        return all(ordered[k - d] <= pts for k, pts in enumerate(decode_order) if k >= d)
+
+    assert dts_ok(depth) and (depth == 0 or not dts_ok(depth - 1))  # enough, and no more than needed
+
+
+def test_parse_time():
+    assert parse_time("90.5") == 90.5
+    assert parse_time("1:30.5") == 90.5
+    assert parse_time("0:01:30") == 90
+
+
+def _media(streams: list[StreamInfo]) -> MediaInfo:
+    video = _video([0], [0])
+    return MediaInfo(Path("in.mkv"), 1, "matroska,webm", 0.0, 1.0, video, tuple(streams))
+
+
+STREAMS = [
+    StreamInfo(0, "video", "h264", "jpn", None, False),
+    StreamInfo(1, "audio", "flac", "jpn", None, False),
+    StreamInfo(2, "audio", "vorbis", "eng", None, False),
+    StreamInfo(3, "subtitle", "ass", "eng", "Signs", False),
+    StreamInfo(4, "subtitle", "hdmv_pgs_subtitle", "eng", None, False),
+    StreamInfo(5, "attachment", "font/ttf", None, "font.ttf", False),
+    StreamInfo(6, "video", "mjpeg", None, None, True),
+]
+
+
+def test_mkv_output_keeps_everything_and_reattaches_the_cover():
+    plan = plan_mux(_media(STREAMS), "matroska")
+    assert plan.maps == ["1", "2", "3", "4", "5"]
+    assert plan.options == {} and plan.notes == []
+    assert [c.index for c in plan.covers] == [6]
+
+
+def test_mp4_output_names_what_it_drops_or_converts():
+    plan = plan_mux(_media(STREAMS), "mp4")
+    assert plan.maps == ["1", "2", "3", "6"]
+    assert plan.options == {"c:a:1": "aac", "b:a:1": "256k", "c:s:0": "mov_text", "disposition:v:1": "attached_pic"}
+    notes = "\n".join(plan.notes)
+    assert "converted #2 audio vorbis [eng] to aac 256k" in notes
+    assert 'converted #3 subtitle ass [eng] "Signs" to mov_text (styling lost)' in notes
+    assert "dropped #4 subtitle hdmv_pgs_subtitle" in notes
+    assert 'dropped #5 attachment font/ttf "font.ttf"' in notes
+
+
+def test_hd_output_is_bt709_and_sd_keeps_its_matrix():
+    sd = _video([0], [0], height=480)
+    assert output_colour(sd, 960).matrix == "bt709"
+    assert (output_colour(sd, 960).colorspace, output_colour(sd, 960).color_primaries) == (1, 1)
+    kept = output_colour(sd, 480)
+    assert (kept.matrix, kept.colorspace, kept.color_primaries) == ("bt601", 6, 6)  # untagged NTSC: SMPTE 170M
+    pal = output_colour(_video([0], [0], height=576), 576)
+    assert (pal.colorspace, pal.color_primaries) == (5, 5)
+
+
+def test_checkpoints_are_dropped_when_the_input_or_settings_change(tmp_path):
+    segment = Segment(0, (0, 40, 80))
+    work = WorkDir(tmp_path, "input-a", {"crf": 16}).open()
+    partial = work.partial_path(segment)
+    partial.write_bytes(b"segment data")
+    work.commit(segment, partial, list(segment.pts))
+    work.close()
+    again = WorkDir(tmp_path, "input-a", {"crf": 16}).open()
+    assert again.finished(segment) is not None and again.invalidated is None
+    again.close()
+    changed = WorkDir(tmp_path, "input-a", {"crf": 18}).open()
+    assert changed.invalidated == "settings changed (crf)" and changed.finished(segment) is None
+    changed.close()
+    assert not list(tmp_path.glob("segment-*"))
+
+
+def test_one_run_per_work_directory(tmp_path):
+    first = WorkDir(tmp_path, "x", {}).open()
+    with pytest.raises(UsageError, match="another remaster run"):
+        WorkDir(tmp_path, "x", {}).open()
+    first.close()
+
+
+def test_preset_encoder_table_is_checked(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[model]\nname = "2x-conservative"\n[encoder]\ncrf = "high"\n')
+    with pytest.raises(UsageError, match="crf = 'high': want a number"):
+        _read(path)
+    path.write_text('[model]\nname = "2x-conservative"\n[encoder]\nbitrate = 5\n')
+    with pytest.raises(UsageError, match="unknown \\[encoder\\] keys bitrate"):
+        _read(path)
+    path.write_text('[model]\nname = "2x-conservative"\n[encoder]\ncrf = 20\n')
+    preset = _read(path)
+    assert preset.encoder.crf == 20 and preset.encoder.codec == "x265"
