@@ -5,12 +5,16 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+import torch
 
 from remaster.errors import UsageError
 from remaster.presets import _read
 from remaster.video.checkpoint import WorkDir
 from remaster.video.concat import reorder_depth
+from remaster.video.encode import EncoderSettings, check_encoder, fill_frame, pix_fmt_layout
 from remaster.video.mux import plan_mux
 from remaster.video.pipeline import output_colour
 from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo
@@ -150,3 +154,32 @@ def test_preset_encoder_table_is_checked(tmp_path):
     path.write_text('[model]\nname = "2x-conservative"\n[encoder]\ncrf = 20\n')
     preset = _read(path)
     assert preset.encoder.crf == 20 and preset.encoder.codec == "x265"
+
+
+@pytest.mark.parametrize("pix_fmt", ["p010le", "nv12", "yuv420p10le", "yuv422p"])
+def test_writer_fills_planar_and_nvenc_layouts(pix_fmt):
+    """NVENC's semi-planar formats are filled by the same code the CPU tests run; swscale unpacks
+    them again for the check (a pure rearrangement, no colour maths)."""
+    shift, bits = pix_fmt_layout(pix_fmt)
+    rng = np.random.default_rng(0)
+    h, w = 6, 10
+    y = rng.integers(0, 2**bits, (h, w))
+    u, v = (rng.integers(0, 2**bits, (h >> shift[1], w >> shift[0])) for _ in range(2))
+    frame = av.VideoFrame(w, h, pix_fmt)
+    fill_frame(frame, y, u, v)
+    planar = {"p010le": "yuv420p10le", "nv12": "yuv420p"}.get(pix_fmt, pix_fmt)
+    back = frame.reformat(format=planar)
+    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    for plane, want in zip(back.planes, (y, u, v), strict=True):
+        got = np.frombuffer(plane, dtype=dtype)[: plane.height * plane.line_size // np.dtype(dtype).itemsize].reshape(
+            plane.height, -1
+        )[:, : plane.width]
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="NVENC may open on a machine with a GPU")
+def test_nvenc_without_a_gpu_is_refused_before_any_work():
+    with pytest.raises(UsageError, match="hevc_nvenc does not open here"):
+        check_encoder(EncoderSettings(codec="nvenc-hevc"))
+    with pytest.raises(UsageError, match="--codec 'vp8'"):
+        check_encoder(EncoderSettings(codec="vp8"))

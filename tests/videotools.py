@@ -52,7 +52,9 @@ def exact_rgb_frames(path: Path) -> list[np.ndarray]:
             dtype = np.uint8 if bits == 8 else np.dtype("<u2")
             planes = []
             for plane in frame.planes:
-                rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)[:, : plane.width]
+                rows = np.frombuffer(plane, dtype=dtype)[
+                    : plane.height * plane.line_size // np.dtype(dtype).itemsize
+                ].reshape(plane.height, -1)[:, : plane.width]
                 planes.append(rows.astype(np.float64))
             y, u, v = planes
             h, w = y.shape

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from remaster.video.frames import plane_view
 from remaster.video.probe import VideoInfo, open_media
 from remaster.video.segments import Segment
 
@@ -54,7 +55,7 @@ def frame_to_planes(frame: av.VideoFrame, full_range: bool) -> Planes:
     planes = []
     for plane in frame.planes:
         # Rows are padded to line_size bytes; view the padded buffer, then crop to the picture.
-        rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)
+        rows = plane_view(plane, dtype)
         planes.append(rows[:, : plane.width].copy())
     y, u, v = planes[:3]
     return Planes(frame.pts, y, u, v, bits, shift, full_range or frame.format.name.startswith("yuvj"))

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from remaster.errors import UsageError
+from remaster.video.frames import plane_view
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,15 @@ def check_encoder(settings: EncoderSettings) -> None:
     pix_fmt_layout(pix_fmt)
     if pix_fmt not in formats:
         raise UsageError(f"--pix-fmt {pix_fmt}: {spec.encoder} takes {', '.join(sorted(formats))}")
+    if spec.encoder.endswith("_nvenc"):
+        # Built into every PyAV wheel, but it opens only with an NVIDIA GPU and driver: find out now,
+        # not after the first segment has gone through the model.
+        ctx = av.CodecContext.create(spec.encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, pix_fmt, Fraction(1, 25)
+        try:
+            ctx.open()
+        except av.FFmpegError as exc:
+            raise UsageError(f"--codec {settings.codec}: {spec.encoder} does not open here ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,6 @@ def fill_frame(frame: av.VideoFrame, y: np.ndarray, u: np.ndarray, v: np.ndarray
         shift = 0
         sources = [y, u, v]
     for plane, data in zip(frame.planes, sources, strict=True):
-        rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)
+        rows = plane_view(plane, dtype)
         width = data.shape[1]
         rows[:, :width] = (data.astype(dtype) << shift) if shift else data
