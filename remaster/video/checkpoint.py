@@ -64,10 +64,11 @@ def _fsync_dir(folder: Path) -> None:
 class WorkDir:
     """One output's work directory; holds a lock so that two runs never share it."""
 
-    def __init__(self, root: Path, fingerprint: str, settings: dict[str, Any]):
+    def __init__(self, root: Path, fingerprint: str, settings: dict[str, Any], effective: dict[str, Any] | None = None):
         self.root = root
         self.fingerprint = fingerprint
-        self.settings = settings  # only what changes the output: see pipeline.output_settings
+        self.settings = settings  # what changes the output (see Remasterer.output_settings): compared
+        self.effective = effective or {}  # everything else the run used (tile, device...): for the record
         self.records: dict[str, SegmentRecord] = {}
         self.invalidated: str | None = None  # why earlier work was thrown away, for the user
         self._lock_fd: int | None = None
@@ -119,6 +120,7 @@ class WorkDir:
             "version": MANIFEST_VERSION,
             "input": {"fingerprint": self.fingerprint},
             "settings": self.settings,
+            "effective": self.effective,
             "segments": [asdict(r) for r in sorted(self.records.values(), key=lambda r: r.first_pts)],
         }
         _write_atomically(self.root / MANIFEST_NAME, json.dumps(data, indent=1))
@@ -136,11 +138,7 @@ class WorkDir:
         if record is None:
             return None
         path = self.root / record.file
-        intact = (
-            path.is_file()
-            and path.stat().st_size == record.size
-            and sha256_file(path) == record.sha256
-        )
+        intact = path.is_file() and path.stat().st_size == record.size and sha256_file(path) == record.sha256
         if not intact:
             del self.records[segment.key]
             path.unlink(missing_ok=True)

@@ -166,7 +166,16 @@ class Remasterer:
         geometry = _Geometry(width, height, ColourSpec(colour.matrix, False, bits, shift), video.matrix)
 
         root = s.workdir or output.with_name(f".{output.name}.remaster")
-        work = WorkDir(root, fingerprint(source), self.output_settings(media, geometry, colour)).open()
+        effective = {
+            "preset": s.preset.name,
+            "engine": asdict(s.engine),
+            "batch": s.batch,
+            "segment_seconds": s.segment_seconds,
+            "start": s.start,
+            "end": s.end,
+            "allow_damaged": s.allow_damaged,
+        }
+        work = WorkDir(root, fingerprint(source), self.output_settings(media, geometry, colour), effective).open()
         try:
             if work.invalidated:
                 self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
@@ -184,6 +193,8 @@ class Remasterer:
         except BaseException:
             self.progress.stop()
             work.close()
+            if not work.records and s.workdir is None:  # nothing worth resuming: leave no trace
+                shutil.rmtree(root, ignore_errors=True)
             raise
         work.close()
         if not s.keep_workdir:
