@@ -200,3 +200,15 @@ def test_sd_source_is_converted_to_bt709_for_hd_output(tmp_path):
     flat = flat_mask(src[0])
     shift = np.abs((area_downscale(dst[0], 3)[flat] - src[0][flat]).mean(axis=0))
     assert (shift <= 1.0).all(), shift
+
+
+@pytest.mark.parametrize(("codec", "name", "pix_fmt"), [("x264", "h264", "yuv420p"), ("svtav1", "av1", "yuv420p10le")])
+def test_other_encoders(codec, name, pix_fmt, tmp_path):
+    source = make_episode(tmp_path / "e.mkv", EpisodeSpec(**{**SMALL, "seconds": 0.6}, audio=()))
+    out = tmp_path / "o.mkv"
+    assert main([str(source), "-o", str(out), "--codec", codec, "--segment-seconds", "0.25", "--quiet"]) == 0
+    with av.open(str(out)) as f:
+        decoder = f.streams.video[0].codec_context.name  # libdav1d decodes AV1: compare codec ids
+        assert av.codec.Codec(decoder, "r").id == av.codec.Codec(name, "r").id
+        assert next(f.decode(video=0)).format.name == pix_fmt
+    assert frame_times(out) == frame_times(source)

@@ -42,7 +42,9 @@ def concatenate(segment_files: list[Path], output: Path) -> int:
 
     with av.open(str(segment_files[0])) as first, av.open(str(output), "w", format="matroska") as out:
         template = first.streams.video[0]
-        stream = out.add_stream_from_template(template)
+        # opaque: copy the codec parameters as they are, without looking up a codec by the
+        # decoder's name (libdav1d for AV1 has no encoder of that name).
+        stream = out.add_stream_from_template(template, opaque=True)
         time_base = template.time_base
         k = 0
         for path in segment_files:
