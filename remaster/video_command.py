@@ -46,6 +46,12 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=parse_time, help="remaster from this time (seconds or H:MM:SS)")
     parser.add_argument("--end", type=parse_time, help="... up to this time")
     parser.add_argument("--allow-damaged", action="store_true", help="go on when frames are missing or corrupt")
+    parser.add_argument(
+        "--reuse", default="auto", help="held drawings reuse the last result: auto (default), exact or off"
+    )
+    parser.add_argument(
+        "--square-pixels", action="store_true", help="resample anamorphic video (e.g. DVD 720x480) to square pixels"
+    )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--quiet", action="store_true", help="print errors only")
     shown.add_argument("--json-progress", action="store_true", help="print one JSON object per line on stdout")
@@ -55,6 +61,7 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
     from remaster.engine.upscaler import EngineSettings
     from remaster.video.encode import EncoderSettings
     from remaster.video.pipeline import VideoSettings
+    from remaster.video.reuse import check_reuse_mode
 
     defaults = preset.encoder
     encoder = EncoderSettings(
@@ -78,6 +85,8 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
         start=args.start,
         end=args.end,
         allow_damaged=args.allow_damaged,
+        reuse=check_reuse_mode(args.reuse),
+        square_pixels=args.square_pixels,
     )
 
 

@@ -16,11 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from remaster import __version__
 from remaster.engine.device import resolve_device, resolve_precision
@@ -44,6 +46,7 @@ from remaster.video.encode import (
 from remaster.video.mux import mux
 from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, probe
 from remaster.video.progress import QuietProgress, Summary
+from remaster.video.reuse import same_drawing
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 
 OUTPUT_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
@@ -74,6 +77,8 @@ class VideoSettings:
     start: float | None = None
     end: float | None = None
     allow_damaged: bool = False
+    reuse: str = "auto"  # held frames: auto, exact or off (video/reuse.py)
+    square_pixels: bool = False  # resample anamorphic video to square pixels
 
 
 def default_output(source: Path, preset: str) -> Path:
@@ -116,6 +121,8 @@ class _Geometry:
     height: int
     spec: ColourSpec  # of the output planes
     source_matrix: str
+    sar: Fraction  # of the output: the source's, or 1 with --square-pixels
+    resample: bool  # --square-pixels: resize the model's output to (width, height)
 
 
 class Remasterer:
@@ -136,6 +143,22 @@ class Remasterer:
         packaged = packaged_models().get(self.settings.model)
         return packaged.scale if packaged else self.upscaler().descriptor.scale
 
+    def _geometry(self, video: VideoInfo) -> _Geometry:
+        scale = self._scale()
+        shift, bits = pix_fmt_layout(self.settings.encoder.pix_fmt)
+        width, height, sar = video.width * scale, video.height * scale, video.sar
+        if self.settings.square_pixels and sar != 1:
+            # Shrink the longer side of the pixel rather than stretch the other: no invented detail.
+            if sar < 1:
+                width = round(width * sar)
+            else:
+                height = round(height / sar)
+            sar = Fraction(1)
+        width, height = _even(width, shift[0]), _even(height, shift[1])
+        resample = (width, height) != (video.width * scale, video.height * scale) and sar == 1 and video.sar != 1
+        colour = output_colour(video, height)
+        return _Geometry(width, height, ColourSpec(colour.matrix, False, bits, shift), video.matrix, sar, resample)
+
     def output_settings(self, media: MediaInfo, geometry: _Geometry, colour: OutputColour) -> dict:
         """What decides the output's pixels and bytes: a change to any of it invalidates checkpoints."""
         engine = self.settings.engine
@@ -146,6 +169,8 @@ class Remasterer:
             "precision": str(precision).removeprefix("torch."),
             "encoder": asdict(self.settings.encoder),
             "size": [geometry.width, geometry.height],
+            "sar": str(geometry.sar),
+            "reuse": self.settings.reuse,
             "colour": asdict(colour),
             "time_base": str(media.video.time_base),
         }
@@ -159,11 +184,8 @@ class Remasterer:
         _check_index(media, s.allow_damaged)
         frames = frames_in_range(video, s.start, s.end)
         segments = plan_segments(video, s.segment_seconds, frames)
-        scale = self._scale()
-        shift, bits = pix_fmt_layout(s.encoder.pix_fmt)
-        width, height = _even(video.width * scale, shift[0]), _even(video.height * scale, shift[1])
-        colour = output_colour(video, height)
-        geometry = _Geometry(width, height, ColourSpec(colour.matrix, False, bits, shift), video.matrix)
+        geometry = self._geometry(video)
+        colour = output_colour(video, geometry.height)
 
         root = s.workdir or output.with_name(f".{output.name}.remaster")
         effective = {
@@ -184,11 +206,11 @@ class Remasterer:
             self.progress.start(str(source), str(output), len(frames), len(segments), sorted(done))
             self.progress.reused(sum(segments[i].frame_count for i in done))
             reused = sorted(done)
-            computed = self._run_segments(media, todo, geometry, colour, work, done)
+            computed, held = self._run_segments(media, todo, geometry, colour, work, done)
             summary = self._assemble(media, segments, done, output, output_format, work)
             elapsed = time.monotonic() - t0
-            summary.computed_frames, summary.seconds = computed, elapsed
-            summary.fps = computed / elapsed if elapsed else 0.0
+            summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
+            summary.fps = (computed + held) / elapsed if elapsed else 0.0
             summary.reused_segments, summary.computed_segments = reused, [seg.index for seg in todo]
         except BaseException:
             self.progress.stop()
@@ -210,17 +232,18 @@ class Remasterer:
         colour: OutputColour,
         work: WorkDir,
         done: dict[int, Path],
-    ) -> int:
-        """Decode, upscale and encode the segments not done yet; returns the frames computed."""
+    ) -> tuple[int, int]:
+        """Decode, upscale and encode the segments not done yet; returns the frames the model
+        ran on, and those that reused a held drawing's result."""
         if not todo:
-            return 0
+            return 0, 0
         upscaler = self.upscaler()
         video = media.video
         stop = threading.Event()
         failures: list[BaseException] = []
         decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
         upscaled: queue.Queue = queue.Queue(max(2, QUEUE_FRAMES // max(1, self.settings.batch)))
-        fmt = VideoFormat(geometry.width, geometry.height, video.sar, video.time_base, video.rate)
+        fmt = VideoFormat(geometry.width, geometry.height, geometry.sar, video.time_base, video.rate)
 
         def decoder() -> None:
             for seg in todo:
@@ -262,23 +285,44 @@ class Remasterer:
         threads = [_Worker(decoder, failures, stop), _Worker(encoder, failures, stop)]
         for thread in threads:
             thread.start()
-        computed = 0
+        counts = {"computed": 0, "reused": 0}
         try:
-            batch: list[Planes] = []
+            # Frames waiting for the model, each marked whether it reuses the last computed
+            # frame's result (a held drawing). Reuse never crosses a segment boundary, so that
+            # a resumed run gives the same frames as an uninterrupted one.
+            pending: list[tuple[Planes, bool]] = []
+            reference: Planes | None = None
+            last: tuple | None = None
+
+            def flush(seg: Segment) -> None:
+                nonlocal last
+                computed = [planes for planes, reused in pending if not reused]
+                results = iter(self._upscale(upscaler, computed, geometry) if computed else ())
+                out = []
+                for planes, reused in pending:
+                    if not reused:
+                        last = next(results)
+                    out.append((*last[:3], planes.pts))
+                counts["computed"] += len(computed)
+                counts["reused"] += len(pending) - len(computed)
+                pending.clear()
+                _put(upscaled, ("frames", seg, out), stop, failures)
+
             while (item := _get(decoded, stop, failures)) is not None:
                 kind, seg, payload = item
                 if kind == "frame":
-                    batch.append(payload)
-                    if len(batch) < self.settings.batch:
+                    reused = reference is not None and same_drawing(reference, payload, self.settings.reuse)
+                    if not reused:
+                        reference = payload
+                    pending.append((payload, reused))
+                    if sum(not r for _, r in pending) < self.settings.batch:
                         continue
-                if batch:
-                    out = self._upscale(upscaler, batch, geometry)
-                    computed += len(batch)
-                    _put(upscaled, ("frames", seg, out), stop, failures)
-                    batch = []
+                if pending:
+                    flush(seg)
                 if kind == "end":
                     _check_decoded(media, seg, payload, self.settings.allow_damaged)
                 if kind != "frame":
+                    reference = last = None
                     _put(upscaled, (kind, seg, payload), stop, failures)
             _put(upscaled, None, stop, failures)
             for thread in threads:
@@ -299,7 +343,7 @@ class Remasterer:
             for thread in threads:
                 thread.join()
             raise
-        return computed
+        return counts["computed"], counts["reused"]
 
     @torch.inference_mode()
     def _upscale(self, upscaler: Upscaler, batch: list[Planes], geometry: _Geometry) -> list:
@@ -308,7 +352,12 @@ class Remasterer:
         spec = ColourSpec(geometry.source_matrix, first.full_range, first.bits, first.chroma_shift)
         y, u, v = (_stack([getattr(p, name) for p in batch], device) for name in ("y", "u", "v"))
         rgb = upscaler.upscale_rgb(planes_to_rgb(y, u, v, spec)).clamp_(0, 1)
-        rgb = rgb[..., : geometry.height, : geometry.width]
+        if geometry.resample:
+            # Antialiased bicubic: the one resize is a reduction of the model's output.
+            size = (geometry.height, geometry.width)
+            rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+        else:
+            rgb = rgb[..., : geometry.height, : geometry.width]  # an odd size loses its last row/column
         planes = [plane.cpu().numpy() for plane in rgb_to_planes(rgb, geometry.spec)]
         return [(planes[0][i], planes[1][i], planes[2][i], p.pts) for i, p in enumerate(batch)]
 

@@ -22,14 +22,15 @@ class Summary:
     input: str
     output: str
     frames: int
-    computed_frames: int
+    computed_frames: int  # frames the model ran on in this run
     reused_segments: list[int]
     computed_segments: list[int]
     seconds: float
-    fps: float  # frames computed per second of this run
+    fps: float  # frames done (computed or reused) per second of this run
     size: int
     streams: list[str] = field(default_factory=list)  # what the output holds, one line per stream
     notes: list[str] = field(default_factory=list)  # streams dropped or converted
+    reused_frames: int = 0  # held drawings that reused the previous result instead of the model
 
 
 class QuietProgress:
@@ -160,8 +161,9 @@ class RichProgress(QuietProgress):
     def finished(self, summary: Summary) -> None:
         self._bars.stop()
         self.console.print(
-            f"[green]done[/] {escape(summary.output)}: {summary.frames} frames, {summary.computed_frames} computed "
-            f"in {summary.seconds:.1f} s ({summary.fps:.2f} fps), reused {len(summary.reused_segments)} segments, "
+            f"[green]done[/] {escape(summary.output)}: {summary.frames} frames in {summary.seconds:.1f} s "
+            f"({summary.fps:.2f} fps); model run on {summary.computed_frames}, held drawings reused for "
+            f"{summary.reused_frames}; {len(summary.reused_segments)} finished segments reused; "
             f"{summary.size / 1e6:.1f} MB",
             highlight=False,
         )

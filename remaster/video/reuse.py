@@ -1,0 +1,59 @@
+"""Held frames: anime is drawn on twos and threes, so most frames repeat the previous drawing.
+
+A frame that shows the same drawing as the last frame the model ran on reuses that frame's
+upscaled result instead of running the model again. `exact` reuses only identical decoded
+frames; `auto` (the default) also absorbs the codec noise that makes held frames differ
+slightly once encoded, but never real motion. The thresholds, and why they are safe, are in
+docs/video.md ("Held frames").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from remaster.errors import UsageError
+from remaster.video.decode import Planes
+
+REUSE_MODES = ("auto", "exact", "off")
+# auto: 8x8 blocks, differences in 8-bit levels (10-bit and deeper sources are scaled down).
+BLOCK = 8
+# The mean absolute difference of the worst 8x8 block. Codec noise between held frames spreads
+# thinly (measured: worst block 0.6-1.6 levels at x264 CRF 18-23); a one-pixel move of any
+# outline puts 8 pixels of an edge of tens of levels into some block (>= 5 levels).
+MAX_BLOCK_DIFFERENCE = 2.5
+# The whole picture's mean absolute difference: a slow fade or a light change moves every
+# block a little, which the block test alone would let through.
+MAX_MEAN_DIFFERENCE = 0.6
+
+
+def check_reuse_mode(mode: str) -> str:
+    if mode not in REUSE_MODES:
+        raise UsageError(f"--reuse {mode!r}: want one of {', '.join(REUSE_MODES)}")
+    return mode
+
+
+def _planes_differ(a: np.ndarray, b: np.ndarray, scale: float) -> bool:
+    diff = np.abs(a.astype(np.int32) - b.astype(np.int32)).astype(np.float32) * scale
+    if float(diff.mean()) > MAX_MEAN_DIFFERENCE:
+        return True
+    h, w = diff.shape
+    bh, bw = -(-h // BLOCK), -(-w // BLOCK)
+    padded = np.zeros((bh * BLOCK, bw * BLOCK), np.float32)
+    padded[:h, :w] = diff
+    counts = np.zeros_like(padded)
+    counts[:h, :w] = 1
+    # Partial edge blocks are averaged over their real pixels only.
+    sums = padded.reshape(bh, BLOCK, bw, BLOCK).sum(axis=(1, 3))
+    sizes = counts.reshape(bh, BLOCK, bw, BLOCK).sum(axis=(1, 3))
+    return float((sums / sizes).max()) > MAX_BLOCK_DIFFERENCE
+
+
+def same_drawing(a: Planes, b: Planes, mode: str) -> bool:
+    """Whether frame `b` may reuse the upscaled result of frame `a`."""
+    if mode == "off" or a.y.shape != b.y.shape or a.bits != b.bits:
+        return False
+    planes = ((a.y, b.y), (a.u, b.u), (a.v, b.v))
+    if mode == "exact":
+        return all(np.array_equal(p, q) for p, q in planes)
+    scale = 1.0 / (1 << (a.bits - 8))
+    return not any(_planes_differ(p, q, scale) for p, q in planes)
