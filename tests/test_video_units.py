@@ -27,7 +27,7 @@ def _video(pts, keyframes, height=480, matrix="bt601", tagged=None) -> VideoInfo
         index=0, codec="h264", width=720, height=height, sar=Fraction(1), pix_fmt="yuv420p", bits=8,
         matrix=matrix, full_range=False,
         tagged=tagged or {"colorspace": 0, "color_primaries": 0, "color_trc": 0, "color_range": 0},
-        time_base=Fraction(1, 1000), rate=Fraction(24), pts=tuple(pts), keyframe_pts=tuple(keyframes),
+        time_base=Fraction(1, 1000), rate=Fraction(24), pts=tuple(pts), keyframe_pts=tuple(keyframes), has_pts=True,
         declared_frames=0, declared_end=None,
     )  # fmt: skip
 

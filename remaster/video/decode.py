@@ -67,26 +67,52 @@ class DecodeStats:
     errors: int = 0  # packets the decoder rejected: a damaged file
 
 
+def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeStats) -> Iterator[av.VideoFrame]:
+    """Decoded frames in presentation order, each with its pts, starting at or before `first_pts`.
+
+    Seeks SEEK_MARGIN_SECONDS early; if the seek still lands after `first_pts` (MPEG-PS/TS and
+    AVI can land a GOP late), it tries again from further back, and at last from the start.
+    Frames the decoder gives no pts (AVI without timestamps) take theirs from the packet scan,
+    in order, which is only sound when decoding from the start: such files are never seeked.
+    """
+    for margin in (SEEK_MARGIN_SECONDS, 5 * SEEK_MARGIN_SECONDS, None):
+        target = None if margin is None else first_pts - round(margin / video.time_base)
+        with open_media(path) as container:
+            stream = container.streams[video.index]
+            stream.thread_type = "AUTO"  # frame and slice threads: decoding keeps up with the model
+            seeked = video.has_pts and target is not None and target > video.pts[0]
+            if seeked:
+                container.seek(target, stream=stream, backward=True)
+            index = 0
+            landed_late = False
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()  # the final empty packet flushes the decoder's delayed frames
+                except av.FFmpegError:
+                    stats.errors += 1
+                    continue
+                for frame in frames:
+                    if frame.pts is None and not seeked and index < len(video.pts):
+                        frame.pts = video.pts[index]
+                    index += 1
+                    if seeked and index == 1 and (frame.pts is None or frame.pts > first_pts):
+                        landed_late = True
+                        break
+                    yield frame
+                if landed_late:
+                    break
+            if not landed_late:
+                return
+
+
 def decode_segment(path: Path, video: VideoInfo, segment: Segment, stats: DecodeStats) -> Iterator[Planes]:
     """Yield the segment's frames in presentation order; fewer than segment.frame_count means damage."""
     wanted = set(segment.pts)
-    with open_media(path) as container:
-        stream = container.streams[video.index]
-        stream.thread_type = "AUTO"  # frame and slice threads: decoding keeps up with the model
-        target = segment.first_pts - round(SEEK_MARGIN_SECONDS / video.time_base)
-        if target > video.pts[0]:
-            container.seek(target, stream=stream, backward=True)
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()  # the final empty packet flushes the decoder's delayed frames
-            except av.FFmpegError:
-                stats.errors += 1
-                continue
-            for frame in frames:
-                if frame.pts not in wanted:  # before the segment (after a seek), or after it
-                    continue
-                wanted.discard(frame.pts)
-                stats.frames += 1
-                yield frame_to_planes(frame, video.full_range)
-                if not wanted:
-                    return
+    for frame in decoded_frames(path, video, segment.first_pts, stats):
+        if frame.pts not in wanted:  # before the segment (after a seek), or after it
+            continue
+        wanted.discard(frame.pts)
+        stats.frames += 1
+        yield frame_to_planes(frame, video.full_range)
+        if not wanted:
+            return

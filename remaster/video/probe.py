@@ -54,6 +54,7 @@ class VideoInfo:
     rate: Fraction  # the stream's guessed rate: only a hint for encoders' rate control
     pts: tuple[int, ...]  # every frame's pts, sorted (presentation order)
     keyframe_pts: tuple[int, ...]
+    has_pts: bool  # every video packet has a pts; if not (AVI), frames are matched by order
     declared_frames: int  # what the container's index says (0 = it does not say)
     declared_end: float | None  # where the container says the video ends, in seconds (None = unknown)
 
@@ -138,6 +139,7 @@ class _Scan:
     pts: list[int]
     keyframes: list[int]
     end: float  # seconds: where the last packet of any stream ends
+    has_pts: bool = True  # False when some video packet had only a dts (AVI)
 
 
 def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
@@ -148,6 +150,8 @@ def _scan_packets(container: av.container.InputContainer, video, path: Path) -> 
             if packet.size == 0:  # the flush packets demux() ends with
                 continue
             stamp = packet.pts if packet.pts is not None else packet.dts
+            if packet.pts is None and packet.stream.index == video.index:
+                scan.has_pts = False
             stream = packet.stream
             timed = stream.type in ("audio", "video", "subtitle") and not stream.disposition & _ATTACHED_PIC
             if stamp is not None and timed:
@@ -216,6 +220,7 @@ def probe(path: Path) -> MediaInfo:
             rate=Fraction(stream.guessed_rate or stream.average_rate or 25),
             pts=tuple(sorted(scan.pts)),
             keyframe_pts=tuple(sorted(scan.keyframes)),
+            has_pts=scan.has_pts,
             declared_frames=stream.frames or 0,
             declared_end=declared_end,
         )
