@@ -50,6 +50,10 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
         "--reuse", default="auto", help="held drawings reuse the last result: auto (default), exact or off"
     )
     parser.add_argument(
+        "--fields", default="auto", help="auto (detect with idet), progressive, deinterlace or ivtc (inverse telecine)"
+    )
+    parser.add_argument("--field-rate", action="store_true", help="deinterlace to one frame per field (59.94p)")
+    parser.add_argument(
         "--square-pixels", action="store_true", help="resample anamorphic video (e.g. DVD 720x480) to square pixels"
     )
     shown = parser.add_mutually_exclusive_group()
@@ -60,6 +64,7 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
 def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
     from remaster.engine.upscaler import EngineSettings
     from remaster.video.encode import EncoderSettings
+    from remaster.video.fields import check_field_mode
     from remaster.video.pipeline import VideoSettings
     from remaster.video.reuse import check_reuse_mode
 
@@ -87,6 +92,8 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
         allow_damaged=args.allow_damaged,
         reuse=check_reuse_mode(args.reuse),
         square_pixels=args.square_pixels,
+        fields=check_field_mode(args.fields),
+        field_rate=args.field_rate,
     )
 
 

@@ -165,6 +165,10 @@ def mux(
         *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **plan.options
     )
     args = command.get_args()
+    if not plan.maps:
+        # ffmpeg-python lists only the inputs that streams come from; chapters and tags still
+        # come from the original, which must then be input 1 all the same.
+        args[2:2] = ["-i", str(media.path)]
     extra: list[str] = []
     tags, disposition = _video_tags(media)
     for key, value in tags.items():

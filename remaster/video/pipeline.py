@@ -43,6 +43,7 @@ from remaster.video.encode import (
     check_encoder,
     pix_fmt_layout,
 )
+from remaster.video.fields import CYCLE, FieldPlan, detect_fields, filtered_segment, plan_fields, snap_to_cycles
 from remaster.video.mux import mux
 from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, probe
 from remaster.video.progress import QuietProgress, Summary
@@ -78,6 +79,8 @@ class VideoSettings:
     end: float | None = None
     allow_damaged: bool = False
     reuse: str = "auto"  # held frames: auto, exact or off (video/reuse.py)
+    fields: str = "auto"  # auto, progressive, deinterlace or ivtc (video/fields.py)
+    field_rate: bool = False  # deinterlace to one frame per field
     square_pixels: bool = False  # resample anamorphic video to square pixels
 
 
@@ -183,7 +186,14 @@ class Remasterer:
         video = media.video
         _check_index(media, s.allow_damaged)
         frames = frames_in_range(video, s.start, s.end)
-        segments = plan_segments(video, s.segment_seconds, frames)
+        report = detect_fields(source, video) if s.fields == "auto" else None
+        fields = plan_fields(s.fields, report, video, s.field_rate)
+        if report is not None and (report.kind != "progressive" or fields.mode != "progressive"):
+            self.progress.note(f"{source.name}: {report.describe()}: {fields.describe()}")
+        if fields.mode == "ivtc":
+            first = snap_to_cycles(frames, video)
+            frames = video.pts[first : video.pts.index(frames[-1]) + 1]
+        segments = plan_segments(video, s.segment_seconds, frames, CYCLE if fields.mode == "ivtc" else None)
         geometry = self._geometry(video)
         colour = output_colour(video, geometry.height)
 
@@ -197,16 +207,18 @@ class Remasterer:
             "end": s.end,
             "allow_damaged": s.allow_damaged,
         }
-        work = WorkDir(root, fingerprint(source), self.output_settings(media, geometry, colour), effective).open()
+        settings = self.output_settings(media, geometry, colour) | {"fields": fields.describe()}
+        work = WorkDir(root, fingerprint(source), settings, effective).open()
         try:
             if work.invalidated:
                 self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
             done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
             todo = [seg for seg in segments if seg.index not in done]
-            self.progress.start(str(source), str(output), len(frames), len(segments), sorted(done))
-            self.progress.reused(sum(segments[i].frame_count for i in done))
+            total = fields.output_count(len(frames))
+            self.progress.start(str(source), str(output), total, len(segments), sorted(done))
+            self.progress.reused(sum(work.records[segments[i].key].frames for i in done))
             reused = sorted(done)
-            computed, held = self._run_segments(media, todo, geometry, colour, work, done)
+            computed, held = self._run_segments(media, todo, geometry, colour, fields, work, done)
             summary = self._assemble(media, segments, done, output, output_format, work)
             elapsed = time.monotonic() - t0
             summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
@@ -230,6 +242,7 @@ class Remasterer:
         todo: list[Segment],
         geometry: _Geometry,
         colour: OutputColour,
+        fields: FieldPlan,
         work: WorkDir,
         done: dict[int, Path],
     ) -> tuple[int, int]:
@@ -243,13 +256,17 @@ class Remasterer:
         failures: list[BaseException] = []
         decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
         upscaled: queue.Queue = queue.Queue(max(2, QUEUE_FRAMES // max(1, self.settings.batch)))
-        fmt = VideoFormat(geometry.width, geometry.height, geometry.sar, video.time_base, video.rate)
+        fmt = VideoFormat(geometry.width, geometry.height, geometry.sar, fields.time_base, fields.rate)
 
         def decoder() -> None:
             for seg in todo:
                 stats = DecodeStats()
                 _put(decoded, ("start", seg, None), stop)
-                for planes in decode_segment(media.path, video, seg, stats):
+                if fields.mode == "progressive":
+                    frames = decode_segment(media.path, video, seg, stats)
+                else:
+                    frames = filtered_segment(media.path, video, seg, fields, stats)
+                for planes in frames:
                     if not _put(decoded, ("frame", seg, planes), stop):
                         return
                 _put(decoded, ("end", seg, stats), stop)
@@ -264,7 +281,7 @@ class Remasterer:
                     if kind == "start":
                         partial, written = work.partial_path(seg), []
                         writer = SegmentWriter(partial, self.settings.encoder, fmt, colour)
-                        self.progress.segment_started(seg.index, seg.frame_count)
+                        self.progress.segment_started(seg.index, fields.output_count(seg.frame_count))
                     elif kind == "frames":
                         for y, u, v, pts in payload:
                             writer.write(y, u, v, pts)

@@ -53,17 +53,26 @@ def _to_pts(video: VideoInfo, seconds: float) -> int:
     return video.pts[0] + round(seconds / video.time_base)
 
 
-def plan_segments(video: VideoInfo, seconds: float, frames: tuple[int, ...]) -> list[Segment]:
+def plan_segments(video: VideoInfo, seconds: float, frames: tuple[int, ...], cycle: int | None = None) -> list[Segment]:
     """Cut `frames` into segments of at least `seconds`, each starting at a source keyframe
-    (the first one starts at the first frame wanted, which a --start may put between keyframes)."""
+    (the first one starts at the first frame wanted, which a --start may put between keyframes).
+
+    With a `cycle` (inverse telecine), cuts go on the file's cycle boundaries instead: frame
+    indices that are multiples of it, so that no cycle of the pulldown pattern is split.
+    """
     if seconds <= 0:
         raise UsageError(f"--segment-seconds {seconds}: want a positive number")
     step = round(seconds / video.time_base)
-    keyframes = set(video.keyframe_pts)
+    if cycle is None:
+        keyframes = set(video.keyframe_pts)
+        may_cut = [p in keyframes for p in frames]
+    else:
+        offset = video.pts.index(frames[0])
+        may_cut = [(offset + i) % cycle == 0 for i in range(len(frames))]
     segments: list[Segment] = []
     begin = 0
     for i in range(1, len(frames)):
-        if frames[i] in keyframes and frames[i] - frames[begin] >= step:
+        if may_cut[i] and frames[i] - frames[begin] >= step:
             segments.append(Segment(len(segments), frames[begin:i]))
             begin = i
     segments.append(Segment(len(segments), frames[begin:]))
