@@ -29,7 +29,8 @@ from remaster.samples import EpisodeSpec, make_episode
 def run_pipeline(episode: Path, output: Path, preset: str, precision: str) -> tuple[float, int]:
     """fps of the frames computed, from the run's own summary, and the child's peak RSS in KiB."""
     command = [sys.executable, "-m", "remaster", str(episode), "-o", str(output), "--preset", preset]
-    command += ["--precision", precision, "--overwrite", "--json-progress"]
+    # Reuse off: every frame goes through the model, as in the model-only measurement.
+    command += ["--precision", precision, "--reuse", "off", "--overwrite", "--json-progress"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
