@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from remaster import __version__
+from remaster.compare import add_compare_arguments, run_compare_command
 from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError, UsageError
+from remaster.export import add_export_arguments, run_export_command
 from remaster.video_command import add_video_options
 
 
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("-o", "--output", type=Path, help="a file for one input, else a folder")
     image.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     _engine_options(image)
+
+    export = commands.add_parser("export", help="re-encode a video for a video site or an archive (a target)")
+    add_export_arguments(export)
+
+    compare = commands.add_parser("compare", help="one frame by bicubic and by each preset, side by side in a PNG")
+    add_compare_arguments(compare)
 
     presets = commands.add_parser("presets", help="list the presets")
     presets.add_argument("--show", metavar="NAME", help="print one preset's settings")
@@ -170,6 +178,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "export": run_export_command,
+    "compare": run_compare_command,
     "video": _cmd_video,
     "demo": _cmd_demo,
     "image": _cmd_image,

@@ -12,6 +12,13 @@ second to make, and the same spec makes the same bytes (with the same FFmpeg and
 The picture is encoded with PyAV (exact control over frame timestamps); the audio, subtitles,
 chapters, tags and attachments are added by one ffmpeg command (PyAV cannot write
 subtitles), using the ffmpeg binary of imageio-ffmpeg.
+
+Old sources (issue 4) come from the same spec: DVD VOBs (MPEG-2 in MPEG-PS with AC-3/MP2), broadcast
+captures (MPEG-TS whose timeline starts late), XviD AVIs (MPEG-4 ASP with B-frames and no stored
+pts), WebM (VP9 + Opus, odd sizes), anamorphic SD, true 29.97i interlace and hard 3:2 telecine,
+animation on twos and threes, a 1-pixel slow pan and a narrow 10-bit gradient for banding. A
+`marker` stamps each frame's index as big black/white squares that `read_marker` reads back after
+upscaling and lossy coding, so a test can check that every frame came through once, in order.
 """
 
 from __future__ import annotations
@@ -67,14 +74,23 @@ _DEFAULT_TAGS = (("title", "Remaster Sample - 01"), ("comment", "Synthetic episo
 
 @dataclass(frozen=True)
 class EpisodeSpec:
+    """What to make. Fields left at None get the value that suits the container and scan.
+
+    After construction every field holds its resolved value, so `EpisodeSpec(**spec.__dict__)`
+    makes the same spec again.
+    """
+
     width: int = 256
     height: int = 144
     seconds: float = 3.0
-    rate: Fraction = Fraction(24000, 1001)  # NTSC film, what most TV anime is
-    # H.264 (or "libx265") with up to 3 B-frames in every mini-GOP, so pts != dts and a pipeline that
-    # confuses decode order with display order shows it.
-    video_codec: str = "libx264"
-    pix_fmt: str = "yuv420p"  # or "yuv420p10le" (10-bit, with libx265: what many modern encodes use)
+    # Frames per second of the file. None: 24000/1001 (NTSC film, what most TV anime is), or
+    # 30000/1001 for interlaced and telecined video (NTSC video: 59.94 fields a second).
+    rate: Fraction | None = None
+    # None: libx264 in MKV/MP4, libvpx-vp9 in WebM, mpeg2video in VOB/TS, mpeg4 (XviD) in AVI.
+    # H.264 (or "libx265") get up to 3 B-frames in every mini-GOP, MPEG-2 and MPEG-4 two, so pts != dts
+    # and a pipeline that confuses decode order with display order shows it.
+    video_codec: str | None = None
+    pix_fmt: str = "yuv420p"  # or "yuv420p10le" (10-bit, with libx265 or libx264: what many modern encodes use)
     gop_seconds: float = 1.0  # closed GOPs of this length: several keyframes, so seeking is exercised
     # Variable frame rate: spans at `rate`, at half of it (animation on twos, held drawings) and at
     # 30000/1001 (video-rate credits), in a 1 ms time base: real VFR pts, not a rate flag.
@@ -82,48 +98,213 @@ class EpisodeSpec:
     # Colour tags (matrix/primaries/transfer) on the video stream, and the matrix the picture is
     # really converted with: "bt709" (HD), "smpte170m" or "bt470bg" (SD), "bt2020"; None = untagged.
     colour: str | None = "bt709"
-    sar: tuple[int, int] | None = None  # sample aspect ratio, e.g. (8, 9) for 4:3 NTSC DVD at 720x480
-    audio: tuple[AudioTrack, ...] = _DEFAULT_AUDIO
-    ass_subtitles: bool = True  # styled with the embedded font (an attachment, mimetype font/ttf)
-    srt_subtitles: bool = True  # marked hearing_impaired, so a non-default disposition must survive
-    chapters: bool = True  # "Opening" / "Part A" / "Part B" (fewer if the episode is very short)
+    # Sample aspect ratio, e.g. (8, 9) for 4:3 or (32, 27) for 16:9 NTSC DVD at 720x480: written into
+    # the bitstream (MPEG-2 stores it as a display aspect ratio) and the container where it has a field.
+    sar: tuple[int, int] | None = None
+    # None: two tracks in codecs the container takes (MKV/MP4: AAC + Opus commentary; VOB: AC-3 + MP2;
+    # TS: AAC + MP2; AVI: MP3 + AC-3; WebM: Opus).
+    audio: tuple[AudioTrack, ...] | None = None
+    # Subtitles and chapters, None: where the container can carry them. ASS (styled with the embedded
+    # font, an attachment of mimetype font/ttf) only in MKV; SRT (marked hearing_impaired, so a
+    # non-default disposition must survive) in MKV, MP4 (as mov_text) and WebM (as WebVTT). VOB, TS and
+    # AVI carry no text subtitles or chapters: asking for them there is a ValueError.
+    ass_subtitles: bool | None = None
+    srt_subtitles: bool | None = None
+    chapters: bool | None = None  # "Opening" / "Part A" / "Part B" (fewer if the episode is very short)
     # Global tags. A dict is accepted and stored as (key, value) pairs, so the spec stays hashable
     # (usable as a cache key or test parameter).
     tags: tuple[tuple[str, str], ...] | Mapping[str, str] = _DEFAULT_TAGS
     video_language: str = "jpn"
     cover_image: bool = False  # cover.jpg: an image attachment in MKV, cover art (attached_pic) in MP4
-    # "mkv", or "mp4": then subtitles are mov_text (SRT only; ASS styling cannot be carried) and there
-    # is no font attachment.
+    # "mkv"; "mp4" (subtitles are mov_text: SRT only, ASS styling cannot be carried; no font attachment);
+    # "webm" (VP9 + Opus, WebVTT); "vob" (DVD: MPEG-PS, MPEG-2 + AC-3/MP2); "ts" (broadcast capture:
+    # MPEG-TS whose timeline starts at `start_time`); "avi" (XviD: MPEG-4 ASP with B-frames, MP3/AC-3;
+    # AVI stores no pts, only a frame index, see `make_episode`).
     container: str = "mkv"
 
+    # -- Old sources (issue 4) ------------------------------------------------------------------
+    # "progressive"; "interlaced": true 29.97i video, motion rendered at 59.94 fields a second and woven
+    # top field first; "telecined": 23.976 film with hard 3:2 pulldown to 29.97i (pattern AA BB BC CD DD,
+    # as ffmpeg's telecine=first_field=top:pattern=23 makes it). Both are coded as interlaced
+    # (MPEG-2 and H.264 field-aware coding, top field first), so players and idet see what they see on
+    # DVDs and broadcasts.
+    scan: str = "progressive"
+    # Stamp each frame's index (telecined: the film frame's index) into the top edge, for `read_marker`.
+    marker: bool = False
+    # Animation on twos and threes: each drawing is held for these many frames in turn ((2, 3): 2, 3,
+    # 2, 3, ...; film frames when telecined). The held frames are the same picture, re-encoded, so they
+    # differ by codec noise only. `new_drawings(spec)` lists where drawings change. () = every frame new.
+    hold_pattern: tuple[int, ...] = ()
+    # "pan": the background pans `pan_px` pixels a picture, a character bounces on its own path.
+    # "slow_pan": the whole picture (character included) moves exactly 1 source pixel a frame.
+    motion: str = "pan"
+    # Pixels the background moves per picture (a frame, a field of interlaced video, a film frame of
+    # telecined video). None: 2, or 4 for interlaced and telecined so fields differ enough to comb.
+    pan_px: int | None = None
+    # "anime": the cel pan; "gradient": a still, noise-free horizontal luma ramp over a narrow range
+    # (10-bit 240..320, i.e. 8-bit 60..80) for banding tests, coded losslessly by libx264/libx265/VP9.
+    content: str = "anime"
+    # TS only: where the stream's timeline starts (the first decode timestamp), as broadcast captures
+    # start late. None: 1.4 s for TS (what ffmpeg's TS muxer gives by default); must be None elsewhere.
+    start_time: float | None = None
+
     def __post_init__(self) -> None:
+        set_ = object.__setattr__
         if isinstance(self.tags, Mapping):
-            object.__setattr__(self, "tags", tuple((str(k), str(v)) for k, v in self.tags.items()))
+            set_(self, "tags", tuple((str(k), str(v)) for k, v in self.tags.items()))
         else:
-            object.__setattr__(self, "tags", tuple((str(k), str(v)) for k, v in self.tags))
-        rate = self.rate if isinstance(self.rate, Fraction) else Fraction(self.rate).limit_denominator(100_000)
-        object.__setattr__(self, "rate", rate)
-        object.__setattr__(self, "audio", tuple(self.audio))
-        if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
-            # 4:2:0 needs even sizes: libx264 refuses odd ones.
-            raise ValueError(f"width and height must be positive and even, got {self.width}x{self.height}")
-        if self.seconds <= 0 or self.rate <= 0 or self.gop_seconds <= 0:
-            raise ValueError("seconds, rate and gop_seconds must be positive")
+            set_(self, "tags", tuple((str(k), str(v)) for k, v in self.tags))
         if self.container not in _FORMATS:
             raise ValueError(f"container must be one of {sorted(_FORMATS)}, got {self.container!r}")
+        if self.scan not in _SCANS:
+            raise ValueError(f"scan must be one of {_SCANS}, got {self.scan!r}")
+        if self.motion not in _MOTIONS:
+            raise ValueError(f"motion must be one of {_MOTIONS}, got {self.motion!r}")
+        if self.content not in _CONTENTS:
+            raise ValueError(f"content must be one of {_CONTENTS}, got {self.content!r}")
+        progressive = self.scan == "progressive"
+        if self.rate is None:
+            rate = _FILM_RATE if progressive else _VIDEO_RATE
+        else:
+            rate = self.rate if isinstance(self.rate, Fraction) else Fraction(self.rate).limit_denominator(100_000)
+        set_(self, "rate", rate)
+        codec = self.video_codec or _DEFAULT_VIDEO_CODEC[self.container]
+        set_(self, "video_codec", codec)
+        if codec not in _VIDEO_CODECS[self.container]:
+            raise ValueError(
+                f"{self.container} takes video codecs {sorted(_VIDEO_CODECS[self.container])}, got {codec!r}"
+            )
+        set_(self, "audio", _DEFAULT_AUDIO_BY_CONTAINER[self.container] if self.audio is None else tuple(self.audio))
+        set_(self, "hold_pattern", tuple(int(n) for n in self.hold_pattern))
+        set_(self, "pan_px", self.pan_px if self.pan_px is not None else (2 if progressive else 4))
+        for name, allowed in (
+            ("ass_subtitles", ("mkv",)),
+            ("srt_subtitles", ("mkv", "mp4", "webm")),
+            ("chapters", ("mkv", "mp4", "webm")),
+        ):
+            value = getattr(self, name)
+            if value is None:
+                set_(self, name, self.container in allowed)
+            # MP4 has always accepted ass_subtitles=True and made mov_text from the SRT alone.
+            elif value and self.container not in allowed and not (name == "ass_subtitles" and self.container == "mp4"):
+                raise ValueError(f"{self.container} cannot carry {name.replace('_', ' ')} (allowed in {allowed})")
+        if self.cover_image and self.container not in ("mkv", "mp4"):
+            raise ValueError(f"cover_image needs mkv or mp4, not {self.container}")
+        if self.start_time is None and self.container == "ts":
+            set_(self, "start_time", _TS_START)
+        elif self.start_time is not None and (self.container != "ts" or self.start_time < 0):
+            raise ValueError(f"start_time is for ts only and must be >= 0, got {self.start_time} for {self.container}")
+
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"width and height must be positive, got {self.width}x{self.height}")
+        if (self.width % 2 or self.height % 2) and (codec in _EVEN_ONLY_CODECS or self.content == "gradient"):
+            # 4:2:0 chroma covers 2x2 pixels: libx264 and libx265 refuse odd sizes (MPEG-2, MPEG-4 ASP,
+            # VP9 and AV1 code them, as odd-sized WebM and AVI rips have them).
+            raise ValueError(
+                f"width and height must be even for {codec} 4:2:0 (odd sizes only with "
+                f"{sorted(set(_ALL_VIDEO_CODECS) - _EVEN_ONLY_CODECS)}), got {self.width}x{self.height}"
+            )
+        if self.seconds <= 0 or self.rate <= 0 or self.gop_seconds <= 0:
+            raise ValueError("seconds, rate and gop_seconds must be positive")
         if self.colour is not None and self.colour not in _COLOURS:
             raise ValueError(f"colour must be None or one of {sorted(_COLOURS)}, got {self.colour!r}")
         for track in self.audio:
             if track.start_offset >= self.seconds:
                 raise ValueError(f"audio start_offset {track.start_offset} is not within the {self.seconds} s episode")
+            allowed_audio = _AUDIO_CODECS.get(self.container)
+            if allowed_audio is not None and track.codec not in allowed_audio:
+                raise ValueError(f"{self.container} takes audio codecs {allowed_audio}, got {track.codec!r}")
+
+        if self.vfr and (not progressive or self.container in ("avi", "vob")):
+            # AVI has one frame duration for the whole stream; DVD video is constant-rate; interlaced
+            # and telecined video is 29.97 fields-pairs a second by definition.
+            raise ValueError("vfr needs progressive scan and a container other than avi or vob")
+        if not progressive:
+            if codec not in _INTERLACED_CODECS:
+                raise ValueError(f"{self.scan} video needs one of {sorted(_INTERLACED_CODECS)}, got {codec!r}")
+            if self.height % 2:
+                raise ValueError(f"{self.scan} video needs an even height (two fields), got {self.height}")
+        if self.hold_pattern:
+            if any(n < 1 for n in self.hold_pattern):
+                raise ValueError(f"hold_pattern must be frame counts >= 1, got {self.hold_pattern}")
+            if self.scan == "interlaced" or self.motion == "slow_pan":
+                raise ValueError("hold_pattern needs progressive or telecined scan and motion='pan'")
+        if self.pan_px < 0:
+            raise ValueError(f"pan_px must be >= 0, got {self.pan_px}")
+        if self.content == "gradient" and (not progressive or self.hold_pattern or self.motion != "pan"):
+            raise ValueError("content='gradient' is a still, progressive picture: no scan, holds or motion")
+        if self.marker:
+            cell, cells = _marker_layout(self.width, self.height)
+            if cell * cells > self.width or 2 * cell > self.height:
+                raise ValueError(
+                    f"marker needs at least {_MARKER_CELLS * _MARKER_MIN_CELL}x{2 * _MARKER_MIN_CELL} pixels, "
+                    f"got {self.width}x{self.height}"
+                )
+            if self.film_frame_count > 1 << _MARKER_BITS:
+                raise ValueError(f"marker counts {1 << _MARKER_BITS} frames at most, got {self.film_frame_count}")
 
     @property
     def frame_count(self) -> int:
+        """Frames in the file."""
         return len(frame_times(self))
+
+    @property
+    def film_rate(self) -> Fraction:
+        """Pictures a second as drawn: telecined video is film at 4/5 of its frame rate."""
+        return self.rate * Fraction(4, 5) if self.scan == "telecined" else self.rate
+
+    @property
+    def film_frame_count(self) -> int:
+        """Film frames that went into a telecined file (a multiple of 4: whole AA BB BC CD DD cycles,
+        so each gives exactly 5 video frames); for the other scans, `frame_count`."""
+        if self.scan != "telecined":
+            return self.frame_count
+        end = Fraction(self.seconds).limit_denominator(1_000_000)
+        return max(4, 4 * round(end * self.film_rate / 4))
 
 
 # Container name -> ffmpeg muxer.
-_FORMATS = {"mkv": "matroska", "mp4": "mp4"}
+_FORMATS = {"mkv": "matroska", "mp4": "mp4", "webm": "webm", "vob": "vob", "ts": "mpegts", "avi": "avi"}
+_SCANS = ("progressive", "interlaced", "telecined")
+_MOTIONS = ("pan", "slow_pan")
+_CONTENTS = ("anime", "gradient")
+_FILM_RATE = Fraction(24000, 1001)
+_VIDEO_RATE = Fraction(30000, 1001)
+_TS_START = 1.4
+
+_ALL_VIDEO_CODECS = ("libx264", "libx265", "mpeg2video", "mpeg4", "libvpx-vp9", "libsvtav1")
+_VIDEO_CODECS = {
+    "mkv": _ALL_VIDEO_CODECS,
+    "mp4": _ALL_VIDEO_CODECS,
+    "webm": ("libvpx-vp9", "libsvtav1"),
+    "vob": ("mpeg2video",),  # DVD-Video: MPEG-2 only (MPEG-1 too, but no anime DVD uses it)
+    "ts": ("mpeg2video", "libx264", "libx265"),  # ISDB/ATSC/DVB: MPEG-2, later H.264 and HEVC
+    "avi": ("mpeg4", "libx264"),  # XviD/DivX, and the H.264-in-AVI that some groups made
+}
+_DEFAULT_VIDEO_CODEC = {"mkv": "libx264", "mp4": "libx264", "webm": "libvpx-vp9", "vob": "mpeg2video"}
+_DEFAULT_VIDEO_CODEC |= {"ts": "mpeg2video", "avi": "mpeg4"}
+# Codecs that refuse odd sizes in 4:2:0 (the rest code them: odd-sized WebM and AVI rips are common).
+_EVEN_ONLY_CODECS = {"libx264", "libx265"}
+# Field-aware coding (interlaced DCT and motion estimation) with a top-field-first flag: what DVDs and
+# broadcasts use. PyAV's libx265 cannot code interlaced frames (x265 wants separate fields).
+_INTERLACED_CODECS = {"mpeg2video", "libx264", "mpeg4"}
+
+# Audio the old containers can carry (ffmpeg's muxers refuse the others); MKV and MP4 take anything
+# ffmpeg lets them, and a wrong codec there fails in ffmpeg with its own message.
+_AUDIO_CODECS = {
+    "webm": ("libopus", "libvorbis"),
+    "vob": ("ac3", "mp2"),
+    "ts": ("aac", "ac3", "eac3", "mp2"),
+    "avi": ("libmp3lame", "ac3", "mp2"),
+}
+_DEFAULT_AUDIO_BY_CONTAINER = {
+    "mkv": _DEFAULT_AUDIO,
+    "mp4": _DEFAULT_AUDIO,
+    "webm": (AudioTrack("libopus", "jpn", "Japanese", default=True),),
+    "vob": (AudioTrack("ac3", "jpn", "Japanese", default=True), AudioTrack("mp2", "eng", "English", frequency=660.0)),
+    "ts": (AudioTrack("aac", "jpn", "Japanese", default=True), AudioTrack("mp2", "eng", "English", frequency=660.0)),
+    "avi": (AudioTrack("libmp3lame", "jpn", "Japanese", default=True), AudioTrack("ac3", "eng", frequency=660.0)),
+}
 
 # Tag name -> (AVColorSpace matrix, AVColorPrimaries, AVColorTransferCharacteristic, swscale matrix).
 # The numbers are FFmpeg's enum values (as PyAV's codec context takes them). SD PAL is usually
@@ -150,9 +331,12 @@ _CODEC_LABELS = {
     "libx265": "HEVC",
     "libsvtav1": "AV1",
     "libvpx-vp9": "VP9",
+    "mpeg2video": "MPEG-2",
+    "mpeg4": "XviD",
+    "mp2": "MP2",
 }
 # Bit rates for the lossy audio encoders (ffmpeg's defaults are higher than a tone needs).
-_AUDIO_BITRATES = {"aac": "96k", "libopus": "64k", "ac3": "192k", "eac3": "128k", "libmp3lame": "128k"}
+_AUDIO_BITRATES = {"aac": "96k", "libopus": "64k", "ac3": "192k", "eac3": "128k", "libmp3lame": "128k", "mp2": "192k"}
 _AUDIO_RATE = 48000  # what Opus requires and what video audio almost always is
 
 
@@ -161,15 +345,26 @@ def make_episode(path: Path | str, spec: EpisodeSpec = EpisodeSpec()) -> Path:
 
     The file appears complete or not at all: it is written under a temporary name beside `path`
     and renamed at the end.
+
+    Timestamps of the old containers are theirs, not the spec's: VOB and TS count a 90 kHz clock
+    from their muxer's start (about 0.5 s for VOB, `spec.start_time` for TS, the first frame shown
+    one frame later because of the B-frames), and AVI stores no pts at all, only each packet's
+    position (its dts, in frames); FFmpeg's demuxer infers pts from the decoding delay, so the
+    first frame of an AVI with B-frames comes out at 1/rate, not 0.
     """
     path = Path(path)
     fmt = _FORMATS[spec.container]
     with tempfile.TemporaryDirectory(prefix="remaster-sample-") as tmp:
         work = Path(tmp)
         # The video goes through a file of the same container as the output, so its timestamps
-        # (and MP4's decode timestamps and edit list) pass through the copy unchanged.
-        video = work / f"video.{spec.container}"
-        _encode_video(video, spec)
+        # (and MP4's decode timestamps and edit list) pass through the copy unchanged. VOB, TS and AVI
+        # make their own timestamps: NUT hands VOB and TS the encoder's exact pts and dts (Matroska
+        # would round them to ms and the 90 kHz steps would come out uneven); AVI, which only counts
+        # frames, comes from Matroska (from NUT, whose timeline starts a frame late to keep dts >= 0,
+        # ffmpeg's AVI muxer leaves an empty chunk before the second frame).
+        via = {"vob": "nut", "ts": "nut", "avi": "mkv"}.get(spec.container, spec.container)
+        video = work / f"video.{via}"
+        _encode_video(video, spec, {"nut": "nut", "mkv": "matroska"}.get(via, fmt))
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
             _run_ffmpeg(_mux_command(spec, video, work, partial, fmt))
@@ -235,9 +430,12 @@ def frame_times(spec: EpisodeSpec) -> list[Fraction]:
     """Each frame's start time in seconds, exactly.
 
     CFR: i / rate. VFR: cycles of 0.5 s spans at rate, rate / 2 and 30000/1001 fps, so frame
-    durations really vary (41.7, 83.4 and 33.4 ms at the default rate).
+    durations really vary (41.7, 83.4 and 33.4 ms at the default rate). Telecined: 5 video frames
+    for every 4 film frames (`spec.film_frame_count`).
     """
     end = Fraction(spec.seconds).limit_denominator(1_000_000)
+    if spec.scan == "telecined":
+        return [i / spec.rate for i in range(spec.film_frame_count * 5 // 4)]
     if not spec.vfr:
         return [i / spec.rate for i in range(round(end * spec.rate))]
     span_rates = (spec.rate, spec.rate / 2, Fraction(30000, 1001))
@@ -254,14 +452,133 @@ def frame_times(spec: EpisodeSpec) -> list[Fraction]:
     return times
 
 
-def _encode_video(path: Path, spec: EpisodeSpec) -> None:
+def field_sources(spec: EpisodeSpec) -> list[tuple[int, int]]:
+    """For each frame of the file, the pictures its (top, bottom) field lines come from.
+
+    Progressive: (i, i). Interlaced: (2i, 2i + 1), pictures drawn at twice the frame rate, the top
+    field first in time. Telecined: film frame indices in the 3:2 pattern, (0, 0) (1, 1) (1, 2)
+    (2, 3) (3, 3) and so on: two frames in five mix two film frames (what inverse telecine undoes).
+    """
+    n = spec.frame_count
+    if spec.scan == "interlaced":
+        return [(2 * i, 2 * i + 1) for i in range(n)]
+    if spec.scan == "telecined":
+        fields: list[int] = []  # the film frame of each field, in display order: top, bottom, top, ...
+        for k in range(spec.film_frame_count):
+            fields += [k] * (2 if k % 2 == 0 else 3)  # pattern "23": A twice, B three times, ...
+        return [(fields[2 * j], fields[2 * j + 1]) for j in range(n)]
+    return [(i, i) for i in range(n)]
+
+
+def new_drawings(spec: EpisodeSpec) -> list[int]:
+    """The pictures that show a new drawing: frame indices (film frame indices when telecined).
+
+    Without `hold_pattern` every frame is new. With (2, 3): 0, 2, 5, 7, 10, ...; the frames in
+    between repeat the drawing before them (only the codec's noise, and the marker, differ).
+    Interlaced video has no drawings to hold: every frame index.
+    """
+    count = spec.film_frame_count
+    if not spec.hold_pattern:
+        return list(range(count))
+    starts: list[int] = []
+    i = k = 0
+    while i < count:
+        starts.append(i)
+        i += spec.hold_pattern[k % len(spec.hold_pattern)]
+        k += 1
+    return starts
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame markers: the index of each frame, as squares that survive scaling and lossy coding
+
+
+class MarkerError(ValueError):
+    """A frame has no readable marker (no marker, a mixed-up field pair, or a damaged picture)."""
+
+
+_MARKER_BITS = 12  # 4096 frames: 2:50 of film, more than any test needs
+_MARKER_CELLS = _MARKER_BITS + 2  # a white cell, the bits (most significant first), a black cell
+_MARKER_MIN_CELL = 8  # source pixels: a 4x4 centre stays clean through 4:2:0, DCT blocks and ringing
+
+
+def _marker_layout(width: int, height: int) -> tuple[int, int]:
+    """(cell size in source pixels, number of cells) of the marker strip at the top-left corner.
+
+    Cells grow with the picture (8, 16 or 24 px) so they stay a small part of it but big enough
+    to read after a 4x upscale and a downscale; a multiple of 8, so fields and chroma align.
+    """
+    return _MARKER_MIN_CELL * max(1, min(width // 128, height // 80, 3)), _MARKER_CELLS
+
+
+def marker_height(width: int, height: int) -> int:
+    """Rows at the top of a `width` x `height` source the marker covers (leave them out when
+    comparing held drawings: the marker changes every frame)."""
+    return _marker_layout(width, height)[0]
+
+
+def _marker_bits(value: int) -> list[bool]:
+    return [True] + [bool(value >> (_MARKER_BITS - 1 - k) & 1) for k in range(_MARKER_BITS)] + [False]
+
+
+def _stamp_marker(picture: np.ndarray, value: int, black: int, white: int) -> None:
+    """Draw `value` into the top-left corner of a source-sized picture (H x W or H x W x C)."""
+    cell, _ = _marker_layout(picture.shape[1], picture.shape[0])
+    for k, bit in enumerate(_marker_bits(value)):
+        picture[:cell, k * cell : (k + 1) * cell] = white if bit else black
+
+
+def read_marker(rgb: np.ndarray, source_width: int, source_height: int, field: str | None = None) -> int:
+    """The frame index stamped by `marker=True`, read from a decoded frame of any scale.
+
+    `rgb` is H x W x 3 (or H x W grey), uint8, uint16 or float in 0..1, of a frame whose source
+    was `source_width` x `source_height` (the cell positions scale with it). The centre half of
+    each cell is averaged; every cell must be clearly dark or light and the two guard cells right,
+    or MarkerError is raised (so a frame without a marker, or whose two fields carry different
+    markers, is never read as a wrong number). `field="top"` or "bottom" reads only that field's
+    lines, for a source-sized interlaced or telecined frame whose fields differ.
+    """
+    picture = np.asarray(rgb)
+    full = 255.0 if picture.dtype == np.uint8 else 65535.0 if picture.dtype == np.uint16 else 1.0
+    luma = picture[..., :3].mean(axis=2) if picture.ndim == 3 else picture.astype(np.float64)
+    height, width = luma.shape
+    sy, sx = height / source_height, width / source_width
+    if field is not None:
+        if field not in ("top", "bottom"):
+            raise ValueError(f"field must be None, 'top' or 'bottom', got {field!r}")
+        if height != source_height:
+            raise ValueError(f"reading one field needs the source-sized frame ({source_height} rows), got {height}")
+    cell, cells = _marker_layout(source_width, source_height)
+    y0, y1 = round(0.25 * cell * sy), max(round(0.75 * cell * sy), round(0.25 * cell * sy) + 1)
+    rows = np.arange(y0, y1)
+    if field is not None:
+        rows = rows[rows % 2 == (0 if field == "top" else 1)]
+    levels = []
+    for k in range(cells):
+        x0 = round((k + 0.25) * cell * sx)
+        x1 = max(round((k + 0.75) * cell * sx), x0 + 1)
+        levels.append(float(luma[rows, x0:x1].mean()) / full)
+    if levels[0] < 0.65 or levels[-1] > 0.35 or any(0.35 < v < 0.65 for v in levels):
+        raise MarkerError("no readable frame marker (cell levels " + " ".join(f"{v:.2f}" for v in levels) + ")")
+    value = 0
+    for v in levels[1:-1]:
+        value = value << 1 | (v >= 0.5)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+
+
+def _encode_video(path: Path, spec: EpisodeSpec, fmt: str) -> None:
     times = frame_times(spec)
     # Timestamps in 1/rate for CFR (every pts an integer), in ms for VFR (Matroska's own unit, so
     # the pts written are the pts read back).
     time_base = Fraction(1, 1000) if spec.vfr else 1 / spec.rate
     gop = max(1, round(spec.gop_seconds * spec.rate))
     colour = _COLOURS[spec.colour] if spec.colour else None
-    with av.open(str(path), "w", format=_FORMATS[spec.container]) as out:
+    interlaced = spec.scan != "progressive"
+    with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(spec.video_codec, rate=spec.rate)
         ctx = stream.codec_context
         ctx.width, ctx.height, ctx.pix_fmt = spec.width, spec.height, spec.pix_fmt
@@ -274,53 +591,191 @@ def _encode_video(path: Path, spec: EpisodeSpec) -> None:
         if colour:
             ctx.colorspace, ctx.color_primaries, ctx.color_trc = colour[:3]
             ctx.color_range = _LIMITED_RANGE
-        ctx.options = _encoder_options(spec.video_codec, gop)
-        for picture, t in zip(_pictures(spec, len(times)), times, strict=True):
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            frame = frame.reformat(
-                format=spec.pix_fmt,
-                dst_colorspace=colour[3] if colour else None,
-                dst_color_range=_LIMITED_RANGE,
-            )
+        if interlaced:
+            ctx.field_order = _AV_FIELD_TT  # what the container records (Matroska's FieldOrder)
+        ctx.options = _encoder_options(spec, gop)
+        # The encoders take the field order of each picture from the frame's flags, which PyAV cannot
+        # set: a setfield filter marks them interlaced, top field first.
+        mark_fields = _FieldMarker() if interlaced else None
+        for frame, t in zip(_video_frames(spec), times, strict=True):
             frame.pts = math.floor(t / time_base + Fraction(1, 2))  # half up, as FFmpeg's rescaling rounds
             frame.time_base = time_base
+            if mark_fields is not None:
+                frame = mark_fields(frame)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
 
 
-def _encoder_options(codec: str, gop: int) -> dict[str, str]:
+_AV_FIELD_TT = 2  # AVFieldOrder: top field coded and displayed first
+_QP2LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser in these units
+
+
+class _FieldMarker:
+    """Pass frames through `setfield=tff`, which sets the interlaced and top-field-first flags."""
+
+    def __init__(self) -> None:
+        self.graph: av.filter.Graph | None = None
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if self.graph is None:
+            self.graph = av.filter.Graph()
+            source = self.graph.add_buffer(
+                width=frame.width, height=frame.height, format=frame.format.name, time_base=frame.time_base
+            )
+            setfield = self.graph.add("setfield", "mode=tff")
+            sink = self.graph.add("buffersink")
+            source.link_to(setfield)
+            setfield.link_to(sink)
+            self.graph.configure()
+        self.graph.push(frame)
+        return self.graph.pull()
+
+
+def _encoder_options(spec: EpisodeSpec, gop: int) -> dict[str, str]:
+    codec = spec.video_codec
+    interlaced = spec.scan != "progressive"
+    lossless = spec.content == "gradient"
     # Fixed mini-GOPs of 3 B-frames (b-adapt=0: the encoder may not decide a pan needs none) and
     # closed GOPs every `gop` frames with no scene-cut keyframes, so the structure is predictable.
     if codec == "libx264":
         params = f"bframes=3:b-adapt=0:keyint={gop}:min-keyint={gop}:scenecut=0"
-        return {"preset": "veryfast", "crf": "20", "x264-params": params}
+        if interlaced:
+            params += ":tff=1"  # interlaced (MBAFF) coding comes with +ildct below
+        # qp 0 is lossless (High 4:4:4 Predictive profile, 4:2:0 kept).
+        return {"preset": "veryfast", "x264-params": params} | ({"qp": "0"} if lossless else {"crf": "20"})
     if codec == "libx265":
         params = f"bframes=3:b-adapt=0:keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error"
+        if lossless:
+            return {"preset": "ultrafast", "x265-params": params + ":lossless=1"}
         return {"preset": "ultrafast", "crf": "24", "x265-params": params}
+    if codec in ("mpeg2video", "mpeg4"):
+        # Two B-frames, as DVD authoring and XviD used; a fixed quantiser (ffmpeg's -q:v 3), not the
+        # default 200 kb/s that smears SD pictures into blocks.
+        options = {
+            "g": str(gop),
+            "bf": "2",
+            "flags": "+qscale",
+            "global_quality": str((1 if lossless else 3) * _QP2LAMBDA),
+        }
+        if interlaced:
+            # Interlaced DCT and field motion estimation: MPEG-2 then writes progressive_frame=0 and
+            # top_field_first from the frames, as DVD and broadcast encoders do.
+            options["flags"] += "+ilme+ildct"
+        return options
+    if codec == "libvpx-vp9":
+        # Realtime speed and no look-ahead (so no hidden alt-ref frames): a clip in well under a second.
+        options = {"g": str(gop), "deadline": "realtime", "cpu-used": "8", "row-mt": "1", "lag-in-frames": "0"}
+        return options | ({"lossless": "1"} if lossless else {"crf": "32", "b": "0"})
     return {"g": str(gop), "bf": "3"}
 
 
-def _pictures(spec: EpisodeSpec, count: int):
-    """Frames of a looping background pan with a bouncing "character" in front: every frame differs.
+def _video_frames(spec: EpisodeSpec):
+    """The frames of the file, in display order, as PyAV frames in `spec.pix_fmt`."""
+    if spec.content == "gradient":
+        yield from _gradient_frames(spec)
+        return
+    colour = _COLOURS[spec.colour] if spec.colour else None
+    for picture in _rgb_frames(spec):
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        yield frame.reformat(
+            format=spec.pix_fmt,
+            dst_colorspace=colour[3] if colour else None,
+            dst_color_range=_LIMITED_RANGE,
+        )
 
-    The background is a cel twice as wide as the picture, panned 2 px a frame and wrapped (the
-    seam is a hard cut, like a cel loop); the foreground disc moves on its own path. Numpy slicing
-    only, so a frame costs well under a millisecond at the default size.
+
+def _rgb_frames(spec: EpisodeSpec):
+    """RGB frames: the pictures as drawn, woven into interlaced frames where the scan says so."""
+    if spec.scan == "progressive":
+        yield from _pictures(spec, spec.frame_count)
+        return
+    if spec.scan == "interlaced":
+        fields = _pictures(spec, 2 * spec.frame_count)
+        pairs = ((top, next(fields)) for top in fields)
+    else:  # telecined: film frames are used two or three fields at a time, out of step with the frames
+        film = list(_pictures(spec, spec.film_frame_count))
+        pairs = ((film[top], film[bottom]) for top, bottom in field_sources(spec))
+    for top, bottom in pairs:
+        frame = top.copy()
+        frame[1::2] = bottom[1::2]  # even lines from the top field's picture, odd ones from the bottom's
+        yield frame
+
+
+def _pictures(spec: EpisodeSpec, count: int):
+    """Pictures of a looping background pan with a bouncing "character" in front.
+
+    The background is a cel twice as wide as the picture, panned `pan_px` pixels a picture and
+    wrapped (the seam is a hard cut, like a cel loop); the foreground disc moves on its own path.
+    With `hold_pattern`, a picture repeats the drawing of the first picture of its hold (the
+    motion goes on in between, so drawings step further, as on twos and threes). "slow_pan" moves
+    the whole picture, character included, exactly 1 pixel a picture. Numpy slicing only, so a
+    picture costs well under a millisecond at the default size.
     """
     h, w = spec.height, spec.width
-    background = anime_frame(h, 2 * w, seed=7)
-    background = np.concatenate([background, background[:, :w]], axis=1)  # so any window of w wraps
+    cel = anime_frame(h, 2 * w, seed=7)
     sprite, mask = _sprite(max(8, min(h, w) // 3))
     sh, sw = mask.shape
-    for i in range(count):
-        x0 = (2 * i) % (2 * w)
-        frame = background[:, x0 : x0 + w].copy()
-        phase = i / max(1, count - 1)
-        x = int(round((w - sw) * (0.5 + 0.45 * math.sin(2 * math.pi * phase))))
-        y = int(round((h - sh) * (0.2 + 0.6 * abs(math.cos(3 * math.pi * phase)))))
-        region = frame[y : y + sh, x : x + sw]
+    if spec.motion == "slow_pan":
+        # The character is painted on the cel (the camera pans over both): every pixel moves alike.
+        region = cel[(h - sh) // 2 : (h - sh) // 2 + sh, w // 2 : w // 2 + sw]
         region[mask] = sprite[mask]
+    background = np.concatenate([cel, cel[:, :w]], axis=1)  # so any window of w wraps
+    drawings = new_drawings(spec) if spec.hold_pattern else None
+    interlaced = spec.scan == "interlaced"
+    d = 0
+    for i in range(count):
+        if drawings is not None:
+            while d + 1 < len(drawings) and drawings[d + 1] <= i:
+                d += 1
+            drawing = drawings[d]
+        else:
+            drawing = i
+        if spec.motion == "slow_pan":
+            frame = background[:, drawing % (2 * w) : drawing % (2 * w) + w].copy()
+        else:
+            x0 = (spec.pan_px * drawing) % (2 * w)
+            frame = background[:, x0 : x0 + w].copy()
+            phase = drawing / max(1, count - 1)
+            x = int(round((w - sw) * (0.5 + 0.45 * math.sin(2 * math.pi * phase))))
+            y = int(round((h - sh) * (0.2 + 0.6 * abs(math.cos(3 * math.pi * phase)))))
+            region = frame[y : y + sh, x : x + sw]
+            region[mask] = sprite[mask]
+        if spec.marker:
+            # Both fields of an interlaced frame carry the frame's index, so it reads as one.
+            _stamp_marker(frame, i // 2 if interlaced else i, 0, 255)
         yield frame
+
+
+def _gradient_frames(spec: EpisodeSpec):
+    """A still horizontal luma ramp from 10-bit 240 to 320 (8-bit 60 to 80), neutral chroma.
+
+    Made in YUV directly, with no RGB step and no noise, so the file holds exactly 81 luma levels
+    in 10-bit (21 in 8-bit): a path that drops to 8 bits anywhere shows as 4x fewer levels.
+    """
+    w, h = spec.width, spec.height
+    ten_bit = "10" in spec.pix_fmt
+    levels = 240 + 80 * np.arange(w) / max(1, w - 1)
+    luma = np.broadcast_to(np.round(levels if ten_bit else levels / 4), (h, w)).astype(np.uint16)
+    neutral = np.full((h // 2, w // 2), 512 if ten_bit else 128, np.uint16)
+    black, white = (64, 940) if ten_bit else (16, 235)
+    for i in range(spec.frame_count):
+        y = luma.copy()
+        if spec.marker:
+            _stamp_marker(y, i, black, white)
+        yield _planar_frame([y, neutral, neutral], spec.pix_fmt)
+
+
+def _planar_frame(planes: list[np.ndarray], pix_fmt: str) -> av.VideoFrame:
+    """A frame of a planar 4:2:0 format (8 or 16-bit little-endian samples) from its planes."""
+    height, width = planes[0].shape
+    frame = av.VideoFrame(width, height, pix_fmt)
+    dtype = np.dtype("<u2") if "10" in pix_fmt else np.dtype(np.uint8)
+    for plane, data in zip(frame.planes, planes, strict=True):
+        row = data.astype(dtype).view(np.uint8).reshape(plane.height, -1)
+        buffer = np.zeros((plane.height, plane.line_size), np.uint8)
+        buffer[:, : row.shape[1]] = row
+        plane.update(buffer)
+    return frame
 
 
 def _sprite(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -349,6 +804,17 @@ def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str
     inputs: list[str] = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     maps: list[str] = []
     codecs: list[str] = ["-c:v:0", "copy"]
+    if spec.container == "avi":
+        # AVI counts frames: its time base must be 1/rate (ffmpeg would pick the input's 1/1000 and
+        # write a mostly empty chunk per ms). XVID is the FourCC XviD-era players and tools look for.
+        codecs += ["-time_base:v:0", f"{1 / spec.rate}", "-tag:v:0", "XVID" if spec.video_codec == "mpeg4" else "H264"]
+        if spec.video_codec == "libx264":
+            codecs += ["-bsf:v:0", "h264_mp4toannexb"]  # AVI carries H.264 as a byte stream, not as MKV does
+    if spec.sar:
+        # The container's own aspect field (Matroska's display size, AVI's vprp). With stream copy
+        # ffmpeg takes it from the input's bitstream, and VP9 has none: WebM would come out square.
+        width, height = spec.width * spec.sar[0], spec.height * spec.sar[1]
+        codecs += ["-aspect:v:0", f"{width // math.gcd(width, height)}:{height // math.gcd(width, height)}"]
     meta: list[str] = []
     n_inputs = 0
 
@@ -394,8 +860,9 @@ def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str
         srt.write_text(_srt_script(spec), encoding="utf-8")
         index = add_input("-i", str(srt))
         maps += ["-map", f"{index}:s:0"]
-        # Matroska keeps SubRip as is; MP4 can only carry subtitles as mov_text (3GPP timed text).
-        codecs += [f"-c:s:{s}", "copy" if mkv else "mov_text"]
+        # Matroska keeps SubRip as is; MP4 can only carry subtitles as mov_text (3GPP timed text),
+        # WebM as WebVTT.
+        codecs += [f"-c:s:{s}", {"mkv": "copy", "mp4": "mov_text", "webm": "webvtt"}[spec.container]]
         # Hearing_impaired, and default only when it is the only subtitle track: flags a remux must keep.
         meta += _stream_meta(f"s:{s}", "eng", "English (SDH)", ["hearing_impaired"] + ["default"] * (s == 0))
         s += 1
@@ -435,6 +902,9 @@ def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str
             attachments += [f"-metadata:s:t:{t}", f"filename={name}"]
     # bitexact: no random Matroska UIDs or version strings, so the same spec makes the same bytes.
     tail = ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", fmt, str(out)]
+    if spec.container == "ts":
+        # No mux delay, then the offset: the first decode timestamp is exactly start_time.
+        tail[:0] = ["-muxdelay", "0", "-output_ts_offset", f"{spec.start_time}"]
     return [_ffmpeg_exe(), *inputs, *maps, *codecs, *meta, *attachments, *tail]
 
 

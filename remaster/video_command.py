@@ -56,6 +56,10 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--square-pixels", action="store_true", help="resample anamorphic video (e.g. DVD 720x480) to square pixels"
     )
+    parser.add_argument("--target", help="then export the result for upload or archive (see `remaster export`)")
+    parser.add_argument(
+        "--burn-subs", nargs="?", const="default", metavar="TRACK", help="with --target: burn a subtitle track in"
+    )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--quiet", action="store_true", help="print errors only")
     shown.add_argument("--json-progress", action="store_true", help="print one JSON object per line on stdout")
@@ -127,6 +131,15 @@ def run_video_command(args: argparse.Namespace) -> int:
     else:
         progress = RichProgress()
     pairs = plan_video_outputs(args.inputs, args.output, preset.name)
+    target = None
+    if args.target is not None:
+        from remaster.export import default_output as export_output
+        from remaster.export import export_video
+        from remaster.targets import get_target
+
+        target = get_target(args.target)
+    elif args.burn_subs is not None:
+        raise UsageError("--burn-subs goes with --target (burning subtitles in is part of an export)")
     if len(pairs) > 1 and args.workdir is not None:
         raise UsageError("--workdir names one work folder: give one input at a time with it")
     for src, dst in pairs:  # refuse before any work, not after the first episode
@@ -138,6 +151,10 @@ def run_video_command(args: argparse.Namespace) -> int:
     for src, dst in pairs:
         try:
             remasterer.run(src, dst)
+            if target is not None:
+                exported = export_video(dst, target, export_output(dst, target), args.burn_subs, settings.overwrite)
+                if not args.quiet and not args.json_progress:
+                    Console(stderr=True).print(f"exported {exported.output} ({target.name})", highlight=False)
         except Interrupted:
             raise
         except RemasterError as exc:

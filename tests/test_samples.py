@@ -234,7 +234,7 @@ def test_spec_normalises_and_validates():
     with pytest.raises(ValueError, match="even"):
         EpisodeSpec(width=255)
     with pytest.raises(ValueError, match="container"):
-        EpisodeSpec(container="avi")
+        EpisodeSpec(container="flv")
     with pytest.raises(ValueError, match="start_offset"):
         EpisodeSpec(seconds=1, audio=(AudioTrack(start_offset=2),))
 

@@ -22,9 +22,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from remaster.errors import UsageError
 from remaster.video.decode import DecodeStats, Planes, decoded_frames, frame_to_planes
+from remaster.video.frames import plane_view
 from remaster.video.probe import VideoInfo
 from remaster.video.segments import Segment
 
@@ -75,7 +77,11 @@ class FieldPlan:
             return [
                 ("fieldmatch", "order=auto:combmatch=full"),
                 ("bwdif", "mode=send_frame:parity=auto:deint=interlaced"),
-                ("decimate", f"cycle={CYCLE}"),
+                # scthresh=100: no scene-change rule. By default, a cycle whose duplicate differs
+                # by more than dupthresh after lossy coding loses its scene-change frame instead
+                # (measured: the first film frame of a DVD-like clip); one duplicate per cycle
+                # is what hard telecine guarantees, so the most similar frame always goes.
+                ("decimate", f"cycle={CYCLE}:scthresh=100"),
             ]
         return []
 
@@ -180,6 +186,22 @@ def snap_to_cycles(frames: tuple[int, ...], video: VideoInfo) -> int:
     return first - first % CYCLE
 
 
+def _black_frames(like: av.VideoFrame, count: int, video: VideoInfo) -> list[av.VideoFrame]:
+    """`count` black frames of `like`'s format, timed one frame apart just before it."""
+    step = round(1 / (video.rate * video.time_base))
+    frames = []
+    for i in range(count):
+        frame = av.VideoFrame(like.width, like.height, like.format.name)
+        bits = max(c.bits for c in like.format.components)
+        dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+        for i_plane, plane in enumerate(frame.planes):  # limited-range black, neutral chroma
+            plane_view(plane, dtype)[:] = (16 if i_plane == 0 else 128) << (bits - 8)
+        frame.pts = like.pts - (count - i) * step
+        frame.time_base = like.time_base
+        frames.append(frame)
+    return frames
+
+
 def filtered_segment(
     path: Path, video: VideoInfo, segment: Segment, plan: FieldPlan, stats: DecodeStats
 ) -> Iterator[Planes]:
@@ -188,8 +210,10 @@ def filtered_segment(
     first, last = index_of[segment.first_pts], index_of[segment.last_pts]
     if plan.mode == "ivtc":
         # Start one whole cycle early, on a cycle boundary of the file, so that decimate drops
-        # the same frame of every cycle as a run over the whole file would.
-        feed_from = max(0, first - CYCLE)
+        # the same frame of every cycle as a run over the whole file would. Before the file's
+        # first frame, that cycle is black: decimate compares each frame with the one before,
+        # and would take the very first frame (compared with itself) for a duplicate.
+        feed_from = first - CYCLE
         per_input, per_output = CYCLE, CYCLE - 1
         film_base = round(video.seconds(video.pts[0]) * FILM_RATE)
     else:
@@ -210,7 +234,7 @@ def filtered_segment(
             yield frame_to_planes(out, video.full_range)
 
     wanted = set(segment.pts)
-    for frame in decoded_frames(path, video, video.pts[feed_from], stats):
+    for frame in decoded_frames(path, video, video.pts[max(0, feed_from)], stats):
         index = index_of.get(frame.pts)
         if index is None or index < feed_from:
             continue
@@ -218,6 +242,8 @@ def filtered_segment(
             stats.frames += 1
         if chain is None:
             chain = FilterChain(video, plan.filters, frame.format.name)
+            for lead_in in _black_frames(frame, -feed_from, video):
+                yield from owned(chain.push(lead_in))
         if index > last + 2 * CYCLE:  # enough look-ahead for every filter: flush and stop
             break
         yield from owned(chain.push(frame))

@@ -112,8 +112,9 @@ def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
     command_line = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     result = subprocess.run(command_line + args, capture_output=True, text=True)
     if result.returncode != 0:
-        tail = " | ".join(result.stderr.strip().splitlines()[-3:])
-        raise RemasterError(f"{media.path}: ffmpeg failed while muxing: {tail}")
+        # The first lines name the cause; the last ones are threads shutting down.
+        lines = result.stderr.strip().splitlines()
+        raise RemasterError(f"{media.path}: ffmpeg failed while muxing: {' | '.join(lines[:2])}")
 
 
 def _video_tags(media: MediaInfo) -> tuple[dict[str, str], str]:

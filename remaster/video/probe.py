@@ -97,7 +97,8 @@ def open_media(path: Path) -> av.container.InputContainer:
     if path.stat().st_size == 0:
         raise UsageError(f"{path}: empty file (0 bytes)")
     try:
-        return av.open(str(path), metadata_errors="replace")
+        # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
+        return av.open(str(path.absolute()), metadata_errors="replace")
     except av.FFmpegError as exc:
         raise UsageError(f"{path}: not a readable media file ({_reason(exc)})") from None
 
