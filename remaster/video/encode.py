@@ -107,6 +107,9 @@ class VideoFormat:
     rate: Fraction  # a hint for rate control; frames keep their own pts, so VFR stays VFR
 
 
+_NO_DTS = -(1 << 62)
+
+
 class SegmentWriter:
     """Writes one segment: an MKV with a single video stream, starting with a keyframe."""
 
@@ -139,17 +142,29 @@ class SegmentWriter:
             raise UsageError(f"cannot open the {self.spec.encoder} encoder: {exc}") from None
         self.stream = stream
         self.width, self.height = video.width, video.height
+        self._last_dts = _NO_DTS
 
     def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame(self.width, self.height, self.pix_fmt)
         fill_frame(frame, y, u, v)
         frame.pts = pts
         frame.time_base = self.time_base
-        self.container.mux(self.stream.encode(frame))
+        self._mux(self.stream.encode(frame))
 
     def close(self) -> None:
-        self.container.mux(self.stream.encode(None))  # flush the frames the encoder holds back
+        self._mux(self.stream.encode(None))  # flush the frames the encoder holds back
         self.container.close()
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            # x265 gives garbage dts (around -2^35) when a segment has fewer frames than its
+            # B-frame delay. Matroska stores no dts (concat.py rebuilds them), but the muxer
+            # still checks them: give such a packet any dts that is increasing and <= its pts.
+            dts = packet.dts
+            if dts is None or not packet.pts - (1 << 30) < dts <= packet.pts or dts <= self._last_dts:
+                packet.dts = packet.pts if self._last_dts == _NO_DTS else min(packet.pts, self._last_dts + 1)
+            self._last_dts = packet.dts
+            self.container.mux(packet)
 
     def abort(self) -> None:
         self.container.close()
