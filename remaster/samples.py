@@ -147,6 +147,7 @@ class EpisodeSpec:
     # TS only: where the stream's timeline starts (the first decode timestamp), as broadcast captures
     # start late. None: 1.4 s for TS (what ffmpeg's TS muxer gives by default); must be None elsewhere.
     start_time: float | None = None
+    crf: int | None = None  # x264/x265 quality; None: CRF 20 (x264) or 24 (x265), what fansubs upload
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -642,12 +643,13 @@ def _encoder_options(spec: EpisodeSpec, gop: int) -> dict[str, str]:
         if interlaced:
             params += ":tff=1"  # interlaced (MBAFF) coding comes with +ildct below
         # qp 0 is lossless (High 4:4:4 Predictive profile, 4:2:0 kept).
-        return {"preset": "veryfast", "x264-params": params} | ({"qp": "0"} if lossless else {"crf": "20"})
+        crf = str(20 if spec.crf is None else spec.crf)
+        return {"preset": "veryfast", "x264-params": params} | ({"qp": "0"} if lossless else {"crf": crf})
     if codec == "libx265":
         params = f"bframes=3:b-adapt=0:keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error"
         if lossless:
             return {"preset": "ultrafast", "x265-params": params + ":lossless=1"}
-        return {"preset": "ultrafast", "crf": "24", "x265-params": params}
+        return {"preset": "ultrafast", "crf": str(24 if spec.crf is None else spec.crf), "x265-params": params}
     if codec in ("mpeg2video", "mpeg4"):
         # Two B-frames, as DVD authoring and XviD used; a fixed quantiser (ffmpeg's -q:v 3), not the
         # default 200 kb/s that smears SD pictures into blocks.

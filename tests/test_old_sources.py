@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from videotools import frame_times
+from videotools import frame_times, psnr
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode, read_marker
+from remaster.samples import EpisodeSpec, make_episode, new_drawings, read_marker
 
 pytestmark = pytest.mark.slow
 
@@ -142,3 +143,44 @@ def test_ten_bit_gradient_keeps_its_levels(tmp_path):
     # R + 1 in 8, so no path can reach the 4x the issue asked for: (4R + 1) / (R + 1) < 4.
     assert levels["10-bit"] >= source_levels - 3, (levels, source_levels)
     assert levels["10-bit"] >= 3.7 * levels["8-bit"], levels
+
+
+def _run_json(args: list[str], capsys) -> dict:
+    assert main([*args, "--json-progress"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return next(e for e in lines if e["event"] == "done")
+
+
+def _decoded_rgb(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as f:
+        return [frame.to_ndarray(format="rgb24") for frame in f.decode(video=0)]
+
+
+def test_held_drawings_reuse_the_model_result(tmp_path, capsys):
+    # CRF 16: the quality of a good fansub encode or a DVD's MPEG-2.
+    spec = EpisodeSpec(width=128, height=96, seconds=2.0, hold_pattern=(2, 3), audio=(), crf=16)
+    source = make_episode(tmp_path / "holds.mkv", spec)
+    runs = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / f"{mode}.mkv"
+        # Lossless output (x264 at CRF 0), so that the comparison sees reuse, not encoder noise.
+        args = [str(source), "-o", str(out), "--reuse", mode, "--codec", "x264", "--crf", "0"]
+        runs[mode] = (_run_json(args, capsys), _decoded_rgb(out))
+    done, frames = runs["auto"]
+    assert done["computed_frames"] + done["reused_frames"] == spec.frame_count
+    assert done["computed_frames"] <= 0.6 * spec.frame_count, done
+    assert done["computed_frames"] >= len(new_drawings(spec))  # never fewer than the drawings
+    scores = [psnr(a, b) for a, b in zip(frames, runs["off"][1], strict=True)]
+    assert min(scores) >= 45, min(scores)
+
+
+def test_a_slow_pan_is_never_taken_for_a_held_frame(tmp_path, capsys):
+    spec = EpisodeSpec(width=128, height=96, seconds=1.0, motion="slow_pan", audio=())
+    source = make_episode(tmp_path / "pan.mkv", spec)
+    outs = {mode: tmp_path / f"{mode}.mkv" for mode in ("auto", "off")}
+    lossless = ["--codec", "x264", "--crf", "0"]
+    done = _run_json([str(source), "-o", str(outs["auto"]), *lossless], capsys)
+    _run_json([str(source), "-o", str(outs["off"]), "--reuse", "off", *lossless], capsys)
+    assert done["reused_frames"] == 0, done
+    scores = [psnr(a, b) for a, b in zip(_decoded_rgb(outs["auto"]), _decoded_rgb(outs["off"]), strict=True)]
+    assert min(scores) >= 50, min(scores)
