@@ -94,11 +94,21 @@ def test_hard_telecine_gives_back_exactly_the_film_frames(tmp_path, capsys):
         assert f.streams.video[0].average_rate == Fraction(24000, 1001)
 
 
-@pytest.mark.parametrize("container", ["avi", "vob", "ts"])
-def test_legacy_containers_give_every_frame_once_in_order(tmp_path, container):
-    spec = EpisodeSpec(container=container, marker=True, width=128, height=96, seconds=2.0, gop_seconds=0.5)
+LEGACY = {
+    "avi": dict(container="avi"),  # MPEG-4 Part 2 (XviD) with B-frames
+    "vob": dict(container="vob"),  # MPEG-2 in MPEG-PS
+    "ts": dict(container="ts"),  # MPEG-2 in MPEG-TS, starting at 1.4 s
+    "webm": dict(container="webm"),  # VP9
+    "h264-10bit": dict(video_codec="libx264", pix_fmt="yuv420p10le"),
+}
+
+
+@pytest.mark.parametrize("kind", LEGACY)
+def test_legacy_containers_give_every_frame_once_in_order(tmp_path, kind):
+    spec = EpisodeSpec(**LEGACY[kind], marker=True, width=128, height=96, seconds=2.0, gop_seconds=0.5)
+    container = spec.container
     source = make_episode(tmp_path / f"e.{container}", spec)
-    out = tmp_path / "e.mkv"
+    out = tmp_path / "out.mkv"
     assert main([str(source), "-o", str(out), "--segment-seconds", "0.5", "--quiet"]) == 0
     assert _markers(out, spec.width, spec.height) == list(range(spec.frame_count))
     # Each frame at its time on the source's clock (a TS starts at 1.4 s).
