@@ -66,17 +66,22 @@ def _idet(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in counts.items() if k != "current_frame"}
 
 
-def test_true_interlace_becomes_progressive_at_the_frame_rate(tmp_path):
+@pytest.mark.parametrize("field_rate", [False, True])
+def test_true_interlace_becomes_progressive(tmp_path, field_rate, capsys):
     spec = EpisodeSpec(container="vob", scan="interlaced", width=256, height=144, seconds=1.0)
     source = make_episode(tmp_path / "i.vob", spec)
     assert _idet(source)["tff"] > 0.9 * spec.frame_count
     out = tmp_path / "i.mkv"
-    assert main([str(source), "-o", str(out), "--segment-seconds", "0.4", "--json-progress"]) == 0
+    extra = ["--field-rate"] if field_rate else []
+    assert main([str(source), "-o", str(out), "--segment-seconds", "0.4", *extra]) == 0
+    assert "fields interlaced" in capsys.readouterr().err
     counts = _idet(out)
-    assert counts["tff"] + counts["bff"] == 0 and counts["progressive"] > 0.5 * spec.frame_count, counts
+    frames = spec.frame_count * (2 if field_rate else 1)
+    assert counts["tff"] + counts["bff"] == 0 and counts["progressive"] > 0.5 * frames, counts
     with av.open(str(out)) as f:
-        assert f.streams.video[0].average_rate == Fraction(30000, 1001)
-    assert len(frame_times(out)) == spec.frame_count
+        rate = Fraction(60000 if field_rate else 30000, 1001)
+        assert float(f.streams.video[0].average_rate) == pytest.approx(float(rate), rel=1e-3)  # ms clock
+    assert len(frame_times(out)) == frames
 
 
 def test_hard_telecine_gives_back_exactly_the_film_frames(tmp_path, capsys):

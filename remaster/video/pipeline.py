@@ -188,8 +188,8 @@ class Remasterer:
         frames = frames_in_range(video, s.start, s.end)
         report = detect_fields(source, video) if s.fields == "auto" else None
         fields = plan_fields(s.fields, report, video, s.field_rate)
-        if report is not None and (report.kind != "progressive" or fields.mode != "progressive"):
-            self.progress.note(f"{source.name}: {report.describe()}: {fields.describe()}")
+        if report is not None:
+            self.progress.note(f"{source.name}: fields {report.describe()}: {fields.describe()}")
         if fields.mode == "ivtc":
             first = snap_to_cycles(frames, video)
             frames = video.pts[first : video.pts.index(frames[-1]) + 1]
