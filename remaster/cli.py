@@ -98,11 +98,12 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     from remaster.presets import get_preset, load_presets
     from remaster.resources import user_dir
 
-    console = Console()
+    console = Console(soft_wrap=True)
     if args.show:
         preset = get_preset(args.show)
         console.print(f"# {preset.name}, from {preset.path}; command-line options override these", highlight=False)
-        console.print(f'description = "{preset.description}"\n\n[model]\nname = "{preset.model}"\n', highlight=False)
+        text = f'description = "{preset.description}"\n\n[model]\nname = "{preset.model}"\n'
+        console.print(text, highlight=False, markup=False)
         console.print("[encoder]", highlight=False, markup=False)
         for key, value in asdict(preset.encoder).items():
             console.print(f"{key} = {value!r}".replace("'", '"'), highlight=False, markup=False)

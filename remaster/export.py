@@ -474,7 +474,12 @@ def export_video(
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, metavar="IN", help="the video to export (a remastered episode)")
     parser.add_argument("--target", required=True, help="upload-1080p-h264, upload-2160p-hevc, upload-av1, ...")
-    parser.add_argument("-o", "--output", type=Path, help="a file, or a folder (default: beside IN as IN.TARGET.mp4)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="a file, or a folder (default: beside IN as IN.TARGET.mp4, or .mkv for MKV targets)",
+    )
     parser.add_argument(
         "--burn-subs",
         nargs="?",

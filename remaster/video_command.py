@@ -38,7 +38,9 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", help="x265 (default), x264, svtav1, nvenc-hevc, nvenc-h264, nvenc-av1")
     parser.add_argument("--crf", type=float, help="constant quality (lower is better; preset default 16)")
     parser.add_argument("--speed", help="the encoder's own preset: medium, slow... (SVT-AV1: 0-13, NVENC: p1-p7)")
-    parser.add_argument("--pix-fmt", help="output pixel format (default yuv420p10le)")
+    parser.add_argument(
+        "--pix-fmt", help="output pixel format (default: the preset's, yuv420p10le; with another --codec, that codec's)"
+    )
     parser.add_argument("--segment-seconds", type=float, help="checkpoint every N seconds of video (default 30)")
     parser.add_argument("--workdir", type=Path, help="where segments go (default: a hidden folder beside the output)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the segments after success")
@@ -52,7 +54,9 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fields", default="auto", help="auto (detect with idet), progressive, deinterlace or ivtc (inverse telecine)"
     )
-    parser.add_argument("--field-rate", action="store_true", help="deinterlace to one frame per field (59.94p)")
+    parser.add_argument(
+        "--field-rate", action="store_true", help="deinterlace to one frame per field (29.97i -> 59.94p, 25i -> 50p)"
+    )
     parser.add_argument(
         "--square-pixels", action="store_true", help="resample anamorphic video (e.g. DVD 720x480) to square pixels"
     )
@@ -142,12 +146,18 @@ def run_video_command(args: argparse.Namespace) -> int:
         raise UsageError("--burn-subs goes with --target (burning subtitles in is part of an export)")
     if len(pairs) > 1 and args.workdir is not None:
         raise UsageError("--workdir names one work folder: give one input at a time with it")
+    if len(pairs) > 1 and not settings.overwrite:
+        # A season rerun after a crash: the episodes that were finished stay as they are.
+        finished = [(src, dst) for src, dst in pairs if dst.exists()]
+        for src, dst in finished:
+            progress.note(f"{dst}: exists, skipped (--overwrite to remaster {src.name} again)")
+        pairs = [pair for pair in pairs if pair not in finished]
     for src, dst in pairs:  # refuse before any work, not after the first episode
         check_output(src, dst, settings.overwrite)
-    if args.output is not None and len(pairs) > 1:
+    if args.output is not None and len(args.inputs) > 1:
         args.output.mkdir(parents=True, exist_ok=True)
     remasterer = Remasterer(settings, progress)
-    failed = 0
+    failures: list[RemasterError] = []
     for src, dst in pairs:
         try:
             remasterer.run(src, dst)
@@ -158,13 +168,15 @@ def run_video_command(args: argparse.Namespace) -> int:
         except Interrupted:
             raise
         except RemasterError as exc:
-            if len(pairs) == 1:
+            if len(args.inputs) == 1:
                 raise
-            failed += 1
+            failures.append(exc)
             print(f"remaster: error: {exc}", file=sys.stderr)
             if args.json_progress:
                 print(json.dumps({"event": "error", "input": str(src), "message": str(exc)}), flush=True)
-    if failed:
-        Console(stderr=True).print(f"{len(pairs) - failed} done, {failed} failed", highlight=False)
-        return EXIT_USAGE
+    if failures:
+        Console(stderr=True).print(f"{len(pairs) - len(failures)} done, {len(failures)} failed", highlight=False)
+        # 2 only when every failure was the input's fault; a failure while working says 1.
+        working = [exc.exit_code for exc in failures if exc.exit_code != EXIT_USAGE]
+        return max(working) if working else EXIT_USAGE
     return 0

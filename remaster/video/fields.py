@@ -36,7 +36,7 @@ FILM_RATE = Fraction(24000, 1001)
 # How much of the file idet looks at: enough frames for its statistics, from the middle
 # (openings often start on a still title card).
 DETECT_FRAMES = 240
-# idet's verdicts over the sample (see docs/video.md, "Interlaced and telecined sources"):
+# idet's verdicts over the sample (see docs/video.md, "Interlaced and telecined video"):
 # below this share of frames judged interlaced, the video is progressive;
 MIN_INTERLACED_SHARE = 0.2
 # telecine repeats one field in 2 of every 5 frames (40%); true interlace never does. A still

@@ -181,6 +181,8 @@ class Remasterer:
     def run(self, source: Path, output: Path) -> Summary:
         t0 = time.monotonic()
         s = self.settings
+        # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
+        source, output = source.absolute(), output.absolute()
         output_format = check_output(source, output, s.overwrite)
         media = probe(source)
         video = media.video
