@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -128,6 +128,30 @@ class _Geometry:
     resample: bool  # --square-pixels: resize the model's output to (width, height)
 
 
+@dataclass
+class Job:
+    """One input's run, between prepare() and finish(): its plan and its work folder."""
+
+    output: Path
+    output_format: str
+    media: MediaInfo
+    fields: FieldPlan
+    segments: list[Segment]
+    geometry: _Geometry
+    colour: OutputColour
+    work: WorkDir
+    done: dict[int, Path]  # segment index -> finished file; grows as segments are committed
+    t0: float
+    reused: list[int] = field(default_factory=list)  # segments an earlier run had finished
+
+    def __post_init__(self) -> None:
+        self.reused = sorted(self.done)
+
+    @property
+    def todo(self) -> list[Segment]:
+        return [seg for seg in self.segments if seg.index not in self.done]
+
+
 class Remasterer:
     """Runs the pipeline for any number of inputs with one model, loaded on first use."""
 
@@ -179,6 +203,18 @@ class Remasterer:
         }
 
     def run(self, source: Path, output: Path) -> Summary:
+        """The whole job: plan, compute what no earlier run finished, assemble, verify, rename."""
+        job = self.prepare(source, output)
+        try:
+            counts = self._run_segments(job, job.todo)
+            summary = self.finish(job, *counts)
+        except BaseException:
+            self.abandon(job)
+            raise
+        return summary
+
+    def prepare(self, source: Path, output: Path) -> Job:
+        """Probe, plan the segments and open the work folder (locked): what is done, what is to do."""
         t0 = time.monotonic()
         s = self.settings
         # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
@@ -211,48 +247,43 @@ class Remasterer:
         }
         settings = self.output_settings(media, geometry, colour) | {"fields": fields.describe()}
         work = WorkDir(root, fingerprint(source), settings, effective).open()
-        try:
-            if work.invalidated:
-                self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
-            done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
-            todo = [seg for seg in segments if seg.index not in done]
-            total = fields.output_count(len(frames))
-            self.progress.start(str(source), str(output), total, len(segments), sorted(done))
-            self.progress.reused(sum(work.records[segments[i].key].frames for i in done))
-            reused = sorted(done)
-            computed, held = self._run_segments(media, todo, geometry, colour, fields, work, done)
-            summary = self._assemble(media, segments, done, output, output_format, work)
-            elapsed = time.monotonic() - t0
-            summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
-            summary.fps = (computed + held) / elapsed if elapsed else 0.0
-            summary.reused_segments, summary.computed_segments = reused, [seg.index for seg in todo]
-        except BaseException:
-            self.progress.stop()
-            work.close()
-            if not work.records and s.workdir is None:  # nothing worth resuming: leave no trace
-                shutil.rmtree(root, ignore_errors=True)
-            raise
-        work.close()
-        if not s.keep_workdir:
-            shutil.rmtree(root, ignore_errors=True)
+        if work.invalidated:
+            self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
+        done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
+        job = Job(output, output_format, media, fields, segments, geometry, colour, work, done, t0)
+        self.progress.start(str(source), str(output), fields.output_count(len(frames)), len(segments), sorted(done))
+        self.progress.reused(sum(work.records[segments[i].key].frames for i in done))
+        return job
+
+    def finish(self, job: Job, computed: int, held: int) -> Summary:
+        """Assemble the segments into the output, release and (unless kept) remove the work folder."""
+        summary = self._assemble(job)
+        elapsed = time.monotonic() - job.t0
+        summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
+        summary.fps = (computed + held) / elapsed if elapsed else 0.0
+        summary.reused_segments = job.reused
+        summary.computed_segments = [seg.index for seg in job.segments if seg.index not in job.reused]
+        job.work.close()
+        if not self.settings.keep_workdir:
+            shutil.rmtree(job.work.root, ignore_errors=True)
         self.progress.finished(summary)
         return summary
 
-    def _run_segments(
-        self,
-        media: MediaInfo,
-        todo: list[Segment],
-        geometry: _Geometry,
-        colour: OutputColour,
-        fields: FieldPlan,
-        work: WorkDir,
-        done: dict[int, Path],
-    ) -> tuple[int, int]:
+    def abandon(self, job: Job) -> None:
+        """After a failure or an interruption: keep what is finished, or leave no trace if nothing is."""
+        self.progress.stop()
+        job.work.close()
+        if not job.work.records and self.settings.workdir is None:
+            shutil.rmtree(job.work.root, ignore_errors=True)
+
+    def _run_segments(self, job: Job, todo: list[Segment]) -> tuple[int, int]:
         """Decode, upscale and encode the segments not done yet; returns the frames the model
         ran on, and those that reused a held drawing's result."""
         if not todo:
             return 0, 0
         upscaler = self.upscaler()
+        media, fields, geometry, colour = job.media, job.fields, job.geometry, job.colour
+        work, done = job.work, job.done
         video = media.video
         stop = threading.Event()
         failures: list[BaseException] = []
@@ -380,15 +411,9 @@ class Remasterer:
         planes = [plane.cpu().numpy() for plane in rgb_to_planes(rgb, geometry.spec)]
         return [(planes[0][i], planes[1][i], planes[2][i], p.pts) for i, p in enumerate(batch)]
 
-    def _assemble(
-        self,
-        media: MediaInfo,
-        segments: list[Segment],
-        done: dict[int, Path],
-        output: Path,
-        output_format: str,
-        work: WorkDir,
-    ) -> Summary:
+    def _assemble(self, job: Job) -> Summary:
+        media, segments, done, output, work = job.media, job.segments, job.done, job.output, job.work
+        output_format = job.output_format
         video_file = work.root / "video.mkv"
         frames = concatenate([done[seg.index] for seg in segments], video_file)
         # The finished file is written in the work folder (beside the output, on the same
