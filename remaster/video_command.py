@@ -64,6 +64,13 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--burn-subs", nargs="?", const="default", metavar="TRACK", help="with --target: burn a subtitle track in"
     )
+    parser.add_argument(
+        "--ray", metavar="ADDRESS", help="spread the segments over a Ray cluster: local, auto or ray://HOST:PORT"
+    )
+    parser.add_argument("--ray-gpus", type=float, help="GPUs per Ray task (default: 1 where the cluster has GPUs)")
+    parser.add_argument(
+        "--ray-shared-workdir", action="store_true", help="Ray tasks write segments to the (shared) work folder"
+    )
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--quiet", action="store_true", help="print errors only")
     shown.add_argument("--json-progress", action="store_true", help="print one JSON object per line on stdout")
@@ -160,7 +167,15 @@ def run_video_command(args: argparse.Namespace) -> int:
     failures: list[RemasterError] = []
     for src, dst in pairs:
         try:
-            remasterer.run(src, dst)
+            if args.ray is not None:
+                from remaster.cluster import remaster_on_ray
+
+                _, workers = remaster_on_ray(
+                    src, dst, settings, args.ray, args.ray_gpus, args.ray_shared_workdir, progress
+                )
+                progress.note(f"{len(workers)} segments computed by {len(set(workers))} Ray workers")
+            else:
+                remasterer.run(src, dst)
             if target is not None:
                 exported = export_video(dst, target, export_output(dst, target), args.burn_subs, settings.overwrite)
                 if not args.quiet and not args.json_progress:

@@ -125,7 +125,7 @@ def test_checkpoints_are_dropped_when_the_input_or_settings_change(tmp_path):
     work = WorkDir(tmp_path, "input-a", {"crf": 16}).open()
     partial = work.partial_path(segment)
     partial.write_bytes(b"segment data")
-    work.commit(segment, partial, list(segment.pts))
+    work.commit(segment, partial, segment.frame_count, segment.first_pts, segment.last_pts)
     work.close()
     again = WorkDir(tmp_path, "input-a", {"crf": 16}).open()
     assert again.finished(segment) is not None and again.invalidated is None

@@ -145,11 +145,12 @@ class WorkDir:
             return None
         return path
 
-    def commit(self, segment: Segment, partial: Path, written_pts: list[int]) -> Path:
+    def commit(self, segment: Segment, partial: Path, frames: int, first_pts: int, last_pts: int) -> Path:
         """Make a fully written segment file a checkpoint: durable, renamed, then recorded.
 
-        `written_pts` are the frames in the file: all of the segment's, unless the source was
-        damaged and --allow-damaged let the run go on without the missing ones.
+        `frames`, `first_pts` and `last_pts` describe what is in the file: all of the segment,
+        unless the source was damaged and --allow-damaged let the run go on without the
+        missing frames.
         """
         with partial.open("rb") as f:
             os.fsync(f.fileno())
@@ -159,9 +160,9 @@ class WorkDir:
         self.records[segment.key] = SegmentRecord(
             key=segment.key,
             file=final.name,
-            frames=len(written_pts),
-            first_pts=min(written_pts),
-            last_pts=max(written_pts),
+            frames=frames,
+            first_pts=first_pts,
+            last_pts=last_pts,
             size=final.stat().st_size,
             sha256=sha256_file(final),
         )

@@ -206,7 +206,7 @@ class Remasterer:
         """The whole job: plan, compute what no earlier run finished, assemble, verify, rename."""
         job = self.prepare(source, output)
         try:
-            counts = self._run_segments(job, job.todo)
+            counts = self.compute(job, job.todo)
             summary = self.finish(job, *counts)
         except BaseException:
             self.abandon(job)
@@ -276,7 +276,7 @@ class Remasterer:
         if not job.work.records and self.settings.workdir is None:
             shutil.rmtree(job.work.root, ignore_errors=True)
 
-    def _run_segments(self, job: Job, todo: list[Segment]) -> tuple[int, int]:
+    def compute(self, job: Job, todo: list[Segment]) -> tuple[int, int]:
         """Decode, upscale and encode the segments not done yet; returns the frames the model
         ran on, and those that reused a held drawing's result."""
         if not todo:
@@ -323,8 +323,10 @@ class Remasterer:
                     else:
                         writer.close()
                         writer = None
+                        if not written:
+                            raise DamagedInput(f"{media.path}: no frame of segment {seg.index} could be decoded")
                         _check_segment_file(partial, len(written))
-                        done[seg.index] = work.commit(seg, partial, written)
+                        done[seg.index] = work.commit(seg, partial, len(written), min(written), max(written))
                         self.progress.segment_done(seg.index, len(written))
             finally:
                 if writer is not None:
