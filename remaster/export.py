@@ -41,6 +41,7 @@ import av
 import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
+from remaster.outputs import refuse_to_destroy
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
 from remaster.video.mux import COVER_MIMETYPES, MP4_AUDIO, STALE_VIDEO_TAGS, TEXT_SUBTITLES
@@ -122,12 +123,7 @@ def check_output(source: Path, output: Path, target: Target, overwrite: bool) ->
     """Refuse an output that has the wrong type or would destroy something."""
     if output.suffix.lower() != target.suffix:
         raise UsageError(f"{output}: the target {target.name} writes {target.suffix} files")
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
-        raise UsageError(f"{output}: is the input; choose another output")
-    if output.is_dir():
-        raise UsageError(f"{output}: is a folder")
-    if output.exists() and not overwrite:
-        raise UsageError(f"{output}: exists; add --overwrite to replace it")
+    refuse_to_destroy(source, output, overwrite)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from remaster.errors import UsageError
-from remaster.resources import search_dirs
+from remaster.resources import named_tomls, search_dirs
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,7 @@ def _read(path: Path) -> Preset:
 
 
 def load_presets() -> dict[str, Preset]:
-    found: dict[str, Preset] = {}
-    for folder in reversed(search_dirs("presets")):
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.toml")):
-                found[path.stem] = _read(path)
-    return dict(sorted(found.items()))
+    return {name: _read(path) for name, path in named_tomls(search_dirs("presets")).items()}
 
 
 def get_preset(name: str) -> Preset:

@@ -27,3 +27,13 @@ def user_dir(name: str) -> Path:
 def search_dirs(name: str) -> list[Path]:
     """The user's folder first, so that a user's file of the same name wins."""
     return [user_dir(name), builtin_dir(name)]
+
+
+def named_tomls(folders: list[Path]) -> dict[str, Path]:
+    """NAME -> NAME.toml across `folders` (most important first): a user's file wins over a
+    built-in one of the same name. Sorted by name."""
+    found: dict[str, Path] = {}
+    for folder in reversed(folders):
+        if folder.is_dir():
+            found.update((path.stem, path) for path in sorted(folder.glob("*.toml")))
+    return dict(sorted(found.items()))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from remaster.errors import UsageError
-from remaster.resources import search_dirs
+from remaster.resources import named_tomls, search_dirs
 from remaster.video.encode import CODECS, EncoderSettings, pix_fmt_layout
 from remaster.video.mux import MP4_AUDIO
 
@@ -164,12 +164,7 @@ def target_dirs() -> list[Path]:
 
 
 def load_targets() -> dict[str, Target]:
-    found: dict[str, Target] = {}
-    for folder in reversed(target_dirs()):
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.toml")):
-                found[path.stem] = _read(path)
-    return dict(sorted(found.items()))
+    return {name: _read(path) for name, path in named_tomls(target_dirs()).items()}
 
 
 def get_target(name: str) -> Target:

@@ -30,6 +30,7 @@ from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model
+from remaster.outputs import refuse_to_destroy
 from remaster.presets import Preset
 from remaster.video.checkpoint import WorkDir
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
@@ -93,12 +94,7 @@ def check_output(source: Path, output: Path, overwrite: bool) -> str:
     output_format = OUTPUT_FORMATS.get(output.suffix.lower())
     if output_format is None:
         raise UsageError(f"{output}: the output must end in {' or '.join(OUTPUT_FORMATS)}")
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
-        raise UsageError(f"{output}: is the input; choose another output")
-    if output.is_dir():
-        raise UsageError(f"{output}: is a folder")
-    if output.exists() and not overwrite:
-        raise UsageError(f"{output}: exists; add --overwrite to replace it")
+    refuse_to_destroy(source, output, overwrite)
     return output_format
 
 
