@@ -16,6 +16,7 @@ from remaster import __version__
 from remaster.compare import add_compare_arguments, run_compare_command
 from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError, UsageError
 from remaster.export import add_export_arguments, run_export_command
+from remaster.queue.command import add_queue_arguments, run_queue_command
 from remaster.video_command import add_video_options
 
 
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="re-encode a video for a video site or an archive (a target)")
     add_export_arguments(export)
+
+    queue = commands.add_parser("queue", help="a queue of video jobs: add, status, run, retry, pause, log...")
+    add_queue_arguments(queue)
 
     compare = commands.add_parser("compare", help="one frame by bicubic and by each preset, side by side in a PNG")
     add_compare_arguments(compare)
@@ -179,6 +183,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "queue": run_queue_command,
     "export": run_export_command,
     "compare": run_compare_command,
     "video": _cmd_video,

@@ -1,0 +1,319 @@
+"""`remaster queue ACTION`: options, and what each action prints (rich for people, JSON for scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from remaster.errors import EXIT_FAILURE, EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.queue.child import die_with_parent
+from remaster.queue.plan import plan_jobs
+from remaster.queue.store import Job, QueueStore, default_queue_path
+from remaster.queue.worker import WorkerOptions, new_worker_id, serve
+
+ERROR_CHARS = 60
+TABLE_ROWS = 100
+_STATE_STYLES = {"running": "cyan", "queued": "default", "paused": "yellow", "failed": "red", "done": "green"}
+
+
+class _ActionParser(argparse.ArgumentParser):
+    """With `pass_through`, everything after `--` is kept apart, untouched, as `options`: argparse alone
+    would take `--crf 18` after `--` for more paths."""
+
+    def __init__(self, *args: object, pass_through: bool = False, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.pass_through = pass_through
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        args = list(sys.argv[1:] if args is None else args)
+        options: list[str] = []
+        if self.pass_through and "--" in args:
+            cut = args.index("--")
+            args, options = args[:cut], args[cut + 1 :]
+        namespace, extras = super().parse_known_args(args, namespace)
+        if self.pass_through:
+            namespace.options = options
+        return namespace, extras
+
+
+def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
+    """The actions of `remaster queue`, on the parser that `remaster` gives the command."""
+    actions = parser.add_subparsers(dest="queue_action", required=True, metavar="ACTION", parser_class=_ActionParser)
+
+    def action(name: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=description, description=description, **kwargs)
+        sub.add_argument("--queue", type=Path, metavar="FILE", help=f"the queue (default: {default_queue_path()})")
+        return sub
+
+    add = action(
+        "add",
+        "queue videos; options after -- go to remaster as they are (e.g. -- --crf 18 --tile 256)",
+        pass_through=True,
+        usage="%(prog)s PATH... --preset NAME [-o DIR] [--priority N] [-- REMASTER OPTIONS...]",
+    )
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="video files")
+    add.add_argument("--preset", required=True, help="see `remaster presets`")
+    add.add_argument("-o", "--output", type=Path, metavar="DIR", help="a folder (default: beside each input)")
+    add.add_argument("--priority", type=int, default=0, help="higher runs first (default: 0, in the order added)")
+
+    status = action("status", "list the jobs with their progress")
+    status.add_argument("--json", action="store_true", help="a JSON list of all jobs on stdout")
+    status.add_argument("--all", action="store_true", help=f"every job in the table, not the first {TABLE_ROWS}")
+
+    run = action("run", "run queued jobs until none is left; start one per GPU to share a queue")
+    run.add_argument("--device", help="passed to every job; a comma list goes round the workers (cuda:0,cuda:1)")
+    run.add_argument("--workers", type=int, default=1, help="jobs at a time, a process each (default: %(default)s)")
+    run.add_argument("--watch", action="store_true", help="keep waiting for new jobs")
+    run.add_argument(
+        "--ray", metavar="ADDRESS", help="spread each job's segments over a Ray cluster: local, auto or ray://HOST:PORT"
+    )
+    run.add_argument("--ray-gpus", type=float, help="GPUs per Ray task (default: 1 where the cluster has GPUs)")
+    run.add_argument(
+        "--retries", type=int, default=2,
+        help="runs again after a failure (default: %(default)s); bad input (exit code 2) fails at once",
+    )  # fmt: skip
+    run.add_argument(
+        "--lease", type=float, default=30.0, metavar="SECONDS",
+        help="a worker silent this long is taken for dead and its job taken over (default: %(default)s)",
+    )  # fmt: skip
+
+    for name, description in (
+        ("retry", "queue failed jobs again"),
+        ("remove", "forget jobs (a running one is stopped; files are left alone)"),
+        ("pause", "hold jobs back (a running one is stopped, keeping its finished segments)"),
+        ("resume", "queue paused jobs again"),
+    ):
+        action(name, description).add_argument("ids", nargs="+", type=int, metavar="ID")
+    action("log", "a job's runs: times, outcomes and the end of remaster's messages").add_argument(
+        "id", type=int, metavar="ID"
+    )
+
+
+def run_queue_command(args: argparse.Namespace) -> int:
+    """Run one `remaster queue` action; returns the exit code."""
+    path = args.queue or default_queue_path()
+    if args.queue_action == "add":
+        return _add(path, args)
+    if args.queue_action == "status":
+        return _status(path, args.json, args.all)
+    if args.queue_action == "run":
+        return _run(path, args)
+    if args.queue_action == "log":
+        return _log(path, args.id)
+    with QueueStore(path, create=False) as store:
+        change = {"retry": store.retry, "remove": store.remove, "pause": store.pause, "resume": store.resume}
+        jobs = change[args.queue_action](args.ids)
+    for job in jobs:
+        print(f"job {job.id}: {'removed' if args.queue_action == 'remove' else job.state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m remaster.queue`: the same as `remaster queue`, with the same errors and exit codes."""
+    parser = argparse.ArgumentParser(prog="remaster queue", description="A queue of video jobs.")
+    add_queue_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_queue_command(args)
+    except RemasterError as exc:
+        print(f"remaster: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+# -- add, status, log ---------------------------------------------------------------------------
+
+
+def _add(path: Path, args: argparse.Namespace) -> int:
+    specs = plan_jobs(args.paths, args.preset, args.output, args.options, args.priority)
+    with QueueStore(path) as store:
+        jobs = store.add(specs)
+    for job in jobs:
+        print(f"queued job {job.id}: {job.input} -> {job.output}")
+    return 0
+
+
+def _status(path: Path, as_json: bool, show_all: bool) -> int:
+    if not path.exists():  # nothing queued yet: say so without making a queue file
+        print("[]" if as_json else f"no jobs in {path}")
+        return 0
+    with QueueStore(path, create=False) as store:
+        if as_json:
+            print(store.jobs_json())
+            return 0
+        # A long queue is cut short: a table of 10,000 rows takes rich seconds.
+        jobs = store.by_urgency(None if show_all else TABLE_ROWS)
+        counts = store.counts()
+    if not jobs:
+        print(f"no jobs in {path}")
+        return 0
+    table = Table(title=f"remaster queue: {path}", title_justify="left")
+    for column in ("id", "state", "done", "fps", "ETA", "runs", "job", "error"):
+        table.add_column(column, justify="right" if column in ("id", "done", "fps", "ETA", "runs") else "left")
+    for job in jobs:
+        progress = job.progress
+        table.add_row(
+            str(job.id),
+            f"[{_STATE_STYLES[job.state]}]{job.state}[/]",
+            "" if progress is None else f"{progress:.0%}",
+            f"{job.fps:.2f}" if job.fps and job.state == "running" else "",
+            _duration(job.eta_seconds) if job.state == "running" else "",
+            str(job.attempts),
+            escape(_names(job)),
+            escape(_shorten(job.error)) if job.state != "done" else "",
+        )
+    table.caption = ", ".join(f"{counts[state]} {state}" for state in _STATE_STYLES if state in counts)
+    if len(jobs) < sum(counts.values()):
+        table.caption += f"; {sum(counts.values()) - len(jobs)} more not shown (--all, or --json)"
+    Console().print(table)
+    return 0
+
+
+def _names(job: Job) -> str:
+    """`a.mkv -> a.2x.mkv` beside the input, `a.mkv -> out/a.2x.mkv` in another folder."""
+    source, output = Path(job.input), Path(job.output)
+    shown = output.name if output.parent == source.parent else f"{output.parent.name}/{output.name}"
+    return f"{source.name} -> {shown}"
+
+
+def _shorten(text: str | None, length: int = ERROR_CHARS) -> str:
+    """The start of an error, for the table: `queue log ID` has all of it."""
+    text = text or ""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp is not None else "-"
+
+
+def _log(path: Path, job_id: int) -> int:
+    with QueueStore(path, create=False) as store:
+        job = store.job(job_id)
+        runs = store.claims(job_id)
+    print(f"job {job.id}: {job.input} -> {job.output}")
+    print(f"preset {job.preset}, options: {shlex.join(job.options) or 'none'}, priority {job.priority}, in {job.cwd}")
+    print(f"{job.state}: {_count(job.attempts, 'run')}, {_count(job.failures, 'failure')}", end="")
+    print(f"; added {_when(job.added_at)}", end="")
+    print(f", finished {_when(job.finished_at)}" if job.finished_at else "")
+    if job.error and job.state != "done":
+        print(f"error: {job.error}")
+    for number, run in enumerate(runs, 1):
+        took = f" ({run.ended_at - run.started_at:.1f} s)" if run.ended_at else ""
+        code = f", exit {run.exit_code}" if run.exit_code is not None else ""
+        print(f"\nrun {number}: {_when(run.started_at)} -> {_when(run.ended_at)}{took} by {run.worker_id}")
+        print(f"  {run.outcome}{code}" + (f": {run.error}" if run.error else ""))
+        for line in (run.log or "").splitlines():
+            print(f"  | {line}")
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def _run(path: Path, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: want 1 or more")
+    if args.retries < 0:
+        raise UsageError(f"--retries {args.retries}: want 0 or more")
+    if args.lease < 1:
+        raise UsageError(f"--lease {args.lease:g}: want 1 second or more")
+    devices = args.device.split(",") if args.device else [None]
+    options = WorkerOptions(
+        retries=args.retries, lease_seconds=args.lease, watch=args.watch, ray=args.ray, ray_gpus=args.ray_gpus
+    )
+    plans = [(new_worker_id(), replace(options, device=devices[i % len(devices)])) for i in range(args.workers)]
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    with QueueStore(path) as store:
+        if args.workers == 1:
+            interrupted = serve(store, plans[0][1], plans[0][0], lambda line: console.print(line, markup=False))
+        else:
+            interrupted = _run_processes(path, plans)
+        return _summary(store, [worker_id for worker_id, _ in plans], interrupted)
+
+
+def _worker_process(path: Path, options: WorkerOptions, worker_id: str, label: str, parent: int) -> None:
+    # SIGTERM, not SIGKILL: this worker is alive and can stop its child and requeue its job.
+    die_with_parent(signal.SIGTERM, parent)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        with QueueStore(path) as store:
+            interrupted = serve(store, options, worker_id, lambda line: console.print(f"{label}{line}", markup=False))
+    except RemasterError as exc:
+        print(f"remaster: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_INTERRUPTED if interrupted else 0)
+
+
+def _run_processes(path: Path, plans: list[tuple[str, WorkerOptions]]) -> bool:
+    """--workers N: N worker processes, so that each one's child dies with it (the kernel's parent-death
+    signal follows the thread that started a child: workers in threads would not have that)."""
+    context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state to inherit
+    processes = [
+        context.Process(target=_worker_process, args=(path, options, worker_id, f"[{i}] ", os.getpid()))
+        for i, (worker_id, options) in enumerate(plans, 1)
+    ]
+    stopped = False
+
+    def stop(signum: int, frame: object) -> None:  # a Ctrl-C reaches them too; a `kill` only reaches us
+        nonlocal stopped
+        stopped = True
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for process in processes:
+            if not stopped:  # a signal while they start: start no more
+                process.start()
+        for process in processes:
+            if process.pid is not None:
+                process.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stopped or any(process.exitcode == EXIT_INTERRUPTED for process in processes)
+
+
+def _summary(store: QueueStore, worker_ids: list[str], interrupted: bool) -> int:
+    """What this run did, by each job's state now: done, failed (with why), or back in the queue."""
+    touched = list(dict.fromkeys(run.job_id for run in store.claims_by(worker_ids)))
+    jobs = store.jobs(touched)
+    done = [job for job in jobs if job.state == "done"]
+    failed = [job for job in jobs if job.state == "failed"]
+    other = [job for job in jobs if job.state not in ("done", "failed")]
+    console = Console(highlight=False, soft_wrap=True)
+    head = "stopped" if interrupted else "nothing left to run"
+    console.print(f"{head}: {len(done)} done, {len(failed)} failed" + (f", {len(other)} not finished" if other else ""))
+    for job in failed:
+        console.print(f"  failed: job {job.id} {escape(job.input)}: {escape(job.error or '')}")
+    for job in other:
+        console.print(f"  {job.state}: job {job.id} {escape(job.input)}")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if failed else 0
