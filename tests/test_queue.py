@@ -147,10 +147,11 @@ def test_which_failures_are_retried(store):
     store.add([_spec(1)])
     job = store.claim("w", 30, 2).job
     assert decide(_outcome(0), job, True, 2).state == "done"
+    # Bad input is retried as well (a file may still be arriving); the retries end it.
     bad_input = decide(_outcome(2, "x.mkv: damaged or truncated: ..."), job, True, 2)
-    assert (bad_input.outcome, bad_input.state, bad_input.failure) == ("failed", "failed", True)
-    locked = decide(_outcome(2, "w: another remaster run is using this work directory"), job, True, 2)
-    assert locked.state == "queued"
+    assert (bad_input.outcome, bad_input.state, bad_input.failure) == ("retry", "queued", True)
+    out_of_retries = decide(_outcome(2, "x.mkv: damaged or truncated: ..."), job, True, 0)
+    assert (out_of_retries.outcome, out_of_retries.state) == ("failed", "failed")
     killed = decide(_outcome(-9, "killed by signal 9 (SIGKILL)"), job, True, 2)
     assert (killed.outcome, killed.state) == ("retry", "queued")
     assert decide(_outcome(1, "x"), job, True, 0).state == "failed"  # no retries left
@@ -398,7 +399,7 @@ def test_a_worker_killed_mid_job_is_taken_over_without_running_anything_twice(ep
         assert jobs[job_id].finished_at == finished_at
         assert Path(jobs[job_id].output).stat().st_mtime_ns == mtime
     broken = jobs[2]
-    assert (broken.state, broken.attempts, runs[2]) == ("failed", 1, ["failed"])
+    assert (broken.state, broken.attempts, runs[2]) == ("failed", 3, ["retry", "retry", "failed"])
     assert "damaged or truncated" in broken.error
     assert runs[victim.id] == ["lost", "done"] and jobs[victim.id].attempts == 2
     for job_id in (1, 3, 4):

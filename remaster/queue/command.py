@@ -84,7 +84,7 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--ray-gpus", type=float, help="GPUs per Ray task (default: 1 where the cluster has GPUs)")
     run.add_argument(
         "--retries", type=int, default=2,
-        help="runs again after a failure (default: %(default)s); bad input (exit code 2) fails at once",
+        help="runs again after a failure, bad input included (default: %(default)s)",
     )  # fmt: skip
     run.add_argument(
         "--lease", type=float, default=30.0, metavar="SECONDS",

@@ -1,9 +1,10 @@
 """A worker: claim a job, run it (child.py) while renewing its lease, record how it ended, repeat.
 
 Retries: a run that fails (non-zero exit, killed by a signal, or its worker lost) puts the job back
-in the queue until it has failed `retries` + 1 times. Exit code 2 is not retried: the child says
-that with it for bad input (a damaged file, an unknown option, an output in the way), which fails
-the same way every time. The one exception is a work folder locked by another run, which passes.
+in the queue until it has failed `retries` + 1 times. Bad input (exit code 2) is retried too: an
+overnight queue often holds files still being copied or downloaded when they were added, a work
+folder may be locked by a run about to end, and a retry of a file that is really damaged costs
+seconds, since the finished segments are kept.
 A run stopped on purpose (Ctrl-C or SIGTERM to the worker) is no failure: the job goes back to the
 queue as it was, and the next run resumes from its finished segments.
 """
@@ -21,12 +22,10 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from remaster.errors import EXIT_USAGE
 from remaster.queue.child import Outcome, run_job
 from remaster.queue.store import Claim, Ending, Job, Progress, QueueStore
 
 PROGRESS_SECONDS = 1.0  # at most one progress write a second per job: status is for people
-TRANSIENT_USAGE_ERRORS = ("another remaster run is using this work directory",)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -62,9 +61,7 @@ def decide(outcome: Outcome, job: Job, ours: bool, retries: int) -> Ending:
         return Ending("stopped", None, **common)
     if outcome.stopped:
         return Ending("interrupted", "queued", **common)
-    error = outcome.error or ""
-    retryable = outcome.returncode != EXIT_USAGE or any(text in error for text in TRANSIENT_USAGE_ERRORS)
-    if retryable and job.failures + 1 <= retries:
+    if job.failures + 1 <= retries:
         return Ending("retry", "queued", failure=True, **common)
     return Ending("failed", "failed", failure=True, **common)
 
@@ -170,8 +167,7 @@ def _describe(ending: Ending, seconds: float, job: Job, retries: int) -> str:
     if ending.outcome == "retry":
         return f"{ending.error}; retry {job.failures + 1} of {retries}"
     if ending.outcome == "failed":
-        runs = "bad input: not retried" if ending.exit_code == EXIT_USAGE else f"{job.failures + 1} failed runs"
-        return f"failed: {ending.error} ({runs})"
+        return f"failed: {ending.error} ({job.failures + 1} failed runs)"
     if ending.outcome == "interrupted":
         return "stopped; back in the queue (its finished segments are kept)"
     return "paused, removed or taken over while running; stopped"
