@@ -176,7 +176,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"note: no styled ASS track in the demo: {exc}")
         spec = replace(spec, ass_subtitles=False)
     episode = make_episode(args.folder / "episode.mkv", spec)
-    print(f"made {episode}: {width}x{height}, {args.seconds:g} s, two audio tracks, ASS and SRT subtitles, chapters")
+    print(
+        f"made {episode}: {width}x{height}, {args.seconds:g} s, two audio tracks, ASS and SRT subtitles, chapters",
+        flush=True,
+    )
     output = args.folder / f"episode.{args.preset}.mkv"
     argv = [str(episode), "-o", str(output), "--preset", args.preset, "--overwrite"]
     return run_video_command(build_parser().parse_args(["video", *argv]))
