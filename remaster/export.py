@@ -44,7 +44,7 @@ from remaster.errors import RemasterError, UsageError
 from remaster.outputs import refuse_to_destroy
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
-from remaster.video.mux import COVER_MIMETYPES, MP4_AUDIO, STALE_VIDEO_TAGS, TEXT_SUBTITLES
+from remaster.video.mux import MP4_AUDIO, STALE_VIDEO_TAGS, TEXT_SUBTITLES, cover_attachment_args
 from remaster.video.probe import MediaInfo, StreamInfo, probe
 
 # MIME types of fonts in Matroska files (the ones ffmpeg's subtitles filter loads, and more);
@@ -355,28 +355,6 @@ def _ffmpeg(args: list[str], work: Path, source: Path, progress: Callable[[int],
     return text
 
 
-def _cover_args(media: MediaInfo, covers: list[StreamInfo], details: dict[int, _Details], work: Path) -> list[str]:
-    """Extract each cover image and attach it again (Matroska keeps covers as attachments)."""
-    args: list[str] = []
-    first = sum(1 for s in media.streams if s.kind == "attachment")
-    for i, cover in enumerate(covers):
-        mimetype, default_name = COVER_MIMETYPES.get(cover.codec, ("application/octet-stream", "cover.bin"))
-        mimetype = details[cover.index].tags.get("mimetype", mimetype)
-        filename = details[cover.index].tags.get("filename", default_name)
-        path = work / f"cover-{cover.index}{Path(filename).suffix}"
-        # The picture is not among the packets PyAV demuxes; ffmpeg hands it out as a one-frame stream.
-        copy = ["-map", f"0:{cover.index}", "-c", "copy", "-f", "data", str(path)]
-        _ffmpeg(["-i", str(media.path), *copy], work, media.path)
-        tags = [
-            f"-metadata:s:t:{first + i}",
-            f"mimetype={mimetype}",
-            f"-metadata:s:t:{first + i}",
-            f"filename={filename}",
-        ]
-        args += ["-attach", str(path), *tags]
-    return args
-
-
 def _verify(path: Path, media: MediaInfo) -> MediaInfo:
     """The export must hold every frame of the source, at the same times (to half a frame)."""
     result = probe(path)
@@ -438,7 +416,7 @@ def export_video(
                 burn = (link.name, track)
             args = ["-copyts", "-i", str(source)]
             args += _video_args(media, geometry, target, burn, details[video.index].tags)
-            args += plan.args + _cover_args(media, plan.covers, details, work)
+            args += plan.args + cover_attachment_args(media, plan.covers, work)
             args += ["-map_chapters", "0", "-map_metadata", "0"]
             args += ["-movflags", "+faststart"] if target.container == "mp4" else []
             args += ["-f", target.muxer, str(partial.resolve())]

@@ -86,15 +86,17 @@ def plan_mux(media: MediaInfo, output_format: str) -> MuxPlan:
     return plan
 
 
-def _extract_covers(media: MediaInfo, covers: list[StreamInfo], folder: Path) -> list[tuple[Path, str, str]]:
-    """Write each cover image to a file; returns (path, mimetype, filename) for -attach.
+def cover_attachment_args(media: MediaInfo, covers: list[StreamInfo], folder: Path) -> list[str]:
+    """Write each cover image to a file in `folder` and return the ffmpeg options that attach it
+    again, with its MIME type and file name, after the original's own attachments.
 
     The picture is not in the packets PyAV demuxes (FFmpeg keeps it in AVStream.attached_pic),
     but the ffmpeg tool hands it out as a one-frame stream, copied as-is.
     """
-    found = []
+    args: list[str] = []
+    first = sum(1 for s in media.streams if s.kind == "attachment")
     with av.open(str(media.path)) as container:
-        for info in covers:
+        for i, info in enumerate(covers):
             metadata = container.streams[info.index].metadata
             mimetype, default_name = COVER_MIMETYPES.get(info.codec, ("application/octet-stream", "cover.bin"))
             mimetype = metadata.get("mimetype", mimetype)
@@ -102,8 +104,10 @@ def _extract_covers(media: MediaInfo, covers: list[StreamInfo], folder: Path) ->
             path = folder / f"cover-{info.index}{Path(filename).suffix}"
             copy_stream = ["-map", f"0:{info.index}", "-c", "copy", "-f", "data"]
             _run_ffmpeg(["-i", str(media.path), *copy_stream, str(path)], media)
-            found.append((path, mimetype, filename))
-    return found
+            n = first + i
+            args += ["-attach", str(path), f"-metadata:s:t:{n}", f"mimetype={mimetype}"]
+            args += [f"-metadata:s:t:{n}", f"filename={filename}"]
+    return args
 
 
 def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
@@ -149,7 +153,6 @@ def mux(
 ) -> list[str]:
     """Write `output` from the new video and the original's other streams; returns the notes."""
     plan = plan_mux(media, output_format)
-    covers = _extract_covers(media, plan.covers, work)
     new_video = ffmpeg.input(str(video_file))
     original = ffmpeg.input(str(media.path))
     sources = {index: original[index] for index in plan.maps}
@@ -175,11 +178,7 @@ def mux(
     for key, value in tags.items():
         extra += ["-metadata:s:v:0", f"{key}={value}"]
     extra += ["-disposition:v:0", disposition]
-    first_attachment = sum(1 for s in media.streams if s.kind == "attachment")
-    for i, (path, mimetype, filename) in enumerate(covers):
-        n = first_attachment + i
-        extra += ["-attach", str(path), f"-metadata:s:t:{n}", f"mimetype={mimetype}"]
-        extra += [f"-metadata:s:t:{n}", f"filename={filename}"]
+    extra += cover_attachment_args(media, plan.covers, work)
     if output_format == "mp4":
         extra += ["-movflags", "+faststart"]
     args[-1:-1] = extra
