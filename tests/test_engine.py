@@ -3,11 +3,13 @@ import pytest
 import torch
 from conftest import max_diff, psnr
 
-from remaster.engine.device import resolve_precision
+from remaster.engine.device import cpu_has_bf16, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler, parse_tile
 from remaster.errors import UsageError
+from remaster.models.catalog import packaged_models
+from remaster.models.fidelity import AUTO_BF16_MIN_DB, BF16_WORST_PSNR_DB
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
+from remaster.testcard import anime_frame, photo_frame
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,39 @@ def test_tile_values():
     assert parse_tile("auto") is None and parse_tile("0") == 0 and parse_tile("64") == 64
 
 
-def test_auto_precision_on_cpu_is_fp32():
-    assert resolve_precision("auto", torch.device("cpu")) == torch.float32
+def test_auto_precision_on_cpu():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == torch.float32
+    expected = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    assert resolve_precision("auto", cpu, auto_cpu_bf16=True) == expected
+
+
+def test_only_measured_packaged_models_take_bf16_under_auto():
+    assert load_model("2x-conservative").descriptor.auto_cpu_bf16
+    assert not load_model("2x-pro-conservative").descriptor.auto_cpu_bf16
+    assert set(BF16_WORST_PSNR_DB) <= set(packaged_models())
+    assert all(value >= AUTO_BF16_MIN_DB for value in BF16_WORST_PSNR_DB.values())
+
+
+def test_bf16_keeps_the_input_and_output_layers_in_float32():
+    model = load_model("4x-conservative").module.set_precision(torch.bfloat16)
+    for name, layer in model.named_modules():
+        if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d) and "seblock" not in name:
+            expected = torch.float32 if name in model.FLOAT32_LAYERS else torch.bfloat16
+            assert layer.weight.dtype == expected, name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 (AVX-512 BF16 or AMX)")
+@pytest.mark.parametrize("model", sorted(BF16_WORST_PSNR_DB))
+def test_auto_bf16_on_cpu_stays_above_50_db(model):
+    # Other pictures than the ones benchmarks/precision.py chose the models with.
+    frames = [anime_frame(75, 101, seed=21), photo_frame(75, 101, seed=22)]
+    auto = Upscaler(load_model(model), EngineSettings("cpu", "auto", "0"))
+    fp32 = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0"))
+    assert auto.precision == "bf16"
+    for frame in frames:
+        assert psnr(auto.upscale(frame[None]), fp32.upscale(frame[None])) >= 50
 
 
 @pytest.mark.slow

@@ -79,7 +79,7 @@ def _crop(x: Tensor, n: int) -> Tensor:
 
 
 def _apply_gate(x: Tensor, gate: Tensor | None) -> Tensor:
-    return x if gate is None else x.mul_(gate.to(x.dtype))
+    return x if gate is None else x.mul_(gate)
 
 
 class SEBlock(nn.Module):
@@ -112,6 +112,12 @@ class UNetConv(nn.Module):
             nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
         )
         self.seblock = SEBlock(c_out) if se else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Layer by layer rather than through the Sequential (kept for the checkpoints' key
+        # names), so that each convolution runs in its own precision.
+        first, _, second, _ = self.conv
+        return _lrelu(_conv(second, _lrelu(_conv(first, x))))
 
 
 class UNet1(nn.Module):
@@ -191,51 +197,70 @@ class UpCunet(nn.Module):
         """The body as five functions (state, gate) -> state, split at the SE points."""
         return [self._unet1_head, self._unet1_tail, self._unet2_down, self._unet2_up, self._tail]
 
-    # Layers kept in float32 at any precision: they make the output image itself (and unet1's,
-    # which unet2 refines), where bf16's 8-bit mantissa alone would cost a level at full white.
-    # For 2x/3x they are 64 -> 3 channels, well under 1% of the work (4x: about 6%).
-    FLOAT32_LAYERS = ("unet1.conv_bottom", "unet2.conv_bottom", "conv_final")
+    # Layers kept in float32 at any precision. The two 3 -> 32 input layers read a picture
+    # (unet2's is unet1's output): bf16 cannot even hold every 8-bit level (200/255 is not a
+    # bf16 number), and they are under 1% of the work. The output layers make the image
+    # itself, where bf16's 8-bit mantissa alone would cost a level at full white; for 2x/3x
+    # they are 64 -> 3 channels, about 2% of the work (4x: about 6%). On 2x-no-denoise with
+    # fine photographic texture, bf16 in unet1's input layer alone (the rest float32) gives
+    # 45 dB against float32, bf16 everywhere but these layers 54 dB (benchmarks/precision.py
+    # has the per-model figures of the engine's bf16).
+    FLOAT32_LAYERS = (
+        "unet1.conv1.conv.0",
+        "unet2.conv1.conv.0",
+        "unet1.conv_bottom",
+        "unet2.conv_bottom",
+        "conv_final",
+    )
 
     def set_precision(self, dtype: torch.dtype) -> UpCunet:
-        self.to(dtype)
+        """Convert the body's convolutions to `dtype`, all but FLOAT32_LAYERS and the SE blocks.
+
+        Layer by layer, never the whole module and back: a float32 layer that went through
+        bf16 on the way would keep bf16's rounding of its weights. Call it on a float32 model.
+        """
         for name, layer in self.named_modules():
-            if name in self.FLOAT32_LAYERS:
-                layer.float()
+            if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d) and not self._keeps_float32(name):
+                layer.to(dtype)
         return self
+
+    def _keeps_float32(self, name: str) -> bool:
+        # SE blocks compute their gates in float32 (SEBlock.gate) and are a few kB.
+        return name in self.FLOAT32_LAYERS or ".seblock." in name
 
     # -- the body -------------------------------------------------------------------------
 
     def _unet1_head(self, s: State, gate: Tensor | None) -> State:
         u = self.unet1
-        x1 = u.conv1.conv(s["x"])
-        return {"unet1_skip": x1, self.SE_INPUT: u.conv2.conv(_lrelu(u.conv1_down(x1)))}
+        x1 = u.conv1(s["x"])
+        return {"unet1_skip": x1, self.SE_INPUT: u.conv2(_lrelu(_conv(u.conv1_down, x1)))}
 
     def _unet1_tail(self, s: State, gate: Tensor | None) -> State:
         u, v = self.unet1, self.unet2
-        y = _lrelu(u.conv2_up(_apply_gate(s[self.SE_INPUT], gate)))
-        y = _lrelu(u.conv3(y.add_(_crop(s["unet1_skip"], 4))))
+        y = _lrelu(_conv(u.conv2_up, _apply_gate(s[self.SE_INPUT], gate)))
+        y = _lrelu(_conv(u.conv3, y.add_(_crop(s["unet1_skip"], 4))))
         u1 = _conv(u.conv_bottom, y)
-        x1 = _conv(v.conv1.conv, u1)
-        return {"unet1_out": u1, "unet2_skip1": x1, self.SE_INPUT: v.conv2.conv(_lrelu(v.conv1_down(x1)))}
+        x1 = v.conv1(u1)
+        return {"unet1_out": u1, "unet2_skip1": x1, self.SE_INPUT: v.conv2(_lrelu(_conv(v.conv1_down, x1)))}
 
     def _unet2_down(self, s: State, gate: Tensor | None) -> State:
         v = self.unet2
         x2 = _apply_gate(s[self.SE_INPUT], gate)
-        x3 = v.conv3.conv(_lrelu(v.conv2_down(x2)))
+        x3 = v.conv3(_lrelu(_conv(v.conv2_down, x2)))
         return {**_keep(s, "unet1_out", "unet2_skip1"), "unet2_skip2": x2, self.SE_INPUT: x3}
 
     def _unet2_up(self, s: State, gate: Tensor | None) -> State:
         v = self.unet2
-        y = _lrelu(v.conv3_up(_apply_gate(s[self.SE_INPUT], gate)))
-        x4 = v.conv4.conv(y.add_(_crop(s["unet2_skip2"], 4)))
+        y = _lrelu(_conv(v.conv3_up, _apply_gate(s[self.SE_INPUT], gate)))
+        x4 = v.conv4(y.add_(_crop(s["unet2_skip2"], 4)))
         return {**_keep(s, "unet1_out", "unet2_skip1"), self.SE_INPUT: x4}
 
     def _tail(self, s: State, gate: Tensor | None) -> State:
         v = self.unet2
-        y = _lrelu(v.conv4_up(_apply_gate(s[self.SE_INPUT], gate)))
+        y = _lrelu(_conv(v.conv4_up, _apply_gate(s[self.SE_INPUT], gate)))
         u1 = s["unet1_out"]
-        x1 = s["unet2_skip1"] if "unet2_skip1" in s else _conv(v.conv1.conv, u1)
-        y = _lrelu(v.conv5(y.add_(_crop(x1, 16))))
+        x1 = s["unet2_skip1"] if "unet2_skip1" in s else v.conv1(u1)
+        y = _lrelu(_conv(v.conv5, y.add_(_crop(x1, 16))))
         z = _conv(v.conv_bottom, y).add_(_crop(u1, 20))
         if self.conv_final is not None:
             z = F.pixel_shuffle(_crop(_conv(self.conv_final, z), 1), 2)

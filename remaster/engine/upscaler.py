@@ -44,7 +44,7 @@ class Upscaler:
     def __init__(self, loaded: LoadedModel, settings: EngineSettings = EngineSettings()):
         self.descriptor = loaded.descriptor
         self.device = resolve_device(settings.device)
-        self.dtype = resolve_precision(settings.precision, self.device)
+        self.dtype = resolve_precision(settings.precision, self.device, self.descriptor.auto_cpu_bf16)
         self.tile = parse_tile(settings.tile)
         if self.device.type == "cpu":
             keep_freed_memory()
@@ -121,7 +121,8 @@ class Upscaler:
 
     def _run_batch(self, x: Tensor) -> Tensor:
         model = self.model
-        padded = model.pad(x).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        # Left in float32: the first layer reads the picture in float32 (UpCunet.FLOAT32_LAYERS).
+        padded = model.pad(x).contiguous(memory_format=torch.channels_last)
         g = model.geometry
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tile = self.tile_for(x.shape[-2], x.shape[-1], x.shape[0])

@@ -35,6 +35,9 @@ class ModelDescriptor:
     channels: int = 3
     tile_multiple: int = TILE_MULTIPLE
     precisions: tuple[str, ...] = PRECISIONS
+    # Whether `auto` runs this model in bf16 on a CPU with bf16: only packaged models measured
+    # to stay close enough to float32 (remaster.models.fidelity).
+    auto_cpu_bf16: bool = False
 
     @property
     def min_size(self) -> int:

@@ -9,7 +9,7 @@ spandrel does, never off its file name (the name only supplies the denoise level
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from remaster.arch.upcunet import UpCunet
 from remaster.errors import UsageError, WeightsError
 from remaster.models.catalog import packaged_models
 from remaster.models.descriptor import DENOISE_LEVELS, ModelDescriptor, model_name
+from remaster.models.fidelity import auto_bf16
 from remaster.models.ncnn import NcnnFormatError, read_ncnn
 from remaster.resources import search_dirs
 
@@ -157,7 +158,8 @@ def load_model(name_or_path: str) -> LoadedModel:
     packaged = packaged_models().get(name_or_path)
     if packaged is not None:
         packaged.verify()
-        return load_ncnn(packaged.param, packaged.scale, packaged.variant, packaged.denoise, packaged.name)
+        loaded = load_ncnn(packaged.param, packaged.scale, packaged.variant, packaged.denoise, packaged.name)
+        return replace(loaded, descriptor=replace(loaded.descriptor, auto_cpu_bf16=auto_bf16(packaged.name)))
     checkpoint = user_checkpoints().get(name_or_path)
     if checkpoint is not None:
         return load_checkpoint(checkpoint)

@@ -29,6 +29,7 @@ from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
 from remaster.models.catalog import packaged_models
+from remaster.models.fidelity import auto_bf16
 from remaster.models.loader import load_model
 from remaster.outputs import refuse_to_destroy
 from remaster.presets import Preset
@@ -185,7 +186,7 @@ class Remasterer:
     def output_settings(self, media: MediaInfo, geometry: _Geometry, colour: OutputColour) -> dict:
         """What decides the output's pixels and bytes: a change to any of it invalidates checkpoints."""
         engine = self.settings.engine
-        precision = resolve_precision(engine.precision, resolve_device(engine.device))
+        precision = resolve_precision(engine.precision, resolve_device(engine.device), auto_bf16(self.settings.model))
         return {
             "remaster": __version__,
             "model": self.settings.model,

@@ -1,0 +1,40 @@
+"""Measured bf16 fidelity of the packaged models, which decides CPU `auto` precision.
+
+bf16 halves a CPU frame's time where the processor has it (AVX-512 BF16 or AMX), but its
+8-bit mantissa costs more on some models than on others: the Pro models, whose weights
+carry the x*0.7+0.15 input map, and the photographic end of the content lose the most.
+`auto` takes bf16 only for a model whose worst PSNR against float32 was at least
+AUTO_BF16_MIN_DB on anime, photographic and grainy pictures; the issue's bar is 50 dB, and
+the 2 dB above it are margin for content the three pictures do not cover.
+
+The values are from benchmarks/precision.py (240x180 and 100x75 pictures, the engine's bf16 with its
+float32 input and output layers, see UpCunet.FLOAT32_LAYERS); tests/test_engine.py checks
+again on other pictures that every model listed keeps 50 dB.
+"""
+
+from __future__ import annotations
+
+AUTO_BF16_MIN_DB = 52.0
+
+# Worst PSNR of bf16 against float32 over the three pictures, in dB, for the models that
+# pass; every other packaged model stays float32 under `auto`.
+BF16_WORST_PSNR_DB: dict[str, float] = {
+    "2x-conservative": 55.0,
+    "2x-no-denoise": 52.2,
+    "2x-denoise1x": 52.2,
+    "2x-denoise3x": 53.9,
+    "4x-conservative": 54.2,
+    "2x-nose-no-denoise": 53.4,
+}
+# Measured and left in float32 (worst dB): 2x-denoise2x 50.8, 3x-no-denoise 51.8,
+# 3x-conservative 51.6, 3x-denoise3x 51.2, 4x-no-denoise 50.7, 4x-denoise3x 50.8, and the
+# six Pro models 40.3-48.7.
+
+
+def auto_bf16(model_name: str) -> bool:
+    """Whether `auto` may run this packaged model in bf16 on a CPU that has it.
+
+    By name: packaged names win over user checkpoints in `load_model`, so the name says
+    which weights will run.
+    """
+    return BF16_WORST_PSNR_DB.get(model_name, 0.0) >= AUTO_BF16_MIN_DB
