@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -127,6 +128,22 @@ def test_an_expired_lease_is_taken_over_and_counted(store):
     assert not store.finish(first, decide(_outcome(0), first.job, ours=False, retries=2))
     assert store.job(1).worker_id == "b" and store.job(1).state == "running"
     assert [run.outcome for run in store.claims(1)] == ["lost", "running"]
+
+
+def test_a_job_paused_as_its_run_finishes_is_done(store):
+    store.add([_spec(1), _spec(2)])
+    first = store.claim("a", 30, 2)
+    store.pause([1])
+    assert not store.heartbeat(first, 30)
+    assert store.finish(first, decide(_outcome(0), first.job, ours=False, retries=2))
+    assert store.job(1).state == "done"
+    # Taken over by another worker after the lease ran out: that worker's run decides.
+    second = store.claim("a", 30, 2)
+    store.clock.now += 31
+    third = store.claim("b", 30, 2)
+    assert third.job.id == second.job.id == 2
+    assert not store.finish(second, decide(_outcome(0), second.job, ours=False, retries=2))
+    assert store.job(2).state == "running" and store.job(2).worker_id == "b"
 
 
 def test_a_job_that_keeps_losing_its_worker_fails(store):
@@ -433,7 +450,9 @@ def test_workers_started_together_run_each_job_exactly_once(episodes, tmp_path):
 @pytest.mark.slow
 def test_pausing_a_running_job_and_stopping_the_worker_requeue_without_failures(episodes, tmp_path):
     queue = tmp_path / "q.sqlite"
-    order = [episodes["ep1"], episodes["ep2"]]
+    # Four seconds, so that the pause reaches job 1 while it runs, however fast the model is.
+    long = make_episode(tmp_path / "long.mkv", replace(SPEC, seconds=4.0))
+    order = [long, episodes["ep2"]]
     _add(queue, order, tmp_path / "out")
     log = tmp_path / "workers.log"
     q = ["--queue", str(queue)]

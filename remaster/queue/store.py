@@ -397,7 +397,8 @@ class QueueStore:
             cursor = db.execute(
                 "UPDATE jobs SET state = ?, failures = failures + ?, error = ?, worker_id = NULL, lease_until = NULL,"
                 " pid = NULL, frames_done = ?, frames_total = ?, fps = ?, eta_seconds = ?, finished_at = ?"
-                " WHERE id = ? AND worker_id = ? AND state = 'running'",
+                " WHERE id = ? AND (worker_id = ? AND state = 'running' OR ? AND worker_id IS NULL"
+                " AND state IN ('paused', 'queued'))",
                 (
                     ending.state,
                     int(ending.failure),
@@ -409,6 +410,10 @@ class QueueStore:
                     now if ending.state in ("done", "failed") else None,
                     claim.job.id,
                     claim.worker_id,
+                    # A run that finished its output is done even if it was paused (and perhaps
+                    # resumed) while its last segment was being written: left paused, a finished
+                    # episode would look like one still to do.
+                    ending.state == "done",
                 ),
             )
         return cursor.rowcount == 1

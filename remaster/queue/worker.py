@@ -55,8 +55,8 @@ def new_worker_id() -> str:
 def decide(outcome: Outcome, job: Job, ours: bool, retries: int) -> Ending:
     """What a run's end means for its job (`job` as claimed; `ours`: the lease was never lost)."""
     common = {"exit_code": outcome.returncode, "error": outcome.error, "log": outcome.log, "progress": outcome.progress}
-    if outcome.returncode == 0:
-        return Ending("done", "done" if ours else None, **common)
+    if outcome.returncode == 0:  # the output is whole: done, unless another worker has the job now
+        return Ending("done", "done", **common)
     if not ours:  # paused, removed or taken over meanwhile: whoever has it now decides
         return Ending("stopped", None, **common)
     if outcome.stopped:
