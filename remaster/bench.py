@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from remaster.engine.device import cpu_has_bf16, resolve_device
+from remaster.engine.device import DTYPES, cpu_has_bf16, resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
 from remaster.testcard import anime_frame
@@ -21,6 +21,7 @@ class BenchRow:
     precision: str
     seconds_per_frame: float  # median over the timed frames
     psnr_vs_fp32: float
+    auto: bool  # the precision `--precision auto` takes for this model here
 
 
 def available_precisions(device: torch.device) -> list[str]:
@@ -37,6 +38,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_bench(model_name: str, width: int, height: int, frames: int, device: str, tile: str) -> list[BenchRow]:
     resolved = resolve_device(device)
+    auto = resolve_precision("auto", resolved, load_model(model_name).descriptor.auto_cpu_bf16)
     clip = np.stack([anime_frame(height, width, seed=i) for i in range(frames)])
     rows, reference = [], None
     for precision in available_precisions(resolved):
@@ -51,5 +53,6 @@ def run_bench(model_name: str, width: int, height: int, frames: int, device: str
             times.append(time.perf_counter() - start)
         result = np.stack(outputs)
         reference = result if reference is None else reference
-        rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference)))
+        auto_row = DTYPES[precision] == auto
+        rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference), auto_row))
     return rows

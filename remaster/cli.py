@@ -138,7 +138,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
-            row.precision, f"{row.seconds_per_frame:.3f}", f"{1 / row.seconds_per_frame:.2f}", f"{row.psnr_vs_fp32:.1f}"
+            row.precision + (" (auto)" if row.auto else ""),
+            f"{row.seconds_per_frame:.3f}",
+            f"{1 / row.seconds_per_frame:.2f}",
+            f"{row.psnr_vs_fp32:.1f}",
         )
     Console().print(table)
     return 0

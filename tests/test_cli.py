@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from remaster.cli import main
+from remaster.engine.device import cpu_has_bf16
 from remaster.imagefiles import read_image, write_image
 from remaster.testcard import anime_frame
 
@@ -104,6 +105,8 @@ def test_bench_prints_a_table(capsys):
     assert main(["bench", "--size", "48x40", "--frames", "2", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "fp32" in out and "s/frame" in out
+    auto = "bf16 (auto)" if cpu_has_bf16() else "fp32 (auto)"  # 2x-conservative takes bf16 where it can
+    assert auto in out and out.count("(auto)") == 1
 
 
 def test_error_is_one_line_without_traceback(tmp_path):
