@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import max_diff, psnr
 
+from remaster.engine.device import cpu_has_bf16
 from remaster.engine.tiling import split_axis
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
@@ -33,6 +34,16 @@ def test_tiled_equals_untiled(model):
         quality = psnr(tiled, whole)
         assert quality >= 80, f"{model} tile {tile}: {quality:.1f} dB"
         assert max_diff(tiled, whole) <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 (AVX-512 BF16 or AMX)")
+def test_bf16_tiles_equal_bf16_untiled():
+    # `auto` runs some models in bf16 on such CPUs; their tiles must be as seamless.
+    frame = anime_frame(151, 203, seed=5)[None]
+    whole = Upscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "0")).upscale(frame)
+    tiled = Upscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "64")).upscale(frame)
+    assert max_diff(tiled, whole) <= 1
 
 
 @pytest.mark.slow
