@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from remaster.bench import run_bench
-from remaster.engine.device import resolve_device, resolve_precision
+from remaster.engine.device import precision_name, resolve_device, resolve_precision
 from remaster.models.fidelity import auto_bf16
 from remaster.presets import get_preset
 from remaster.samples import EpisodeSpec, make_episode
@@ -53,8 +53,7 @@ def main() -> None:
     lengths = [float(s) for s in args.seconds.split(",")]
     device = resolve_device("auto")
     model = get_preset(args.preset).model
-    precision = str(resolve_precision(args.precision, device, auto_bf16(model))).removeprefix("torch.")
-    name = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[precision]
+    name = precision_name(resolve_precision(args.precision, device, auto_bf16(model)))
 
     model_fps, pipeline_fps, rss = [], {s: [] for s in lengths}, {s: [] for s in lengths}
     with tempfile.TemporaryDirectory() as tmp:

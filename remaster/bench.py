@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from remaster.engine.device import DTYPES, cpu_has_bf16, resolve_device, resolve_precision
+from remaster.engine.device import cpu_has_bf16, precision_name, resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
 from remaster.testcard import anime_frame
@@ -53,6 +53,6 @@ def run_bench(model_name: str, width: int, height: int, frames: int, device: str
             times.append(time.perf_counter() - start)
         result = np.stack(outputs)
         reference = result if reference is None else reference
-        auto_row = DTYPES[precision] == auto
+        auto_row = precision == precision_name(auto)
         rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference), auto_row))
     return rows

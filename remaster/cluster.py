@@ -19,7 +19,11 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
+from remaster.engine.device import precision_name, resolve_precision
 from remaster.errors import UsageError
+from remaster.models.fidelity import auto_bf16
 from remaster.video.pipeline import Remasterer, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
 
@@ -62,6 +66,22 @@ def compute_segment(source: str, output: str, settings: VideoSettings, index: in
     return SegmentResult(index, record.frames, record.first_pts, record.last_pts, computed, held, data, path, worker)
 
 
+def one_precision(settings: VideoSettings, on_gpu: bool) -> VideoSettings:
+    """`--precision auto` resolved once, by the driver, for the devices the tasks will run on.
+
+    Left to each node, `auto` could give fp16 on a GPU node, bf16 on a CPU node with AVX-512
+    BF16 and fp32 on an older one: one episode with segments at three precisions, and a
+    checkpoint record naming only one. Decided here, every segment runs what the record says;
+    a CPU node that cannot run bf16 fails its task with a clear error instead.
+    """
+    engine = settings.engine
+    if engine.precision != "auto":
+        return settings
+    on_gpu = engine.device.startswith("cuda") or (on_gpu and engine.device == "auto")
+    dtype = resolve_precision("auto", torch.device("cuda" if on_gpu else "cpu"), auto_bf16(settings.model))
+    return replace(settings, engine=replace(engine, precision=precision_name(dtype)))
+
+
 def _same_filesystem(a: Path, b: Path) -> bool:
     return os.stat(a).st_dev == os.stat(b).st_dev
 
@@ -93,12 +113,13 @@ def remaster_on_ray(
     if not ray.is_initialized():
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
     progress = progress or QuietProgress()
+    if gpus_per_task is None:
+        gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    settings = one_precision(settings, on_gpu=gpus_per_task > 0)
     remasterer = Remasterer(settings, progress)
     job = remasterer.prepare(source, output)
     workers: list[str] = []
     try:
-        if gpus_per_task is None:
-            gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
         # Ray retries a task whose worker died (out of memory, a lost node) on another one.
         task = ray.remote(num_gpus=gpus_per_task, max_retries=2)(compute_segment)
         shared = str(job.work.root) if shared_workdir else None

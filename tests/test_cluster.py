@@ -46,3 +46,24 @@ def test_segments_spread_over_ray_tasks_give_the_local_result(tmp_path, local_ra
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     with av.open(str(spread)) as f:
         assert len(f.streams.audio) == 2 and len(f.streams.subtitles) == 2
+
+
+def test_the_driver_fixes_one_precision_for_every_task():
+    from remaster.cluster import one_precision
+    from remaster.engine.device import cpu_has_bf16
+    from remaster.engine.upscaler import EngineSettings
+    from remaster.presets import get_preset
+    from remaster.video.encode import EncoderSettings
+    from remaster.video.pipeline import VideoSettings
+
+    def settings(model: str, device: str = "auto", precision: str = "auto") -> VideoSettings:
+        preset = get_preset("2x-conservative")
+        return VideoSettings(preset, model, EngineSettings(device, precision), EncoderSettings())
+
+    cpu_auto = "bf16" if cpu_has_bf16() else "fp32"
+    assert one_precision(settings("2x-conservative"), on_gpu=False).engine.precision == cpu_auto
+    assert one_precision(settings("2x-pro-conservative"), on_gpu=False).engine.precision == "fp32"
+    assert one_precision(settings("2x-conservative"), on_gpu=True).engine.precision == "fp16"
+    # An explicit choice is the user's; a device named cpu keeps the CPU's rule even with GPUs.
+    assert one_precision(settings("2x-conservative", precision="fp32"), on_gpu=True).engine.precision == "fp32"
+    assert one_precision(settings("2x-conservative", device="cpu"), on_gpu=True).engine.precision == cpu_auto

@@ -39,6 +39,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """torch.bfloat16 -> "bf16": the name `--precision` takes."""
+    return next(name for name, known in DTYPES.items() if known == dtype)
+
+
 def cpu_has_bf16() -> bool:
     """AVX-512 BF16 or AMX, as oneDNN sees it (its bf16 kernels are slow emulation without)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())

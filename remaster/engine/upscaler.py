@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from remaster.engine.device import auto_tile, keep_freed_memory, resolve_device, resolve_precision
+from remaster.engine.device import auto_tile, keep_freed_memory, precision_name, resolve_device, resolve_precision
 from remaster.engine.tiling import plan_tiles, run_body_tiled
 from remaster.errors import UsageError
 from remaster.models.descriptor import TILE_MULTIPLE
@@ -59,7 +59,7 @@ class Upscaler:
 
     @property
     def precision(self) -> str:
-        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        return precision_name(self.dtype)
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
         if self.tile is not None:
