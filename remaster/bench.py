@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from remaster.engine.device import cpu_has_bf16, precision_name, resolve_device, resolve_precision
+from remaster.engine.device import cpu_has_bf16, resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
 from remaster.testcard import anime_frame
@@ -38,7 +38,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_bench(model_name: str, width: int, height: int, frames: int, device: str, tile: str) -> list[BenchRow]:
     resolved = resolve_device(device)
-    auto = resolve_precision("auto", resolved, load_model(model_name).descriptor.auto_cpu_bf16)
     clip = np.stack([anime_frame(height, width, seed=i) for i in range(frames)])
     rows, reference = [], None
     for precision in available_precisions(resolved):
@@ -53,6 +52,6 @@ def run_bench(model_name: str, width: int, height: int, frames: int, device: str
             times.append(time.perf_counter() - start)
         result = np.stack(outputs)
         reference = result if reference is None else reference
-        auto_row = precision == precision_name(auto)
-        rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference), auto_row))
+        auto = resolve_precision("auto", resolved, upscaler.descriptor.auto_cpu_bf16)
+        rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference), upscaler.dtype == auto))
     return rows
