@@ -130,7 +130,7 @@ def plan_video_outputs(inputs: list[Path], output: Path | None, preset: str) -> 
 def run_video_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from remaster.video.pipeline import Interrupted, Remasterer, check_output
+    from remaster.video.pipeline import Interrupted, Remasterer, check_output, clean_finished_work
     from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
 
     preset = get_preset(args.preset)
@@ -142,6 +142,8 @@ def run_video_command(args: argparse.Namespace) -> int:
     else:
         progress = RichProgress()
     pairs = plan_video_outputs(args.inputs, args.output, preset.name)
+    for _, dst in pairs:  # before an output that exists is skipped or refused: its run may have been killed
+        clean_finished_work(dst, args.workdir)
     target = None
     if args.target is not None:
         from remaster.export import default_output as export_output

@@ -11,7 +11,6 @@ checkpoints when a job runs again.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import selectors
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remaster.errors import EXIT_FAILURE
+from remaster.processes import dies_with_this_process
 from remaster.queue.store import Job, Progress
 
 TICK_SECONDS = 0.25  # how often `report` is called: bounds how late a stop or a lost lease is noticed
@@ -32,7 +32,6 @@ STOP_GRACE_SECONDS = 30.0  # after SIGINT, how long the child may take to stop b
 LOG_LINES = 100  # the stderr tail kept per run
 LOG_LINE_CHARS = 500
 ERROR_PREFIX = "remaster: error: "
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -54,25 +53,11 @@ def child_command(job: Job, worker_args: Sequence[str] = ()) -> list[str]:
     return [*command, *worker_args, "--json-progress"]
 
 
-# dlopen(NULL) here, in the parent: between fork and exec the child should do as little as it can.
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def die_with_parent(sig: int, parent: int) -> None:
-    """Ask the kernel to send `sig` to this process when its parent dies (Linux; elsewhere the
-    parent's own clean-up is all there is). `parent` is the pid that must still be the parent."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, sig)
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
-
-
 def _child_setup() -> Callable[[], None]:
     """SIGKILL the child when its worker dies. SIGKILL, because a worker that dies without stopping
     its child was itself killed (SIGKILL, OOM): the child must not run on unwatched, or a worker that
     takes the job over would run it twice. A killed child loses only its segment in progress."""
-    worker = os.getpid()
-    return lambda: die_with_parent(signal.SIGKILL, worker)
+    return dies_with_this_process(signal.SIGKILL)
 
 
 def _describe(returncode: int, log: deque[str]) -> str | None:

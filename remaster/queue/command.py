@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from remaster.errors import EXIT_FAILURE, EXIT_INTERRUPTED, RemasterError, UsageError
-from remaster.queue.child import die_with_parent
+from remaster.processes import die_with_parent
 from remaster.queue.plan import plan_jobs
 from remaster.queue.store import Job, QueueStore, default_queue_path
 from remaster.queue.worker import WorkerOptions, new_worker_id, serve

@@ -5,6 +5,10 @@ segment, its frame count, first and last pts and the sha256 of its file. A rerun
 segment only if all of that still matches; anything else (a changed input or setting, a file
 cut short by a kill, a corrupt file) is redone. Files are renamed into place only when complete,
 and the manifest is replaced atomically, so a kill at any moment leaves a consistent state.
+
+A work folder may be one the user named (`--workdir`), so remaster deletes nothing in it but its
+own files, known by name, and the folder itself only if remaster made it (the marker file says
+so). A folder that holds anything else is refused before anything is written into it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,19 @@ from remaster.video.segments import Segment
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+LOCK_NAME = "lock"
+# Written first into every work folder: it says the folder is remaster's, and whether remaster made it.
+MARKER_NAME = "remaster-workdir.json"
+# Every name remaster writes in a work folder (pipeline, mux, cluster); nothing else is ever deleted.
+_OWN_NAME = re.compile(
+    r"lock|remaster-workdir\.json|manifest\.json(\.tmp)?"
+    r"|segment--?\d+-\d+\.mkv(\.partial)?"  # checkpoints and the one being written (first pts, frames)
+    r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
+    r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
+    r"|incoming-[0-9a-f]{32}\.mkv"  # segments that Ray tasks wrote into a shared work folder (cluster.py)
+)
+# What a run needs from an earlier one; every other file of remaster's is a killed run's leftover.
+_KEPT_NAME = re.compile(r"lock|remaster-workdir\.json|manifest\.json|segment--?\d+-\d+\.mkv")
 
 
 @dataclass(frozen=True)
@@ -61,36 +79,136 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-class WorkDir:
-    """One output's work directory; holds a lock so that two runs never share it."""
+def _listing(names: list[str], shown: int = 3) -> str:
+    """A few names for a one-line message: `a, b, c and 4 more`."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
-    def __init__(self, root: Path, fingerprint: str, settings: dict[str, Any], effective: dict[str, Any] | None = None):
+
+class WorkDir:
+    """One output's work directory; holds a lock so that two runs never share it.
+
+    `owned`: the folder is remaster's by its name (the default one beside the output), whoever
+    made it; otherwise (`--workdir`) only the marker file says whether remaster made it.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        fingerprint: str,
+        settings: dict[str, Any],
+        effective: dict[str, Any] | None = None,
+        owned: bool = False,
+    ):
         self.root = root
         self.fingerprint = fingerprint
         self.settings = settings  # what changes the output (see Remasterer.output_settings): compared
         self.effective = effective or {}  # everything else the run used (tile, device...): for the record
+        self.owned = owned
         self.records: dict[str, SegmentRecord] = {}
         self.invalidated: str | None = None  # why earlier work was thrown away, for the user
+        self.output: dict[str, int] | None = None  # the finished output's file identity (record_output)
         self._lock_fd: int | None = None
 
     def open(self) -> WorkDir:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.root / "lock", os.O_CREAT | os.O_RDWR, 0o644)
+        """Make or adopt the folder, lock it, drop a killed run's leftovers, load the manifest."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"{self.root}: is a file; the work folder must be a folder")
+        try:
+            self.root.mkdir(parents=True)
+            created = True
+        except FileExistsError:
+            created = False
+            self._refuse_foreign()
+        self._mark(created)
+        self._lock()
+        for entry in self._own_entries():
+            if not _KEPT_NAME.fullmatch(entry.name):  # what a killed run was writing or assembling
+                entry.unlink()
+        self._load()
+        return self
+
+    def _refuse_foreign(self) -> None:
+        """An existing folder is used only if nothing in it is someone else's: before anything is
+        written into it, so that a refused folder is left exactly as it was."""
+        marked = self.owned or (self.root / MARKER_NAME).exists()
+        names = sorted(os.listdir(self.root))
+        foreign = [name for name in names if not (marked and _OWN_NAME.fullmatch(name))]
+        if foreign:
+            raise UsageError(
+                f"{self.root}: not a remaster work folder: it holds {_listing(foreign)}; "
+                "nothing was changed: give --workdir a new or empty folder"
+            )
+
+    def _mark(self, created: bool) -> None:
+        marker = self.root / MARKER_NAME
+        try:
+            # O_EXCL: of two runs starting at once, one writes it; the other then fails on the lock.
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        with os.fdopen(fd, "w") as f:
+            json.dump({"remaster_workdir": 1, "created": created or self.owned}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(self.root)
+
+    def _created(self) -> bool:
+        """Whether remaster made the folder (so that it may remove it); when unsure, it did not."""
+        if self.owned:
+            return True
+        try:
+            return json.loads((self.root / MARKER_NAME).read_text()).get("created") is True
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def _lock(self) -> None:
+        self._lock_fd = os.open(self.root / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
             self._lock_fd = None
             raise UsageError(f"{self.root}: another remaster run is using this work directory") from None
-        for stale in self.root.glob("*.partial"):  # what a killed run was writing
-            stale.unlink()
-        self._load()
-        return self
+
+    def _own_entries(self) -> list[Path]:
+        return sorted(entry for entry in self.root.iterdir() if _OWN_NAME.fullmatch(entry.name) and entry.is_file())
 
     def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def discard(self) -> None:
+        """Delete remaster's own files, then the folder if remaster made it and nothing else is in
+        it; call it holding the lock (after open, before close), and it releases the lock.
+
+        The manifest goes after the segments and the marker last, so that a kill at any moment
+        leaves a folder that `remove_finished` still recognises and finishes removing."""
+        if not self.root.is_dir():
+            self.close()
+            return
+        last = (MANIFEST_NAME, LOCK_NAME, MARKER_NAME)
+        for entry in self._own_entries():
+            if entry.name not in last:
+                entry.unlink(missing_ok=True)
+        created = self._created()
+        for name in last:
+            (self.root / name).unlink(missing_ok=True)
+        self.close()
+        if created:
+            try:
+                self.root.rmdir()
+            except OSError:  # something of someone else's is in it (or came in meanwhile): it stays
+                pass
+
+    def record_output(self, staged: Path) -> None:
+        """Note in the manifest which file the finished output is, just before `staged` is renamed
+        onto the output's name (a rename keeps the inode). If a kill comes before the folder is
+        removed, the next run for that output sees the output is this file and removes the folder."""
+        info = staged.stat()
+        self.output = {"device": info.st_dev, "inode": info.st_ino, "size": info.st_size}
+        self._save()
 
     def _load(self) -> None:
         path = self.root / MANIFEST_NAME
@@ -123,6 +241,8 @@ class WorkDir:
             "effective": self.effective,
             "segments": [asdict(r) for r in sorted(self.records.values(), key=lambda r: r.first_pts)],
         }
+        if self.output is not None:
+            data["output"] = self.output
         _write_atomically(self.root / MANIFEST_NAME, json.dumps(data, indent=1))
 
     def segment_path(self, segment: Segment) -> Path:
@@ -168,3 +288,32 @@ class WorkDir:
         )
         self._save()
         return final
+
+
+def remove_finished(root: Path, output: Path, owned: bool) -> bool:
+    """Remove the work folder of an output that is finished: one a run killed between putting its
+    output in place and removing its folder left behind. Returns True if it did.
+
+    Finished means the manifest names `output`'s very file (device, inode, size), or there is no
+    manifest left at all (a removal cut short: nothing in the folder can be reused). A folder in
+    use by a run (locked), or that is not remaster's, is left alone."""
+    if not output.is_file() or not root.is_dir():
+        return False
+    if not owned and not (root / MARKER_NAME).exists():
+        return False
+    manifest = root / MANIFEST_NAME
+    if manifest.exists():
+        try:
+            recorded = json.loads(manifest.read_text()).get("output")
+        except (OSError, ValueError, AttributeError):
+            return False
+        info = output.stat()
+        if recorded != {"device": info.st_dev, "inode": info.st_ino, "size": info.st_size}:
+            return False
+    work = WorkDir(root, "", {}, owned=owned)
+    try:
+        work._lock()
+    except UsageError:
+        return False
+    work.discard()
+    return True

@@ -9,9 +9,9 @@ the length of the video, and the model never waits for the encoder of the previo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +33,7 @@ from remaster.models.fidelity import auto_bf16
 from remaster.models.loader import load_model
 from remaster.outputs import refuse_to_destroy
 from remaster.presets import Preset
-from remaster.video.checkpoint import WorkDir
+from remaster.video.checkpoint import WorkDir, remove_finished
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
 from remaster.video.concat import concatenate
 from remaster.video.decode import DecodeStats, Planes, decode_segment
@@ -88,6 +88,19 @@ class VideoSettings:
 
 def default_output(source: Path, preset: str) -> Path:
     return source.with_name(f"{source.stem}.{preset}.mkv")
+
+
+def default_workdir(output: Path) -> Path:
+    return output.with_name(f".{output.name}.remaster")
+
+
+def clean_finished_work(output: Path, workdir: Path | None) -> None:
+    """Remove the work folder of `output` if a run was killed after the output was in place but
+    before the folder was gone (see checkpoint.remove_finished); call it before skipping or
+    refusing an output that exists, or that folder would stay forever."""
+    output = output.absolute()
+    with contextlib.suppress(OSError):  # only tidying: a folder it cannot read is reported by the run itself
+        remove_finished(workdir or default_workdir(output), output, owned=workdir is None)
 
 
 def check_output(source: Path, output: Path, overwrite: bool) -> str:
@@ -232,7 +245,7 @@ class Remasterer:
         geometry = self._geometry(video)
         colour = output_colour(video, geometry.height)
 
-        root = s.workdir or output.with_name(f".{output.name}.remaster")
+        root = s.workdir or default_workdir(output)
         effective = {
             "preset": s.preset.name,
             "engine": asdict(s.engine),
@@ -243,7 +256,7 @@ class Remasterer:
             "allow_damaged": s.allow_damaged,
         }
         settings = self.output_settings(media, geometry, colour) | {"fields": fields.describe()}
-        work = WorkDir(root, fingerprint(source), settings, effective).open()
+        work = WorkDir(root, fingerprint(source), settings, effective, owned=s.workdir is None).open()
         if work.invalidated:
             self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
         done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
@@ -253,25 +266,26 @@ class Remasterer:
         return job
 
     def finish(self, job: Job, computed: int, held: int) -> Summary:
-        """Assemble the segments into the output, release and (unless kept) remove the work folder."""
+        """Assemble the segments into the output, release and (unless kept) empty the work folder:
+        remaster's own files only, and the folder itself if remaster made it."""
         summary = self._assemble(job)
         elapsed = time.monotonic() - job.t0
         summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
         summary.fps = (computed + held) / elapsed if elapsed else 0.0
         summary.reused_segments = job.reused
         summary.computed_segments = [seg.index for seg in job.segments if seg.index not in job.reused]
-        job.work.close()
         if not self.settings.keep_workdir:
-            shutil.rmtree(job.work.root, ignore_errors=True)
+            job.work.discard()
+        job.work.close()
         self.progress.finished(summary)
         return summary
 
     def abandon(self, job: Job) -> None:
         """After a failure or an interruption: keep what is finished, or leave no trace if nothing is."""
         self.progress.stop()
+        if not job.work.records:
+            job.work.discard()
         job.work.close()
-        if not job.work.records and self.settings.workdir is None:
-            shutil.rmtree(job.work.root, ignore_errors=True)
 
     def compute(self, job: Job, todo: list[Segment]) -> tuple[int, int]:
         """Decode, upscale and encode the segments not done yet; returns the frames the model
@@ -431,6 +445,8 @@ class Remasterer:
             for note in notes:
                 self.progress.note(note)
             streams = _verify_output(tmp, video_file)
+            if not self.settings.keep_workdir:
+                work.record_output(tmp)
             os.replace(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
