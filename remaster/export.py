@@ -21,18 +21,27 @@ One ffmpeg command (the binary of imageio-ffmpeg, which has zscale and libass) d
 Every frame keeps its timestamp (`-copyts`, `-fps_mode passthrough`): variable frame rate stays
 variable and subtitles meet the frames they were timed against. The output is written under a
 temporary name beside the final one, checked (every frame, same times), then renamed.
+
+ffmpeg dies with remaster (SIGKILL from the kernel when remaster dies, however it dies), so it
+never finishes a file nobody will use. A killed export's leftovers (the partial file beside the
+output, its temporary folder) carry remaster's pid in their names and a lock that it and its ffmpeg
+hold; the next export removes those whose process is gone and whose lock is free.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import glob
 import math
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +51,7 @@ import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
 from remaster.outputs import refuse_to_destroy
+from remaster.processes import dies_with_this_process
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
 from remaster.video.mux import MP4_AUDIO, STALE_VIDEO_TAGS, TEXT_SUBTITLES, cover_attachment_args
@@ -62,6 +72,13 @@ _FONTSELECT = re.compile(r"fontselect: \((.*), (\d+), (\d+)\) -> (.*), \d+, \S*$
 _NO_GLYPH = re.compile(r"failed to find any fallback with glyph (0x[0-9A-Fa-f]+) for font: \((.*), \d+, \d+\)")
 _LOG_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] |\[(error|fatal)\] ")  # "[libx264 @ 0x55...] [error] "
 DEFAULT_TRACK = "default"  # --burn-subs without a value
+WORK_PREFIX = "remaster-export-"  # the temporary folder: remaster-export-<pid>-<random>, in the system temp folder
+_WORK_NAME = re.compile(rf"{WORK_PREFIX}(\d+)-\w+")
+_PARTIAL_NAME = re.compile(r"\.(?P<output>.+)\.(?P<pid>\d+)-\w+\.partial")  # beside the output
+# The channel layouts libopus encodes (mapping family 1, Vorbis order), by channel count; another
+# layout with that many channels (5.1(side) from AC-3 or DTS, 7.1(wide)...) is remapped to it first.
+# swresample moves side channels to back ones (and the like) with a gain of 1: nothing is mixed down.
+OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 @dataclass(frozen=True)
@@ -132,12 +149,19 @@ class _Details:
 
     default: bool
     tags: dict[str, str]
+    layout: str | None = None  # audio: the channel layout ("5.1(side)")
+    channels: int = 0  # audio: how many channels
 
 
 def _details(path: Path) -> dict[int, _Details]:
     with av.open(str(path), metadata_errors="replace") as container:
         return {
-            s.index: _Details(bool(s.disposition & av.stream.Disposition.default), dict(s.metadata))
+            s.index: _Details(
+                bool(s.disposition & av.stream.Disposition.default),
+                dict(s.metadata),
+                s.codec_context.layout.name if s.type == "audio" else None,
+                s.codec_context.channels if s.type == "audio" else 0,
+            )
             for s in container.streams
         }
 
@@ -209,6 +233,10 @@ def _plan_streams(
             plan.args += [f"-c:a:{n}", audio.encoder, *([f"-b:a:{n}", audio.bitrate] if audio.bitrate else [])]
             plan.args += _cleared_tags(details[s.index].tags, f"a:{n}")
             encoded = f"{AUDIO_ENCODERS[audio.encoder]} {audio.bitrate}".strip()
+            layout, channels = details[s.index].layout, details[s.index].channels
+            if audio.encoder == "libopus" and layout not in OPUS_LAYOUTS.values() and channels in OPUS_LAYOUTS:
+                plan.args += [f"-filter:a:{n}", f"aformat=channel_layouts={OPUS_LAYOUTS[channels]}"]
+                encoded += f" ({layout} as {OPUS_LAYOUTS[channels]})"
             copied = ", ".join(audio.copy) or "no audio"
             plan.notes.append(f"encoded {s.describe()} as {encoded}: {target.name} copies {copied}")
         elif s.kind == "subtitle":
@@ -326,8 +354,81 @@ def _font_notes(log: str, source: Path, styled: bool) -> list[str]:
     return list(dict.fromkeys(notes))  # each once, in the order libass met them
 
 
-def _ffmpeg(args: list[str], work: Path, source: Path, progress: Callable[[int], None] | None = None) -> str:
-    """Run ffmpeg in `work` (so filter arguments name files there without escaping); returns its log."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _lock(path: Path) -> int | None:
+    """An fd holding `path`'s lock (a file's or a folder's), or None if someone holds it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _leftover(path: Path, pid: str) -> int | None:
+    """A lock on `path` if it is a killed export's leftover: this user's, its process gone, its lock
+    free (the lock is shared with the export's ffmpeg, so a file ffmpeg still writes is not one)."""
+    info = path.lstat()
+    if info.st_uid != os.getuid() or path.is_symlink() or _alive(int(pid)):
+        return None
+    return _lock(path)
+
+
+def remove_leftovers(output: Path) -> list[Path]:
+    """Remove what killed exports left: their temporary folders, and partial files beside `output`.
+    Returns what it removed."""
+    temp = Path(tempfile.gettempdir())
+    found = [(p, m[1]) for p in temp.glob(f"{WORK_PREFIX}*") if (m := _WORK_NAME.fullmatch(p.name))]
+    found += [
+        (p, m["pid"])
+        for p in output.parent.glob(f".{glob.escape(output.name)}.*.partial")
+        if (m := _PARTIAL_NAME.fullmatch(p.name)) and m["output"] == output.name
+    ]
+    removed = []
+    for path, pid in found:
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove: left as it is
+            fd = _leftover(path, pid)
+            if fd is None:
+                continue
+            try:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path)
+            finally:
+                os.close(fd)
+    return removed
+
+
+@contextlib.contextmanager
+def _work_folder() -> Iterator[tuple[Path, int]]:
+    """A temporary folder for ffmpeg's log, fonts and covers, and the fd that holds its lock."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
+    fd = _lock(folder)
+    try:
+        yield folder, fd
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+
+
+def _ffmpeg(
+    args: list[str],
+    work: Path,
+    source: Path,
+    progress: Callable[[int], None] | None = None,
+    locks: tuple[int, ...] = (),
+) -> str:
+    """Run ffmpeg in `work` (so filter arguments name files there without escaping); returns its log.
+    ffmpeg inherits `locks` (fds holding flocks), so what it writes counts as in use while it runs."""
     # Global options go before the inputs: ffmpeg 9 rejects them after the output. The log is kept
     # at info level (with level tags) for libass's font messages; errors are picked out of it.
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "level+info", "-nostats", "-y"]
@@ -335,7 +436,17 @@ def _ffmpeg(args: list[str], work: Path, source: Path, progress: Callable[[int],
     env = {**os.environ, "SVT_LOG": os.environ.get("SVT_LOG", "1")}  # SVT-AV1: errors only
     log_path = work / "ffmpeg.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(command + args, cwd=work, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        process = subprocess.Popen(
+            command + args,
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            pass_fds=locks,
+            # SIGKILL when remaster dies (Ctrl-C and SIGTERM stop it below): never an encode nobody waits for.
+            preexec_fn=dies_with_this_process(),
+        )
         try:
             for line in process.stdout:
                 key, _, value = line.strip().partition("=")
@@ -382,6 +493,7 @@ def export_video(
     in (`default`, a stream index or a language code; None: keep subtitles soft). `progress` is
     called with (frames done, frames in all) as ffmpeg reports them."""
     t0 = time.monotonic()
+    remove_leftovers(output.absolute())
     check_output(source, output, target, overwrite)
     # Absolute: FFmpeg takes a relative name such as "ep: 1.mkv" for a protocol ("ep:").
     source = source.absolute()
@@ -394,16 +506,19 @@ def export_video(
     geometry = output_geometry(video.width, video.height, video.sar, target.video)
     plan = _plan_streams(media, target, burned, details)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
-    os.close(fd)
+    # Named after the output and this process, and locked while this process or its ffmpeg holds
+    # it: if both are killed, the next export to this output removes it (remove_leftovers).
+    partial_fd, partial_name = tempfile.mkstemp(
+        prefix=f".{output.name}.{os.getpid()}-", suffix=".partial", dir=output.parent
+    )
+    fcntl.flock(partial_fd, fcntl.LOCK_EX)
     partial = Path(partial_name)
     # mkstemp makes the file private (0600); the output gets the usual mode, as the umask says.
     umask = os.umask(0)
     os.umask(umask)
     partial.chmod(0o666 & ~umask)
     try:
-        with tempfile.TemporaryDirectory(prefix="remaster-export-") as folder:
-            work = Path(folder)
+        with _work_folder() as (work, work_fd):
             burn = None
             if burned is not None:
                 # The subtitles filter opens the file itself: a link with a plain name in the work
@@ -421,7 +536,8 @@ def export_video(
             args += ["-movflags", "+faststart"] if target.container == "mp4" else []
             args += ["-f", target.muxer, str(partial.resolve())]
             total = video.frame_count
-            log = _ffmpeg(args, work, source, (lambda done: progress(min(done, total), total)) if progress else None)
+            on_frames = (lambda done: progress(min(done, total), total)) if progress else None
+            log = _ffmpeg(args, work, source, on_frames, (partial_fd, work_fd))
             notes = list(plan.notes)
             if burned is not None:
                 notes += _font_notes(log, source, burned.codec in ("ass", "ssa"))
@@ -429,6 +545,7 @@ def export_video(
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+        os.close(partial_fd)
     return ExportReport(
         source=source,
         output=output,

@@ -7,8 +7,12 @@ temporary REMASTER_HOME rather than with large sources.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import struct
 import subprocess
+import sys
+import time
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -321,3 +325,114 @@ def test_command_default_output(episode: Path, tmp_path: Path, monkeypatch):
     assert run_export_command(args) == 0
     got = video_facts(tmp_path / "ep: it's [1], a;b.archive-mkv.mkv")
     assert got["covers"] == 1 and got["subtitles"] == ["srt"]  # the burned ASS track is not kept soft
+
+
+def test_surround_ac3_in_side_layout_is_encoded_to_opus(tmp_path: Path):
+    """AC-3 5.1 from DVDs and broadcasts is 5.1(side), which libopus refuses: it is remapped to 5.1,
+    side channels to back ones, each of the six channels still carrying its own tone."""
+    tones = (300, 500, 700, 60, 1100, 1300)  # Hz: FL FR FC LFE SL SR, one each
+    exprs = "|".join(f"0.3*sin({f}*2*PI*t)" for f in tones)
+    source = tmp_path / "surround.mkv"
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error"]
+    subprocess.run(
+        [*ffmpeg, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=24000/1001:d=1", "-f", "lavfi", "-i",
+         f"aevalsrc=exprs={exprs}:c=5.1(side):s=48000:d=1", "-c:v", "libx264", "-preset", "ultrafast",
+         "-c:a", "ac3", "-b:a", "448k", str(source)],
+        check=True,
+    )  # fmt: skip
+    report = export_video(source, get_target("upload-av1"), tmp_path / "out.mp4")
+    assert "encoded #1 audio ac3 as opus 192k (5.1(side) as 5.1): upload-av1 copies opus, aac" in report.notes
+    for path, layout in ((source, "5.1(side)"), (report.output, "5.1")):
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            assert stream.codec_context.layout.name == layout
+            rate = stream.codec_context.sample_rate
+            samples = np.concatenate([frame.to_ndarray() for frame in container.decode(stream)], axis=1)[:, :rate]
+        # One second: FFT bin k is k Hz. Each channel's strongest tone is the one it was given.
+        assert tuple(np.abs(np.fft.rfft(samples, axis=1)).argmax(axis=1)) == tones
+
+
+def _writers(pid: int, name: str) -> list[int]:
+    """The child processes of `pid` whose command line names a file ending in `name` (from /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if parent == pid and any(arg.endswith(name.encode()) for arg in args):
+            found.append(int(proc.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has stopped writing; whether its parent reaps it is another matter)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _leftovers(output: Path, temp: Path) -> list[str]:
+    return sorted([p.name for p in output.parent.glob(f".{output.name}.*")] + [p.name for p in temp.iterdir()])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ffmpeg through /proc (Linux)")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_export_takes_its_ffmpeg_along_and_the_next_run_cleans_up(tmp_path: Path, user_home: Path, signum):
+    """SIGKILL or SIGTERM to `remaster export` mid-encode: its ffmpeg dies at once, instead of going on
+    to finish a partial file; what a SIGKILL leaves (the partial beside the output, the temporary
+    folder) is removed by the next export to that output, which writes it."""
+    source = tmp_path / "long.mkv"
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error"]
+    # 8 s that archive-mkv's x265 (slow preset, 10-bit) took 5 s of CPU (9 s on a busy 2-core
+    # machine) to encode: an ffmpeg left running would still be at work when the test looks.
+    subprocess.run(
+        [*ffmpeg, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=24000/1001:d=8", "-c:v", "libx264",
+         "-preset", "ultrafast", str(source)],
+        check=True,
+    )  # fmt: skip
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    output = tmp_path / "out.mkv"
+    env = {**os.environ, "TMPDIR": str(temp), "REMASTER_HOME": str(user_home)}
+    command = [sys.executable, "-m", "remaster", "export", str(source), "-o", str(output), "--quiet", "--target"]
+    run = subprocess.Popen([*command, "archive-mkv"], env=env, stderr=subprocess.PIPE, text=True)
+    encoders: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not encoders:
+            assert run.poll() is None and time.monotonic() < deadline, "the export ended before the kill"
+            encoders = _writers(run.pid, ".partial")  # not imageio-ffmpeg's `ffmpeg -version`
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the encode
+        assert all(_running(pid) for pid in encoders), "ffmpeg ended before the kill: the test proves nothing"
+        run.send_signal(signum)
+        _, err = run.communicate(timeout=60)
+        # PR_SET_PDEATHSIG signals ffmpeg as remaster exits; 2 s is ample for it to be gone.
+        deadline = time.monotonic() + 2
+        while any(_running(pid) for pid in encoders) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(pid) for pid in encoders), "ffmpeg kept running after remaster was killed"
+        partials = list(tmp_path.glob(".out.mkv.*.partial"))
+        sizes = [p.stat().st_size for p in partials]
+        time.sleep(0.5)
+        assert [p.stat().st_size for p in partials] == sizes  # nothing writes to it any more
+    finally:
+        for pid in encoders:  # the test's own grandchildren, if the code under test left them
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not output.exists()
+    if signum == signal.SIGTERM:  # stopped like Ctrl-C: it cleans up itself
+        assert run.returncode == 130 and "Traceback" not in err
+        assert _leftovers(output, temp) == []
+    else:
+        assert run.returncode == -signal.SIGKILL
+        assert len(_leftovers(output, temp)) == 2  # .out.mkv.<pid>-*.partial and remaster-export-<pid>-*
+    # The next export to the same name (a fast target: the leftovers are what is tested) cleans up.
+    user_target(user_home, "quick-mkv", 'container = "mkv"\n[video]\ncodec = "x264"\ncrf = 30\nspeed = "ultrafast"\n')
+    done = subprocess.run([*command, "quick-mkv"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(output, temp) == []
+    assert len(frame_times(output)) == len(frame_times(source))
