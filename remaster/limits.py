@@ -2,7 +2,7 @@
 
 A flat 20000x20000 PNG is a few hundred KB on disk and 1.2 GB as 8-bit RGB before the model has
 even started; the engine's float copies and the states kept between tiles then multiply that
-(about 800 bytes a source pixel at --tile 256: see docs/guide.md, "Limits"). So the area is
+(about 880 bytes a source pixel at --tile 256, measured: see DEFAULT_MAX_PIXELS). So the area is
 refused up front, with the way to raise the limit for a machine that has the memory.
 """
 
@@ -14,13 +14,15 @@ from pathlib import Path
 
 from remaster.errors import UsageError
 
-# 4096 x 4096 = 16.8 MP: 4K UHD (3840x2160, 8.3 MP) and DCI 4K (4096x2160) twice over, a 300 dpi
-# A4 scan (2480x3508, 8.7 MP), a 4096-high art page. Anime sources are at most 1920x1080 (2.1 MP).
-# Peak RSS of `remaster image` at this size, 2x, --tile 256, CPU fp32: see docs/guide.md.
-DEFAULT_MAX_PIXELS = 4096 * 4096
+# 4096 x 2304 = 9.4 MP, the 16:9 frame 4096 wide: 4K UHD (3840x2160) and DCI 4K (4096x2160) fit, a
+# 300 dpi A4 scan (2480x3508, 8.7 MP) too, and anime sources (at most 1920x1080, 2.1 MP) 4.5 times
+# over. Memory decides the rest: `remaster image` at --tile 256, 2x, CPU fp32 peaked at 1.26 GiB for
+# 1 MP and 3.84 GiB for 4.2 MP (0.4 GiB + 883 bytes a pixel: mostly the ~200 float32 values a pixel
+# that exact tiling keeps between SE stages, docs/engine.md), so about 8.2 GiB at this limit, and 14 GiB at 4096x4096.
+DEFAULT_MAX_PIXELS = 4096 * 2304
 MAX_PIXELS_ENV = "REMASTER_MAX_PIXELS"
 MAX_PIXELS_HELP = (
-    f"refuse pictures larger than this: pixels, or WxH; 0 = no limit (default: ${MAX_PIXELS_ENV}, else 4096x4096)"
+    f"refuse pictures larger than this: pixels, or WxH; 0 = no limit (default: ${MAX_PIXELS_ENV}, else 4096x2304)"
 )
 
 
