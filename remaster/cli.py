@@ -16,6 +16,7 @@ from remaster import __version__
 from remaster.compare import add_compare_arguments, run_compare_command
 from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError, UsageError
 from remaster.export import add_export_arguments, run_export_command
+from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
 from remaster.queue.command import add_queue_arguments, run_queue_command
 from remaster.video_command import add_video_options
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="picture files or folders")
     image.add_argument("-o", "--output", type=Path, help="a file for one input, else a folder")
     image.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    image.add_argument("--max-pixels", type=parse_max_pixels, help=MAX_PIXELS_HELP)
     _engine_options(image)
 
     export = commands.add_parser("export", help="re-encode a video for a video site or an archive (a target)")
@@ -93,7 +95,9 @@ def _cmd_image(args: argparse.Namespace) -> int:
     from remaster.image_command import run_image_command
 
     settings = EngineSettings(args.device, args.precision, args.tile, args.compile)
-    report = run_image_command(args.inputs, args.output, args.preset, settings, args.overwrite, args.model)
+    report = run_image_command(
+        args.inputs, args.output, args.preset, settings, args.overwrite, args.model, max_pixels=args.max_pixels
+    )
     return EXIT_USAGE if report.failed else 0
 
 

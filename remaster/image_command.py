@@ -80,6 +80,7 @@ def run_image_command(
     overwrite: bool = False,
     model_override: str | None = None,
     console: Console | None = None,
+    max_pixels: int | None = None,
 ) -> ImageReport:
     console = console or Console(stderr=True, soft_wrap=True)
     preset = get_preset(preset_name)
@@ -99,7 +100,7 @@ def run_image_command(
         in_flight: deque[tuple[Path, Path, Future[None]]] = deque()
         for src, dst in pairs:
             try:
-                upscaled = upscaler.upscale(read_image(src)[None])[0]
+                upscaled = upscaler.upscale(read_image(src, max_pixels)[None])[0]
             except UsageError as exc:
                 _failed(report, console, exc)
                 continue

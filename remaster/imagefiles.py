@@ -15,9 +15,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from remaster.errors import UsageError
+from remaster.limits import check_pixels
+from remaster.outputs import apply_umask_mode
 
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+# remaster's own limit (remaster.limits), checked on every picture before decoding, replaces
+# Pillow's: Pillow's stops at 179 MP with a DecompressionBombError even when the user has raised ours.
+Image.MAX_IMAGE_PIXELS = None
 _PNG_16BIT = {"rgb48be": "rgb48le", "rgba64be": "rgba64le", "gray16be": "rgb48le", "ya16be": "rgba64le"}
 
 
@@ -29,10 +34,15 @@ def _read_png16(path: Path) -> np.ndarray | None:
         return None if target is None else frame.to_ndarray(format=target)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """H x W x 3 (or 4 with alpha), uint8 or uint16. UsageError naming the file otherwise."""
+def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """H x W x 3 (or 4 with alpha), uint8 or uint16. UsageError naming the file otherwise.
+
+    A picture larger than `max_pixels` (None: remaster.limits.max_pixels()) is refused from its
+    header, before anything is decoded: Image.open reads only the header.
+    """
     try:
         with Image.open(path) as img:
+            check_pixels(path, *img.size, max_pixels)
             img.load()
             if img.format == "PNG" and _is_png16(path):
                 deep = _read_png16(path)
@@ -65,6 +75,7 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        apply_umask_mode(tmp)
         if pixels.dtype == np.uint16 and fmt == "PNG":
             _write_png16(tmp, pixels)
         else:

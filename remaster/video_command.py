@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remaster.errors import EXIT_USAGE, RemasterError, UsageError
+from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
 from remaster.presets import Preset, get_preset
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
@@ -48,6 +49,7 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=parse_time, help="remaster from this time (seconds or H:MM:SS)")
     parser.add_argument("--end", type=parse_time, help="... up to this time")
     parser.add_argument("--allow-damaged", action="store_true", help="go on when frames are missing or corrupt")
+    parser.add_argument("--max-pixels", type=parse_max_pixels, help=MAX_PIXELS_HELP.replace("pictures", "videos"))
     parser.add_argument(
         "--reuse", default="auto", help="held drawings reuse the last result: auto (default), exact or off"
     )
@@ -109,6 +111,7 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
         square_pixels=args.square_pixels,
         fields=check_field_mode(args.fields),
         field_rate=args.field_rate,
+        max_pixels=args.max_pixels,
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +22,15 @@ from rich.table import Table
 from remaster.errors import EXIT_FAILURE, EXIT_INTERRUPTED, RemasterError, UsageError
 from remaster.processes import die_with_parent
 from remaster.queue.plan import plan_jobs
-from remaster.queue.store import Job, QueueStore, default_queue_path
+from remaster.queue.store import (
+    Job,
+    QueueStore,
+    database_error,
+    default_queue_path,
+    import_jobs,
+    job_record,
+    salvage_jobs,
+)
 from remaster.queue.worker import WorkerOptions, new_worker_id, serve
 
 ERROR_CHARS = 60
@@ -101,11 +111,29 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     action("log", "a job's runs: times, outcomes and the end of remaster's messages").add_argument(
         "id", type=int, metavar="ID"
     )
+    action(
+        "export", "write the jobs as JSON; from a damaged queue file, every job that can still be read"
+    ).add_argument("file", nargs="?", type=Path, metavar="FILE", help="a new file (default: stdout)")
+    action(
+        "import", "make a fresh queue file (--queue) with the jobs of a JSON file from export or status --json"
+    ).add_argument("file", type=Path, metavar="FILE")
 
 
 def run_queue_command(args: argparse.Namespace) -> int:
-    """Run one `remaster queue` action; returns the exit code."""
+    """Run one `remaster queue` action; returns the exit code. An SQLite error (a file damaged after
+    it was opened, a full disk) is a one-line RemasterError, never a traceback."""
     path = args.queue or default_queue_path()
+    try:
+        return _action(path, args)
+    except sqlite3.Error as exc:
+        raise database_error(path, exc) from None
+
+
+def _action(path: Path, args: argparse.Namespace) -> int:
+    if args.queue_action == "export":
+        return _export(path, args.file)
+    if args.queue_action == "import":
+        return _import(path, args.file)
     if args.queue_action == "add":
         return _add(path, args)
     if args.queue_action == "status":
@@ -232,6 +260,60 @@ def _log(path: Path, job_id: int) -> int:
     return 0
 
 
+# -- export, import ------------------------------------------------------------------------------
+
+
+def _export(path: Path, output: Path | None) -> int:
+    salvage = salvage_jobs(path)
+    text = json.dumps(salvage.jobs, indent=1) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            with output.open("x") as f:  # "x": never replace a file the user has
+                f.write(text)
+        except FileExistsError:
+            raise UsageError(f"{output}: exists; export writes a new file") from None
+        except OSError as exc:
+            raise UsageError(f"{output}: cannot write ({exc.strerror})") from None
+    where = "" if output is None else f" to {output}"
+    note = f"exported {_count(len(salvage.jobs), 'job')} from {path}{where}"
+    if salvage.unreadable:
+        note += f"; unreadable: {_ids(salvage.unreadable)}"
+    if salvage.missing:
+        note += f"; not found in the damaged file (removed earlier, or lost on a damaged page): {_ids(salvage.missing)}"
+    print(note, file=sys.stderr)
+    return 0
+
+
+def _ids(ids: list[int], shown: int = 10) -> str:
+    """`3 jobs (id 4, 5, 9)`, the first `shown` ids of a long list."""
+    listed = ", ".join(map(str, ids[:shown])) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+    return f"{_count(len(ids), 'job')} (id {listed})"
+
+
+def _import(path: Path, source: Path) -> int:
+    try:
+        records = json.loads(source.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{source}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{source}: not a JSON list of jobs ({exc})") from None
+    if not isinstance(records, list):
+        raise UsageError(f"{source}: not a JSON list of jobs (from `remaster queue export` or `status --json`)")
+    jobs = []
+    for number, record in enumerate(records, 1):
+        try:
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+            jobs.append(job_record(record))
+        except ValueError as exc:
+            raise UsageError(f"{source}: job {number} of the list: {exc}") from None
+    count = import_jobs(path, jobs)
+    print(f"imported {_count(count, 'job')} into {path}")
+    return 0
+
+
 # -- run ----------------------------------------------------------------------------------------
 
 
@@ -263,6 +345,9 @@ def _worker_process(path: Path, options: WorkerOptions, worker_id: str, label: s
     try:
         with QueueStore(path) as store:
             interrupted = serve(store, options, worker_id, lambda line: console.print(f"{label}{line}", markup=False))
+    except sqlite3.Error as exc:
+        print(f"remaster: error: {database_error(path, exc)}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
     except RemasterError as exc:
         print(f"remaster: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -28,6 +28,7 @@ from remaster import __version__
 from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.limits import check_pixels
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
 from remaster.models.loader import load_model
@@ -84,6 +85,7 @@ class VideoSettings:
     fields: str = "auto"  # auto, progressive, deinterlace or ivtc (video/fields.py)
     field_rate: bool = False  # deinterlace to one frame per field
     square_pixels: bool = False  # resample anamorphic video to square pixels
+    max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (limits.py)
 
 
 def default_output(source: Path, preset: str) -> Path:
@@ -232,6 +234,7 @@ class Remasterer:
         output_format = check_output(source, output, s.overwrite)
         media = probe(source)
         video = media.video
+        check_pixels(source, video.width, video.height, s.max_pixels)
         _check_index(media, s.allow_damaged)
         frames = frames_in_range(video, s.start, s.end)
         report = detect_fields(source, video) if s.fields == "auto" else None
