@@ -313,10 +313,11 @@ class Remasterer:
                         writer = SegmentWriter(partial, self.settings.encoder, fmt, colour)
                         self.progress.segment_started(seg.index, fields.output_count(seg.frame_count))
                     elif kind == "frames":
-                        for y, u, v, pts in payload:
+                        frames, held = payload
+                        for y, u, v, pts in frames:
                             writer.write(y, u, v, pts)
-                        written.extend(pts for *_, pts in payload)
-                        self.progress.frames_done(len(payload))
+                        written.extend(pts for *_, pts in frames)
+                        self.progress.frames_done(len(frames), held)
                     else:
                         writer.close()
                         writer = None
@@ -352,10 +353,11 @@ class Remasterer:
                     if not reused:
                         last = next(results)
                     out.append((*last[:3], planes.pts))
+                held = len(pending) - len(computed)
                 counts["computed"] += len(computed)
-                counts["reused"] += len(pending) - len(computed)
+                counts["reused"] += held
                 pending.clear()
-                _put(upscaled, ("frames", seg, out), stop, failures)
+                _put(upscaled, ("frames", seg, (out, held)), stop, failures)
 
             while (item := _get(decoded, stop, failures)) is not None:
                 kind, seg, payload = item
