@@ -43,6 +43,7 @@ from remaster.video.encode import (
     SegmentWriter,
     VideoFormat,
     check_encoder,
+    check_output_size,
     pix_fmt_layout,
 )
 from remaster.video.fields import CYCLE, FieldPlan, detect_fields, filtered_segment, plan_fields, snap_to_cycles
@@ -230,6 +231,7 @@ class Remasterer:
             frames = video.pts[first : video.pts.index(frames[-1]) + 1]
         segments = plan_segments(video, s.segment_seconds, frames, CYCLE if fields.mode == "ivtc" else None)
         geometry = self._geometry(video)
+        check_output_size(source, s.encoder, geometry.width, geometry.height)
         colour = output_colour(video, geometry.height)
 
         root = s.workdir or output.with_name(f".{output.name}.remaster")
@@ -429,7 +431,9 @@ class Remasterer:
             first, last = segments[0].first_pts, segments[-1].last_pts
             time_range = (v.seconds(first), v.seconds(last) + float(1 / v.rate))
         try:
-            notes = mux(video_file, media, tmp, output_format, work.root, time_range)
+            s = self.settings
+            made_with = f"remaster {s.preset.name if s.model == s.preset.model else Path(s.model).stem}"
+            notes = mux(video_file, media, tmp, output_format, work.root, time_range, made_with)
             for note in notes:
                 self.progress.note(note)
             streams = _verify_output(tmp, video_file)
