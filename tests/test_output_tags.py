@@ -56,8 +56,7 @@ def _remux_with_tags(source: Path, target: Path, tags: dict[str, str]) -> Path:
 def _tracks(path: Path) -> list[dict]:
     with av.open(str(path)) as container:
         return [
-            {"type": s.type, "disposition": int(s.disposition), "metadata": dict(s.metadata)}
-            for s in container.streams
+            {"type": s.type, "disposition": int(s.disposition), "metadata": dict(s.metadata)} for s in container.streams
         ]
 
 
@@ -169,11 +168,19 @@ def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
     ("size", "codec", "message"),
     [
         # 6x4 scaled 2x: x265 opens nothing under 16 on a side ("Invalid argument" after the model ran).
-        ((6, 4), "x265", "the output would be 12x8; x265 takes at least 16 on a side (choose a preset or --model "
-         "with a larger scale, or --codec x264 or svtav1)"),
+        (
+            (6, 4),
+            "x265",
+            "the output would be 12x8; x265 takes at least 16 on a side (choose a preset or --model "
+            "with a larger scale, or --codec x264 or svtav1)",
+        ),
         # 8200x64 scaled 2x: wider than x264 (and SVT-AV1) take; x265 would.
-        ((8200, 64), "x264", "the output would be 16400x128; x264 takes at most 16384 on a side (choose a preset or "
-         "--model with a smaller scale, or --codec x265)"),
+        (
+            (8200, 64),
+            "x264",
+            "the output would be 16400x128; x264 takes at most 16384 on a side (choose a preset or "
+            "--model with a smaller scale, or --codec x265)",
+        ),
     ],
 )
 def test_output_size_an_encoder_cannot_take_is_refused_before_work(size, codec, message, tmp_path, capsys):
