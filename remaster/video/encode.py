@@ -104,14 +104,14 @@ class SizeLimits:
 # Measured by opening each encoder of the PyAV 18.1 wheel (FFmpeg 8.1) at sizes on both sides of
 # the limit, with 4:2:0 at the codec's default depth (tests/test_output_tags.py does it again):
 ENCODER_SIZE_LIMITS = {
-    # 14x14 and 16x12 fail, 16x16 opens. No limit on a side up to 32768x64; the area limit is
+    # 14x64, 64x14 and 16x14 fail, 16x16 opens. No limit on a side up to 32768x64; the area limit is
     # x265's own message for 16000x16000: "exceeds the maximum supported luma samples
     # 142,606,336 (16384x8704) of Level 7.2".
     "libx265": SizeLimits(min_side=16, max_area=142_606_336),
     # 16384x64 and 64x16384 open, 16386x64 and 64x16386 fail ("Generic error in an external
     # library"); 2x2 opens (1x1 fails in 4:2:0, where sides are even anyway).
     "libx264": SizeLimits(max_width=16384, max_height=16384),
-    # 2x64 and 64x2 fail, 4x4 opens; 16384x64 opens, 16392x64 fails; 64x8704 opens, 64x8712 fails.
+    # 2x64 and 64x2 fail, 4x4 opens; 16384x64 opens, 16386x64 fails; 64x8704 opens, 64x8706 fails.
     "libsvtav1": SizeLimits(min_side=4, max_width=16384, max_height=8704),
 }
 # Every encoder: avcodec_open2 checks the size with av_image_check_size2 (libavutil/imgutils.c)
@@ -138,7 +138,7 @@ def size_problem(encoder: str, width: int, height: int, name: str = "") -> str |
             return f"{name} takes at most {limits.max_width} on a side"
         return f"{name} takes at most {limits.max_width} wide and {limits.max_height} high"
     if limits.max_area is not None and width * height > limits.max_area:
-        return f"{name} takes at most {limits.max_area} pixels (such as 16384x8704)"
+        return f"{name} takes at most {limits.max_area:,} pixels"
     return None
 
 
