@@ -79,12 +79,88 @@ def check_encoder(settings: EncoderSettings) -> None:
     if spec.encoder.endswith("_nvenc"):
         # Built into every PyAV wheel, but it opens only with an NVIDIA GPU and driver: find out now,
         # not after the first segment has gone through the model.
-        ctx = av.CodecContext.create(spec.encoder, "w")
-        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, pix_fmt, Fraction(1, 25)
         try:
-            ctx.open()
+            _open_encoder(spec.encoder, pix_fmt, 256, 256)
         except av.FFmpegError as exc:
             raise UsageError(f"--codec {settings.codec}: {spec.encoder} does not open here ({exc})") from None
+
+
+def _open_encoder(encoder: str, pix_fmt: str, width: int, height: int) -> None:
+    ctx = av.CodecContext.create(encoder, "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, pix_fmt, Fraction(1, 25)
+    ctx.open()
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """The output sizes an encoder opens with: each side, and the picture's area in luma samples."""
+
+    min_side: int = 1
+    max_width: int | None = None
+    max_height: int | None = None
+    max_area: int | None = None
+
+
+# Measured by opening each encoder of the PyAV 18.1 wheel (FFmpeg 8.1) at sizes on both sides of
+# the limit, with 4:2:0 at the codec's default depth (tests/test_output_tags.py does it again):
+ENCODER_SIZE_LIMITS = {
+    # 14x64, 64x14 and 16x14 fail, 16x16 opens. No limit on a side up to 32768x64; the area limit is
+    # x265's own message for 16000x16000: "exceeds the maximum supported luma samples
+    # 142,606,336 (16384x8704) of Level 7.2".
+    "libx265": SizeLimits(min_side=16, max_area=142_606_336),
+    # 16384x64 and 64x16384 open, 16386x64 and 64x16386 fail ("Generic error in an external
+    # library"); 2x2 opens (1x1 fails in 4:2:0, where sides are even anyway).
+    "libx264": SizeLimits(max_width=16384, max_height=16384),
+    # 2x64 and 64x2 fail, 4x4 opens; 16384x64 opens, 16386x64 fails; 64x8704 opens, 64x8706 fails.
+    "libsvtav1": SizeLimits(min_side=4, max_width=16384, max_height=8704),
+}
+# Every encoder: avcodec_open2 checks the size with av_image_check_size2 (libavutil/imgutils.c)
+# for no pixel format, which wants 8 x (width + 128) x (height + 128) < INT_MAX, and drops a size
+# that fails: 16384x16128 opens, 16384x16130 does not (measured with the rawvideo encoder).
+FFMPEG_MAX_PADDED_AREA = (2**31 - 1) // 8
+
+
+def size_problem(encoder: str, width: int, height: int, name: str = "") -> str | None:
+    """Why `encoder` (called `name` in the message) cannot take a WxH picture, or None if it can,
+    as far as is known here."""
+    name = name or encoder
+    if width < 1 or height < 1 or (width + 128) * (height + 128) > FFMPEG_MAX_PADDED_AREA:
+        return "FFmpeg's encoders take (W+128) x (H+128) < 2^28 at most, about 16250x16250"
+    limits = ENCODER_SIZE_LIMITS.get(encoder)
+    if limits is None:
+        return None
+    if min(width, height) < limits.min_side:
+        return f"{name} takes at least {limits.min_side} on a side"
+    too_wide = limits.max_width is not None and width > limits.max_width
+    too_high = limits.max_height is not None and height > limits.max_height
+    if too_wide or too_high:
+        if limits.max_width == limits.max_height:
+            return f"{name} takes at most {limits.max_width} on a side"
+        return f"{name} takes at most {limits.max_width} wide and {limits.max_height} high"
+    if limits.max_area is not None and width * height > limits.max_area:
+        return f"{name} takes at most {limits.max_area:,} pixels"
+    return None
+
+
+def check_output_size(source: Path, settings: EncoderSettings, width: int, height: int) -> None:
+    """Refuse, before any work, an output size the encoder would refuse after the first segment."""
+    spec = settings.spec
+    problem = size_problem(spec.encoder, width, height, settings.codec)
+    if problem is None and spec.encoder.endswith("_nvenc"):
+        # NVENC's limits depend on the GPU (NVIDIA's NVENC application note: 4096 on a side for
+        # H.264 on older ones, 8192 for HEVC and AV1): ask the one that is here.
+        try:
+            _open_encoder(spec.encoder, settings.resolved().pix_fmt, width, height)
+        except av.FFmpegError as exc:
+            problem = f"{spec.encoder} does not open at that size on this GPU ({exc})"
+    if problem is None:
+        return
+    larger = min(width, height) < ENCODER_SIZE_LIMITS.get(spec.encoder, SizeLimits()).min_side
+    others = [name for name, codec in CODECS.items() if name != settings.codec and not name.startswith("nvenc")]
+    fitting = [name for name in others if size_problem(CODECS[name].encoder, width, height) is None]
+    hints = [f"a preset or --model with a {'larger' if larger else 'smaller'} scale"]
+    hints += [f"--codec {' or '.join(fitting)}"] if fitting else []
+    raise UsageError(f"{source}: the output would be {width}x{height}; {problem} (choose {', or '.join(hints)})")
 
 
 @dataclass(frozen=True)
@@ -108,6 +184,10 @@ class VideoFormat:
 
 
 _NO_DTS = -(1 << 62)
+# AVFieldOrder (libavcodec/defs.h): every frame remaster writes is a whole picture. Deinterlaced
+# and inverse-telecined frames are progressive, and so is an interlaced frame passed through with
+# --fields progressive once scaled: its rows no longer alternate between the two fields.
+AV_FIELD_PROGRESSIVE = 1
 
 
 class SegmentWriter:
@@ -132,6 +212,8 @@ class SegmentWriter:
             ctx.sample_aspect_ratio = video.sar
             ctx.colorspace, ctx.color_primaries = colour.colorspace, colour.color_primaries
             ctx.color_trc, ctx.color_range = colour.color_trc, colour.color_range
+            # x264 tags its streams progressive by itself; x265 and SVT-AV1 leave it unknown.
+            ctx.field_order = AV_FIELD_PROGRESSIVE
             options = {self.spec.quality_option: f"{settings.crf:g}", "preset": settings.speed}
             options.update(self.spec.fixed_options)
             stream.options = options

@@ -26,6 +26,8 @@ TEXT_SUBTITLES = {"ass", "ssa", "subrip", "srt", "webvtt", "mov_text", "text"}
 MP4_AUDIO_FALLBACK = ("aac", "256k")
 # Per-stream tags that describe the old encode, not the new one (mkvmerge's statistics tags).
 STALE_VIDEO_TAGS = {"duration", "bps", "number_of_frames", "number_of_bytes", "encoder", "handler_name", "vendor_id"}
+# The new video track's title names its codec, like the titles release groups give tracks.
+CODEC_TITLES = {"hevc": "HEVC", "h264": "H.264", "av1": "AV1"}
 COVER_MIMETYPES = {"mjpeg": ("image/jpeg", "cover.jpg"), "png": ("image/png", "cover.png")}
 
 
@@ -121,10 +123,36 @@ def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
         raise RemasterError(f"{media.path}: ffmpeg failed while muxing: {' | '.join(lines[:2])}")
 
 
-def _video_tags(media: MediaInfo) -> tuple[dict[str, str], str]:
+def _tag_name(key: str) -> str:
+    # FFmpeg reads a Matroska tag with a language other than und as NAME-lang: "BPS-eng".
+    return key.split("-", 1)[0].lower()
+
+
+def is_stale_video_tag(key: str) -> bool:
+    """A tag of the old video track that describes its encode: the encoder, or mkvmerge's statistics
+    (BPS, DURATION, NUMBER_OF_FRAMES, NUMBER_OF_BYTES and the _STATISTICS_* tags that list them)."""
+    name = _tag_name(key)
+    return name in STALE_VIDEO_TAGS or name.startswith("_statistics_")
+
+
+def video_title(video_file: Path, made_with: str) -> str:
+    """What the new video track is, read from the stream itself: "HEVC 1440x960 10-bit, remaster 2x-conservative"."""
+    with av.open(str(video_file)) as container:
+        ctx = container.streams.video[0].codec_context
+        codec = CODEC_TITLES.get(ctx.name, ctx.name)
+        bits = ctx.format.components[0].bits
+        return f"{codec} {ctx.width}x{ctx.height} {bits}-bit, {made_with}"
+
+
+def _video_tags(media: MediaInfo, title: str) -> tuple[dict[str, str], str]:
+    """The original video track's tags for the new one, less the stale ones; its title, which
+    describes the old encode ("H.264 480p 8-bit"), becomes `title`. No title stays no title."""
     with av.open(str(media.path)) as container:
         stream = container.streams[media.video.index]
-        tags = {k: v for k, v in stream.metadata.items() if k.lower() not in STALE_VIDEO_TAGS}
+        kept = {k: v for k, v in stream.metadata.items() if not is_stale_video_tag(k)}
+        tags = {k: v for k, v in kept.items() if _tag_name(k) != "title"}
+        if len(tags) < len(kept):
+            tags["title"] = title
         flags = [name for name, flag in av.stream.Disposition.__members__.items() if stream.disposition & flag]
     return tags, "+".join(flags) or "0"
 
@@ -150,8 +178,10 @@ def mux(
     output_format: str,
     work: Path,
     time_range: tuple[float, float] | None = None,
+    made_with: str = "remaster",
 ) -> list[str]:
-    """Write `output` from the new video and the original's other streams; returns the notes."""
+    """Write `output` from the new video and the original's other streams; returns the notes.
+    `made_with` ends the new video track's title ("remaster 2x-conservative")."""
     plan = plan_mux(media, output_format)
     new_video = ffmpeg.input(str(video_file))
     original = ffmpeg.input(str(media.path))
@@ -174,7 +204,7 @@ def mux(
         # come from the original, which must then be input 1 all the same.
         args[2:2] = ["-i", str(media.path)]
     extra: list[str] = []
-    tags, disposition = _video_tags(media)
+    tags, disposition = _video_tags(media, video_title(video_file, made_with))
     for key, value in tags.items():
         extra += ["-metadata:s:v:0", f"{key}={value}"]
     extra += ["-disposition:v:0", disposition]

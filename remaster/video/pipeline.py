@@ -44,6 +44,7 @@ from remaster.video.encode import (
     SegmentWriter,
     VideoFormat,
     check_encoder,
+    check_output_size,
     pix_fmt_layout,
 )
 from remaster.video.fields import CYCLE, FieldPlan, detect_fields, filtered_segment, plan_fields, snap_to_cycles
@@ -246,6 +247,7 @@ class Remasterer:
             frames = video.pts[first : video.pts.index(frames[-1]) + 1]
         segments = plan_segments(video, s.segment_seconds, frames, CYCLE if fields.mode == "ivtc" else None)
         geometry = self._geometry(video)
+        check_output_size(source, s.encoder, geometry.width, geometry.height)
         colour = output_colour(video, geometry.height)
 
         root = s.workdir or default_workdir(output)
@@ -330,10 +332,11 @@ class Remasterer:
                         writer = SegmentWriter(partial, self.settings.encoder, fmt, colour)
                         self.progress.segment_started(seg.index, fields.output_count(seg.frame_count))
                     elif kind == "frames":
-                        for y, u, v, pts in payload:
+                        frames, held = payload
+                        for y, u, v, pts in frames:
                             writer.write(y, u, v, pts)
-                        written.extend(pts for *_, pts in payload)
-                        self.progress.frames_done(len(payload))
+                        written.extend(pts for *_, pts in frames)
+                        self.progress.frames_done(len(frames), held)
                     else:
                         writer.close()
                         writer = None
@@ -369,10 +372,11 @@ class Remasterer:
                     if not reused:
                         last = next(results)
                     out.append((*last[:3], planes.pts))
+                held = len(pending) - len(computed)
                 counts["computed"] += len(computed)
-                counts["reused"] += len(pending) - len(computed)
+                counts["reused"] += held
                 pending.clear()
-                _put(upscaled, ("frames", seg, out), stop, failures)
+                _put(upscaled, ("frames", seg, (out, held)), stop, failures)
 
             while (item := _get(decoded, stop, failures)) is not None:
                 kind, seg, payload = item
@@ -444,7 +448,9 @@ class Remasterer:
             first, last = segments[0].first_pts, segments[-1].last_pts
             time_range = (v.seconds(first), v.seconds(last) + float(1 / v.rate))
         try:
-            notes = mux(video_file, media, tmp, output_format, work.root, time_range)
+            s = self.settings
+            made_with = f"remaster {s.preset.name if s.model == s.preset.model else Path(s.model).stem}"
+            notes = mux(video_file, media, tmp, output_format, work.root, time_range, made_with)
             for note in notes:
                 self.progress.note(note)
             streams = _verify_output(tmp, video_file)

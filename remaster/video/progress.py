@@ -10,11 +10,13 @@ import json
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 
 @dataclass
@@ -33,27 +35,99 @@ class Summary:
     reused_frames: int = 0  # held drawings that reused the previous result instead of the model
 
 
+# The model's rate is measured over at least the last minute and at least this many computed
+# frames. A minute spans several batches and a segment's end (encoder flush, checkpoint) at the
+# speeds measured on this CPU (0.4-0.7 fps at 640x480, docs/video.md), so none of them moves the
+# estimate much, and a real change of speed (another job on the GPU) shows within about a minute.
+# At slow speeds (a 4x model on 1080p on a CPU: several seconds a frame) a minute holds only a few
+# frames: ten computed frames keep the jitter of one late batch to about a tenth.
+ETA_WINDOW_SECONDS = 60.0
+ETA_WINDOW_FRAMES = 10
+
+
+class EtaEstimator:
+    """Seconds left, from how fast the model computes frames in this run; a pure class, fed the times.
+
+    Frames finished by an earlier run (checkpoints) are counted as done but never as speed. Frames
+    that reused a held drawing cost nearly nothing: the time goes to the computed ones, and what is
+    left is weighed by the share of frames that needed the model so far. The first report only
+    starts the clock, so the model's warm-up (loading, the first batch) is not taken as its speed.
+    """
+
+    def __init__(
+        self, frames_total: int, window_seconds: float = ETA_WINDOW_SECONDS, window_frames: int = ETA_WINDOW_FRAMES
+    ):
+        self.frames_total = frames_total
+        self.window_seconds, self.window_frames = window_seconds, window_frames
+        self.done = 0  # every frame done, from checkpoints included
+        self.computed = 0  # frames the model ran on in this run
+        self.held = 0  # frames of this run that reused a held drawing's result
+        self._samples: deque[tuple[float, int]] = deque()  # (time, computed so far) at each report
+
+    def checkpointed(self, frames: int) -> None:
+        """Frames an earlier run finished: done, and no part of the speed."""
+        self.done += frames
+
+    def add(self, now: float, frames: int, held: int = 0) -> None:
+        """`frames` written at time `now` (seconds, any monotonic clock), `held` of them reused."""
+        self.done += frames
+        self.computed += frames - held
+        self.held += held
+        self._samples.append((now, self.computed))
+        # Drop the oldest report while the rest still spans the whole window.
+        while len(self._samples) > 2:
+            t1, c1 = self._samples[1]
+            if now - t1 < self.window_seconds or self.computed - c1 < self.window_frames:
+                break
+            self._samples.popleft()
+
+    def model_fps(self) -> float | None:
+        """Frames the model computes a second, over the window; None before two reports."""
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        if t1 <= t0 or c1 <= c0:
+            return None
+        return (c1 - c0) / (t1 - t0)
+
+    def fps(self) -> float | None:
+        """Frames done a second at the model's rate, held drawings included at the share seen so far."""
+        if not self._samples or (model := self.model_fps()) is None:
+            return None
+        return model * (self.computed + self.held) / self.computed
+
+    def seconds_left(self) -> float | None:
+        fps = self.fps()
+        if fps is None:
+            return None
+        return max(0, self.frames_total - self.done) / fps
+
+
 class QuietProgress:
     """Reports nothing; the base of the others, which override what they show."""
 
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock  # seconds; a test gives its own timeline
+
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
-        self._t0 = time.monotonic()
         self._frames_total = frames_total
-        self._done = 0
-        self._done_at_start = 0
+        self._eta = EtaEstimator(frames_total)
         self._lock = threading.Lock()
 
+    @property
+    def _done(self) -> int:
+        return self._eta.done
+
     def reused(self, frames: int) -> None:
+        """Frames of segments an earlier run finished."""
         with self._lock:
-            self._done += frames
-            self._done_at_start += frames
+            self._eta.checkpointed(frames)
 
     def segment_started(self, index: int, frames: int) -> None:
         pass
 
-    def frames_done(self, count: int) -> None:
+    def frames_done(self, count: int, held: int = 0) -> None:
+        """`count` frames written, `held` of which reused a held drawing's result instead of the model."""
         with self._lock:
-            self._done += count
+            self._eta.add(self._clock(), count, held)
 
     def segment_done(self, index: int, frames: int) -> None:
         pass
@@ -67,13 +141,10 @@ class QuietProgress:
     def stop(self) -> None:
         """Called when the run ends early, to leave the terminal clean."""
 
-    def rate(self) -> tuple[float, float | None]:
-        """Frames per second computed in this run, and the seconds left (None until known)."""
-        elapsed = time.monotonic() - self._t0
-        computed = self._done - self._done_at_start
-        fps = computed / elapsed if elapsed > 0 else 0.0
-        left = (self._frames_total - self._done) / fps if fps > 0 else None
-        return fps, left
+    def rate(self) -> tuple[float | None, float | None]:
+        """Frames per second this run keeps up (None until known), and the seconds left (None until known)."""
+        with self._lock:
+            return self._eta.fps(), self._eta.seconds_left()
 
 
 class JsonProgress(QuietProgress):
@@ -90,8 +161,8 @@ class JsonProgress(QuietProgress):
         self._segment, self._segment_total, self._segment_done = index, frames, 0
         self._emit("segment", index=index, state="started", frames=frames)
 
-    def frames_done(self, count: int) -> None:
-        super().frames_done(count)
+    def frames_done(self, count: int, held: int = 0) -> None:
+        super().frames_done(count, held)
         self._segment_done += count
         fps, left = self.rate()
         self._emit(
@@ -101,7 +172,7 @@ class JsonProgress(QuietProgress):
             segment=self._segment,
             segment_frames_done=self._segment_done,
             segment_frames=self._segment_total,
-            fps=round(fps, 3),
+            fps=None if fps is None else round(fps, 3),
             eta_seconds=None if left is None else round(left, 1),
         )
 
@@ -118,7 +189,8 @@ class JsonProgress(QuietProgress):
 class RichProgress(QuietProgress):
     """An overall bar and a current-segment bar, with frames, fps and ETA; a summary at the end."""
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock)
         self.console = console or Console(stderr=True, soft_wrap=True)
 
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
@@ -134,12 +206,14 @@ class RichProgress(QuietProgress):
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[fps]}"),
-            TimeRemainingColumn(),
+            # Rich's own time-remaining column takes every advance as speed, checkpoints and held
+            # drawings included; the ETA shown is EtaEstimator's, the same as --json-progress gives.
+            TextColumn("{task.fields[eta]}"),
             console=self.console,
             transient=True,
         )
-        self._overall = self._bars.add_task("total", total=frames_total, fps="")
-        self._segment_task = self._bars.add_task("segment", total=1, fps="", visible=False)
+        self._overall = self._bars.add_task("total", total=frames_total, fps="", eta="")
+        self._segment_task = self._bars.add_task("segment", total=1, fps="", eta="", visible=False)
         self._bars.start()
 
     def reused(self, frames: int) -> None:
@@ -149,10 +223,14 @@ class RichProgress(QuietProgress):
     def segment_started(self, index: int, frames: int) -> None:
         self._bars.reset(self._segment_task, total=frames, visible=True, description=f"segment {index}")
 
-    def frames_done(self, count: int) -> None:
-        super().frames_done(count)
-        fps, _ = self.rate()
-        self._bars.update(self._overall, advance=count, fps=f"{fps:.2f} fps")
+    def frames_done(self, count: int, held: int = 0) -> None:
+        super().frames_done(count, held)
+        fps, left = self.rate()
+        shown = {
+            "fps": "" if fps is None else f"{fps:.2f} fps",
+            "eta": "-:--:--" if left is None else _clock_time(left),
+        }
+        self._bars.update(self._overall, advance=count, **shown)
         self._bars.update(self._segment_task, advance=count)
 
     def note(self, message: str) -> None:
@@ -173,3 +251,9 @@ class RichProgress(QuietProgress):
     def stop(self) -> None:
         if hasattr(self, "_bars"):
             self._bars.stop()
+
+
+def _clock_time(seconds: float) -> str:
+    """H:MM:SS, as rich's own time column showed it."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
