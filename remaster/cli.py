@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 import signal
 import sys
 import threading
+import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from rich.table import Table
 
 from remaster import __version__
 from remaster.compare import add_compare_arguments, run_compare_command
-from remaster.errors import EXIT_INTERRUPTED, EXIT_USAGE, RemasterError, UsageError
+from remaster.errors import EXIT_INTERRUPTED, UsageError, batch_exit_code, describe_failure
 from remaster.export import add_export_arguments, run_export_command
 from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
 from remaster.queue.command import add_queue_arguments, run_queue_command
@@ -87,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     testcard.add_argument("output", type=Path)
     testcard.add_argument("--size", type=_size, default=(480, 360), metavar="WxH")
     testcard.add_argument("--seed", type=int, default=0)
+    # --debug is global, before or after the command. SUPPRESS: a command's parser must not
+    # reset to False what was given before the command.
+    debug_help = "on an error, print the traceback too"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
@@ -98,7 +107,7 @@ def _cmd_image(args: argparse.Namespace) -> int:
     report = run_image_command(
         args.inputs, args.output, args.preset, settings, args.overwrite, args.model, max_pixels=args.max_pixels
     )
-    return EXIT_USAGE if report.failed else 0
+    return batch_exit_code(report.errors)
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -209,21 +218,43 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _implied_video(argv: list[str]) -> list[str]:
+    """`remaster episode.mkv ...` is the video job: put the implied `video` before the first
+    argument that is not --debug (a global flag, allowed before the command)."""
+    first = next((i for i, arg in enumerate(argv) if arg != "--debug"), None)
+    if first is None or argv[first] in COMMANDS or argv[first] in ("-h", "--help", "--version"):
+        return argv
+    word = argv[first]
+    # A typo of a command (`remaster compre clip.mkv`) would otherwise be taken as an input, and
+    # fail only after the other inputs were remastered. A word with no suffix or folder that is no
+    # file and is close to a command name is that typo.
+    if not word.startswith("-") and not Path(word).suffix and os.sep not in word and not os.path.lexists(word):
+        close = difflib.get_close_matches(word, COMMANDS, n=1)
+        if close:
+            raise UsageError(f"unknown command '{word}' (did you mean {close[0]}?)")
+    return [*argv[:first], "video", *argv[first:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # `remaster episode.mkv ...` is the video job: the subcommand is implied.
-    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
-        argv = ["video", *argv]
-    args = build_parser().parse_args(argv)
+    debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+    try:
+        args = build_parser().parse_args(_implied_video(argv))
+    except UsageError as exc:
+        print(f"remaster: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     # A queue manager or `kill` stops a run with SIGTERM: treat it like Ctrl-C, which keeps
     # every finished segment and removes the one in progress.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)
-    except RemasterError as exc:
-        print(f"remaster: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("remaster: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every failure is one line; --debug adds the traceback
+        error = describe_failure(exc)
+        if debug:
+            traceback.print_exception(exc)
+        print(f"remaster: error: {error}", file=sys.stderr)
+        return error.exit_code

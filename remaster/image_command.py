@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import UsageError
+from remaster.errors import RemasterError, UsageError, describe_failure
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
 from remaster.models.loader import load_model
 from remaster.presets import get_preset
@@ -22,6 +22,7 @@ from remaster.presets import get_preset
 class ImageReport:
     done: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # one-line reasons, each naming its file
+    errors: list[RemasterError] = field(default_factory=list)  # the same failures, for the exit code
     seconds: float = 0.0
 
 
@@ -101,8 +102,8 @@ def run_image_command(
         for src, dst in pairs:
             try:
                 upscaled = upscaler.upscale(read_image(src, max_pixels)[None])[0]
-            except UsageError as exc:
-                _failed(report, console, exc)
+            except Exception as exc:  # noqa: BLE001 - out of memory, a bug: this picture fails, the rest go on
+                _failed(report, console, describe_failure(exc, src))
                 continue
             in_flight.append((src, dst, writer.submit(write_image, dst, upscaled)))
             while len(in_flight) > writers:
@@ -119,16 +120,17 @@ def run_image_command(
     return report
 
 
-def _failed(report: ImageReport, console: Console, exc: UsageError) -> None:
+def _failed(report: ImageReport, console: Console, exc: RemasterError) -> None:
     report.failed.append(str(exc))
+    report.errors.append(exc)
     console.print(f"[red]error:[/red] {exc}", highlight=False)
 
 
 def _finish_write(report: ImageReport, console: Console, src: Path, dst: Path, written: Future[None]) -> None:
     try:
         written.result()
-    except UsageError as exc:
-        _failed(report, console, exc)
+    except Exception as exc:  # noqa: BLE001 - a full disk, a read-only folder: this picture fails, the rest go on
+        _failed(report, console, describe_failure(exc, src))
         return
     report.done.append(dst)
     console.print(f"{src} -> {dst}", highlight=False)

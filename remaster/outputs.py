@@ -1,11 +1,19 @@
-"""The one rule for every file remaster writes: never destroy the input or a file the user has."""
+"""The one rule for every file remaster writes: never destroy the input or a file the user has;
+and the checks, before any work, that the inputs can be read and the outputs' folders written."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 
-from remaster.errors import UsageError
+from remaster.errors import ResourceError, UsageError, describe_failure
+
+# The write test's size: one 4 KiB page, so that a filesystem with no free block fails it
+# (creating an empty file only needs an inode, which a full filesystem may still have).
+WRITE_TEST_BYTES = 4096
 
 
 def refuse_to_destroy(source: Path, output: Path, overwrite: bool) -> None:
@@ -37,3 +45,75 @@ def apply_umask_mode(path: Path) -> None:
     """Give a file made by tempfile.mkstemp (always 0600) the mode any tool's new file gets:
     0666 less the umask (0644 under umask 022, 0664 under 002)."""
     path.chmod(0o666 & ~_current_umask())
+
+
+def check_input(path: Path) -> None:
+    """Raise a one-line UsageError naming the real reason `path` cannot be read as an input:
+    no such file, a symlink loop, permission denied, a folder (Path.exists() says False to all
+    of the first three alike)."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode):
+            with open(path, "rb"):  # the permission check that counts is the kernel's, on open
+                pass
+    except OSError as exc:
+        raise describe_failure(exc, path) from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path}: is a folder")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: not a file")
+
+
+def human_size(size: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """The folder itself, or the nearest of its parents that exists: the run creates the rest there."""
+    folder = folder.absolute()
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(folder: Path) -> Path:
+    """Write and remove a small file where `folder` will be, as the run will: a read-only or full
+    filesystem, or a folder we may not write, raises OSError naming the folder. Returns the
+    existing folder that was tested."""
+    existing = _nearest_existing(folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".remaster-write-test-", dir=existing)
+        try:
+            os.write(fd, b"\0" * WRITE_TEST_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        # Name the folder, not the random name of the test file.
+        raise OSError(exc.errno, exc.strerror, str(existing)) from None
+    return existing
+
+
+def check_output_location(source: Path, output: Path, workdir: Path | None, room_check: bool) -> None:
+    """Before any work: the output's folder and the work folder take files, and (with `room_check`)
+    each has at least the estimated output size free. The estimate is the source's size: a 2x
+    output measured 1.13x its source (docs/guide.md, "Disk space"), so less free space than that
+    is clearly too little, whatever the estimate's error. Raises a one-line error naming the folder."""
+    estimate = source.stat().st_size if room_check else 0
+    for folder in dict.fromkeys([output.parent, *([workdir] if workdir is not None else [])]):
+        try:
+            tested = check_writable(folder)
+        except OSError as exc:
+            raise describe_failure(exc, source) from None
+        free = shutil.disk_usage(tested).free
+        if free < estimate:
+            raise ResourceError(
+                f"{source}: not enough room in {tested}: {human_size(free)} free, the output is estimated at "
+                f"{human_size(estimate)} (the input's size); free space or choose another -o "
+                "(--no-space-check if the estimate is wrong)"
+            )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from remaster.errors import EXIT_USAGE, RemasterError, UsageError
+from remaster.errors import RemasterError, UsageError, batch_exit_code, describe_failure
 from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
+from remaster.outputs import check_input, check_output_location
 from remaster.presets import Preset, get_preset
+from remaster.wording import counted
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
     from remaster.video.pipeline import VideoSettings
@@ -32,9 +36,20 @@ def parse_time(value: str) -> float:
     return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+class OutputArgument(argparse.Action):
+    """-o as a Path, remembering a trailing slash (which Path drops): `-o new-folder/` is a folder."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: object, *_: object):
+        setattr(namespace, self.dest, Path(str(value)))
+        namespace.output_is_folder = str(value).endswith(("/", os.sep))
+
+
 def add_video_options(parser: argparse.ArgumentParser) -> None:
     """Everything after the engine options; None means: take it from the preset."""
-    parser.add_argument("-o", "--output", type=Path, help="a .mkv/.mp4 file for one input, else a folder")
+    parser.add_argument(
+        "-o", "--output", action=OutputArgument, help="a .mkv/.mp4 file for one input, else a folder (DIR/ or existing)"
+    )
+    parser.set_defaults(output_is_folder=False)
     parser.add_argument("--batch", type=int, default=1, help="frames per model call (GPU: 2-8 helps)")
     parser.add_argument("--codec", help="x265 (default), x264, svtav1, nvenc-hevc, nvenc-h264, nvenc-av1")
     parser.add_argument("--crf", type=float, help="constant quality (lower is better; preset default 16)")
@@ -46,6 +61,9 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="where segments go (default: a hidden folder beside the output)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the segments after success")
     parser.add_argument("--overwrite", action="store_true", help="replace an output that exists")
+    parser.add_argument(
+        "--no-space-check", action="store_true", help="skip the check for free space (not the write test) before work"
+    )
     parser.add_argument("--start", type=parse_time, help="remaster from this time (seconds or H:MM:SS)")
     parser.add_argument("--end", type=parse_time, help="... up to this time")
     parser.add_argument("--allow-damaged", action="store_true", help="go on when frames are missing or corrupt")
@@ -115,19 +133,31 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
     )
 
 
-def plan_video_outputs(inputs: list[Path], output: Path | None, preset: str) -> list[tuple[Path, Path]]:
-    from remaster.video.pipeline import default_output
+def plan_video_outputs(
+    inputs: list[Path], output: Path | None, preset: str, output_is_folder: bool = False
+) -> list[tuple[Path, Path]]:
+    """Each input's output. One input: `-o FILE`, or beside it as `<stem>.<preset>.mkv`. Into a
+    folder (`-o DIR` that exists or ends in `/`, or several inputs), `DIR/<stem>.<preset>.mkv`: the
+    names `queue add` gives, and never an input's own name, even when DIR is the inputs' folder."""
+    from remaster.queue.plan import output_path
 
-    if len(inputs) == 1 and (output is None or not output.is_dir()):
-        return [(inputs[0], output or default_output(inputs[0], preset))]
-    if output is None:
-        return [(src, default_output(src, preset)) for src in inputs]
-    if output.suffix.lower() in (".mkv", ".mp4") and not output.is_dir():
+    into_folder = output is not None and (output_is_folder or output.is_dir())
+    if len(inputs) == 1 and not into_folder:
+        if output is not None and not output.suffix:
+            raise UsageError(f"{output}: the output must end in .mkv or .mp4, or be a folder: end it with /")
+        return [(inputs[0], output or output_path(inputs[0], preset, None))]
+    if output is not None and not into_folder and output.suffix.lower() in (".mkv", ".mp4"):
         raise UsageError(f"{output}: several inputs need an output folder, not a file")
-    names = [src.stem for src in inputs]
-    if len(set(names)) != len(names):
-        raise UsageError(f"{output}: two inputs have the same name; remaster them into different folders")
-    return [(src, output / f"{src.stem}.mkv") for src in inputs]
+    pairs = [(src, output_path(src, preset, output)) for src in inputs]
+    sources = {src.resolve() for src in inputs}
+    targets: set[Path] = set()
+    for src, dst in pairs:
+        if dst.resolve() in sources:
+            raise UsageError(f"{dst}: the output for {src.name} is one of the inputs; choose another -o")
+        if dst.resolve() in targets:
+            raise UsageError(f"{dst}: two inputs would write it; remaster them into different folders")
+        targets.add(dst.resolve())
+    return pairs
 
 
 def run_video_command(args: argparse.Namespace) -> int:
@@ -144,7 +174,7 @@ def run_video_command(args: argparse.Namespace) -> int:
         progress = QuietProgress()
     else:
         progress = RichProgress()
-    pairs = plan_video_outputs(args.inputs, args.output, preset.name)
+    pairs = plan_video_outputs(args.inputs, args.output, preset.name, args.output_is_folder)
     for _, dst in pairs:  # before an output that exists is skipped or refused: its run may have been killed
         clean_finished_work(dst, args.workdir)
     target = None
@@ -166,11 +196,39 @@ def run_video_command(args: argparse.Namespace) -> int:
         pairs = [pair for pair in pairs if pair not in finished]
     for src, dst in pairs:  # refuse before any work, not after the first episode
         check_output(src, dst, settings.overwrite)
-    if args.output is not None and len(args.inputs) > 1:
-        args.output.mkdir(parents=True, exist_ok=True)
-    remasterer = Remasterer(settings, progress)
+    debug = getattr(args, "debug", False)
     failures: list[RemasterError] = []
+
+    def failed(src: Path, exc: BaseException) -> None:
+        """One input failed: one line naming it and the cause, and the batch goes on."""
+        error = describe_failure(exc, src)
+        if len(args.inputs) == 1:
+            raise error from exc
+        if debug:
+            traceback.print_exception(exc)
+        failures.append(error)
+        print(f"remaster: error: {error}", file=sys.stderr)
+        if args.json_progress:
+            print(json.dumps({"event": "error", "input": str(src), "message": str(error)}), flush=True)
+
+    if args.output is not None and pairs and pairs[0][1].parent == args.output:
+        try:
+            args.output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise describe_failure(exc) from exc
+    remasterer = Remasterer(settings, progress)
+    # Before any work: a missing input, or an output folder that is read-only or full, costs
+    # that input alone, now rather than after hours of computing.
+    runnable = []
     for src, dst in pairs:
+        try:
+            check_input(src)
+            check_output_location(src, dst, args.workdir, room_check=_room_check(args))
+        except RemasterError as exc:
+            failed(src, exc)
+        else:
+            runnable.append((src, dst))
+    for src, dst in runnable:
         try:
             if args.ray is not None:
                 from remaster.cluster import remaster_on_ray
@@ -178,7 +236,9 @@ def run_video_command(args: argparse.Namespace) -> int:
                 _, workers = remaster_on_ray(
                     src, dst, settings, args.ray, args.ray_gpus, args.ray_shared_workdir, progress
                 )
-                progress.note(f"{len(workers)} segments computed by {len(set(workers))} Ray workers")
+                progress.note(
+                    f"{counted(len(workers), 'segment')} computed by {counted(len(set(workers)), 'Ray worker')}"
+                )
             else:
                 remasterer.run(src, dst)
             if target is not None:
@@ -187,16 +247,13 @@ def run_video_command(args: argparse.Namespace) -> int:
                     Console(stderr=True).print(f"exported {exported.output} ({target.name})", highlight=False)
         except Interrupted:
             raise
-        except RemasterError as exc:
-            if len(args.inputs) == 1:
-                raise
-            failures.append(exc)
-            print(f"remaster: error: {exc}", file=sys.stderr)
-            if args.json_progress:
-                print(json.dumps({"event": "error", "input": str(src), "message": str(exc)}), flush=True)
+        except Exception as exc:  # noqa: BLE001 - any failure of one input: reported, and the next one runs
+            failed(src, exc)
     if failures:
         Console(stderr=True).print(f"{len(pairs) - len(failures)} done, {len(failures)} failed", highlight=False)
-        # 2 only when every failure was the input's fault; a failure while working says 1.
-        working = [exc.exit_code for exc in failures if exc.exit_code != EXIT_USAGE]
-        return max(working) if working else EXIT_USAGE
-    return 0
+    return batch_exit_code(failures)
+
+
+def _room_check(args: argparse.Namespace) -> bool:
+    """The room estimate is the whole input's size: it says nothing about a part (--start/--end)."""
+    return not args.no_space_check and args.start is None and args.end is None

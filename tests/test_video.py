@@ -228,9 +228,9 @@ def test_a_season_rerun_skips_finished_episodes(tmp_path, capsys):
     args = [str(p.relative_to(tmp_path)) for p in sources] + ["-o", "out"]
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)  # relative names with a colon: not an FFmpeg protocol
-        assert main([args[0], "-o", "out/ep: 1.mkv", "--quiet"]) == 0
-        finished = (folder / "ep: 1.mkv").stat().st_mtime_ns
+        assert main([args[0], "-o", "out/ep: 1.2x-conservative.mkv", "--quiet"]) == 0
+        finished = (folder / "ep: 1.2x-conservative.mkv").stat().st_mtime_ns
         assert main(args) == 0
-    assert "ep: 1.mkv: exists, skipped" in capsys.readouterr().err
-    assert (folder / "ep: 1.mkv").stat().st_mtime_ns == finished
-    assert len(frame_times(folder / "ep: 2.mkv")) == len(frame_times(sources[1]))
+    assert "ep: 1.2x-conservative.mkv: exists, skipped" in capsys.readouterr().err
+    assert (folder / "ep: 1.2x-conservative.mkv").stat().st_mtime_ns == finished
+    assert len(frame_times(folder / "ep: 2.2x-conservative.mkv")) == len(frame_times(sources[1]))

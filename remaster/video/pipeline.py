@@ -53,6 +53,7 @@ from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprin
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.reuse import same_drawing
 from remaster.video.segments import Segment, frames_in_range, plan_segments
+from remaster.wording import counted
 
 OUTPUT_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
 # AVCOL_* tag values (libavutil/pixfmt.h): BT.709 = 1; SMPTE 170M (NTSC) = 6; BT.470BG (PAL) = 5.
@@ -403,9 +404,8 @@ class Remasterer:
             stop.set()
             for thread in threads:
                 thread.join()
-            finished = len(done)
             raise Interrupted(
-                f"interrupted; {finished} segments are finished and kept in {work.root}: "
+                f"interrupted; {counted(len(done), 'segment')} finished and kept in {work.root}: "
                 "run the same command again to resume"
             ) from None
         except BaseException:

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 
 from remaster.errors import UsageError
+from remaster.outputs import check_input
 
 # FFmpeg's AVColorSpace values (libavutil/pixfmt.h) for the matrices we convert exactly.
 _MATRIX_BY_AVCOL_SPC = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020nc"}
@@ -90,10 +91,7 @@ def fingerprint(path: Path) -> str:
 
 def open_media(path: Path) -> av.container.InputContainer:
     """Open a file for reading, or raise a one-line UsageError naming it and the problem."""
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    if not path.is_file():
-        raise UsageError(f"{path}: not a file")
+    check_input(path)  # names the cause: no such file, a symlink loop, permission denied, a folder
     if path.stat().st_size == 0:
         raise UsageError(f"{path}: empty file (0 bytes)")
     try:

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from remaster.wording import counted
+
 
 @dataclass
 class Summary:
@@ -196,11 +198,12 @@ class RichProgress(QuietProgress):
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
         super().start(input, output, frames_total, segments, reused)
         self.console.print(
-            f"[bold]{escape(input)}[/] -> {escape(output)}: {frames_total} frames in {segments} segments",
+            f"[bold]{escape(input)}[/] -> {escape(output)}: {counted(frames_total, 'frame')} in "
+            f"{counted(segments, 'segment')}",
             highlight=False,
         )
         if reused:
-            self.console.print(f"resuming: {len(reused)} finished segments reused", highlight=False)
+            self.console.print(f"resuming: {counted(len(reused), 'finished segment')} reused", highlight=False)
         self._bars = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -239,9 +242,9 @@ class RichProgress(QuietProgress):
     def finished(self, summary: Summary) -> None:
         self._bars.stop()
         self.console.print(
-            f"[green]done[/] {escape(summary.output)}: {summary.frames} frames in {summary.seconds:.1f} s "
+            f"[green]done[/] {escape(summary.output)}: {counted(summary.frames, 'frame')} in {summary.seconds:.1f} s "
             f"({summary.fps:.2f} fps); model run on {summary.computed_frames}, held drawings reused for "
-            f"{summary.reused_frames}; {len(summary.reused_segments)} finished segments reused; "
+            f"{summary.reused_frames}; {counted(len(summary.reused_segments), 'finished segment')} reused; "
             f"{summary.size / 1e6:.1f} MB",
             highlight=False,
         )
