@@ -3,6 +3,7 @@ import pytest
 import torch
 from conftest import max_diff, psnr
 
+from remaster.bench import psnr as bench_psnr
 from remaster.engine.device import cpu_has_bf16, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler, parse_tile
 from remaster.errors import UsageError
@@ -79,6 +80,17 @@ def test_auto_precision_on_cpu():
     assert resolve_precision("auto", cpu) == torch.float32
     expected = torch.bfloat16 if cpu_has_bf16() else torch.float32
     assert resolve_precision("auto", cpu, auto_cpu_bf16=True) == expected
+
+
+def test_bench_psnr_agrees_with_the_tests_own():
+    # One level off everywhere: MSE 1, so 20 log10(255) = 48.13 dB; the same in 16 bits at 257 levels.
+    a = anime_frame(30, 40, seed=3)
+    off = np.where(a < 255, a + 1, a - 1).astype(np.uint8)
+    assert psnr(a, off) == bench_psnr(a, off) == pytest.approx(48.1308, abs=1e-4)
+    assert bench_psnr(a.astype(np.uint16) * 257, off.astype(np.uint16) * 257) == pytest.approx(48.1308, abs=1e-4)
+    assert psnr(a, a) == bench_psnr(a, a) == float("inf")
+    noisy = np.clip(a + np.random.default_rng(0).normal(0, 3, a.shape), 0, 255).astype(np.uint8)
+    assert bench_psnr(noisy, a) == pytest.approx(psnr(noisy, a), abs=1e-9)
 
 
 # The packaged models `auto` runs in bf16 on a bf16 CPU, as docs/guide.md ("Precision") and
