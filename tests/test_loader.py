@@ -42,7 +42,7 @@ def test_checksum_mismatch_names_the_file(tmp_path):
 # (UNet1, UNet1x3, UNet2, UpCunet2x/3x/4x; the class attribute names there are the key names) and
 # never read off remaster's own module, so that a renamed or reshaped layer in remaster.arch fails
 # here. Rows: (kind, layer, in channels, out channels, kernel), in the order upcunet_v3.py declares
-# the layers, which is its state-dict order and the ncnn graphs' layer order (/work/shared/DESIGN.md 2).
+# the layers, which is its state-dict order and also the order of the ncnn graphs' weighted layers.
 def official_layers(scale: int, se: bool = True) -> list[tuple[str, str, int, int, int]]:
     # UpCunet4x: UNet1(3, 64) and UNet2(64, 64) then conv_final; 2x and 3x: UNet1(3, 3), UNet2(3, 3).
     between = 64 if scale == 4 else 3
@@ -108,8 +108,9 @@ def official_shapes(scale: int, se: bool = True) -> list[tuple[str, tuple[int, .
 def official_state_dict(name: str) -> dict[str, torch.Tensor]:
     """What an official upcunet_v3.py checkpoint of packaged model `name` holds.
 
-    The tensors are the ncnn files' own (the same weights, DESIGN.md 1), read with the ncnn reader
-    and named from the table above, so that no key comes from remaster's module or loader.
+    The tensors are the packaged ncnn files' (the official weights, converted), read with the ncnn
+    reader and named from the table above, so that no key comes from remaster's module or loader.
+    The shape check pairs each table row with the ncnn layer of the same place.
     """
     packaged = packaged_models()[name]
     layers = read_ncnn(packaged.param, packaged.bin)
