@@ -3,11 +3,12 @@ import pytest
 import torch
 from conftest import max_diff, psnr
 
+from remaster.bench import psnr as bench_psnr
 from remaster.engine.device import cpu_has_bf16, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler, parse_tile
 from remaster.errors import UsageError
 from remaster.models.catalog import packaged_models
-from remaster.models.fidelity import AUTO_BF16_MIN_DB, BF16_WORST_PSNR_DB
+from remaster.models.fidelity import BF16_WORST_PSNR_DB, auto_bf16
 from remaster.models.loader import load_model
 from remaster.testcard import anime_frame, photo_frame
 
@@ -81,20 +82,76 @@ def test_auto_precision_on_cpu():
     assert resolve_precision("auto", cpu, auto_cpu_bf16=True) == expected
 
 
+def test_bench_psnr_agrees_with_the_tests_own():
+    # One level off everywhere: MSE 1, so 20 log10(255) = 48.13 dB; the same in 16 bits at 257 levels.
+    a = anime_frame(30, 40, seed=3)
+    off = np.where(a < 255, a + 1, a - 1).astype(np.uint8)
+    assert psnr(a, off) == bench_psnr(a, off) == pytest.approx(48.1308, abs=1e-4)
+    assert bench_psnr(a.astype(np.uint16) * 257, off.astype(np.uint16) * 257) == pytest.approx(48.1308, abs=1e-4)
+    assert psnr(a, a) == bench_psnr(a, a) == float("inf")
+    noisy = np.clip(a + np.random.default_rng(0).normal(0, 3, a.shape), 0, 255).astype(np.uint8)
+    assert bench_psnr(noisy, a) == pytest.approx(psnr(noisy, a), abs=1e-9)
+
+
+# The packaged models `auto` runs in bf16 on a bf16 CPU, as docs/guide.md ("Precision") and
+# docs/engine.md's fidelity table list them; every other packaged model runs float32.
+AUTO_BF16_MODELS = {
+    "2x-conservative",
+    "2x-no-denoise",
+    "2x-denoise1x",
+    "2x-denoise3x",
+    "4x-conservative",
+    "2x-nose-no-denoise",
+}
+
+
 def test_only_measured_packaged_models_take_bf16_under_auto():
+    for name in packaged_models():
+        assert auto_bf16(name) == (name in AUTO_BF16_MODELS), name
+    # And the loader hands that decision to the engine.
     assert load_model("2x-conservative").descriptor.auto_cpu_bf16
     assert not load_model("2x-pro-conservative").descriptor.auto_cpu_bf16
-    assert set(BF16_WORST_PSNR_DB) <= set(packaged_models())
-    assert all(value >= AUTO_BF16_MIN_DB for value in BF16_WORST_PSNR_DB.values())
 
 
-def test_bf16_keeps_the_input_and_output_layers_in_float32():
-    model = load_model("4x-conservative").module.set_precision(torch.bfloat16)
-    for name, layer in model.named_modules():
-        if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
-            # The SE blocks too: their gates are computed in float32 from float32 weights.
-            kept = name in model.FLOAT32_LAYERS or ".seblock." in name
-            assert layer.weight.dtype == (torch.float32 if kept else torch.bfloat16), name
+# The layers that stay float32 in a bf16 model, as docs/engine.md ("Devices, precision, batches")
+# states the rule: the two 3 -> 32 input layers, the layers that write the picture (both U-Nets'
+# bottoms, the 4x final conv), and the SE blocks. Key names as in upcunet_v3.py's checkpoints.
+FLOAT32_IN_BF16 = {
+    "unet1.conv1.conv.0",
+    "unet2.conv1.conv.0",
+    "unet1.conv_bottom",
+    "unet2.conv_bottom",
+    "unet1.conv2.seblock.conv1",
+    "unet1.conv2.seblock.conv2",
+    "unet2.conv2.seblock.conv1",
+    "unet2.conv2.seblock.conv2",
+    "unet2.conv3.seblock.conv1",
+    "unet2.conv3.seblock.conv2",
+    "unet2.conv4.seblock.conv1",
+    "unet2.conv4.seblock.conv2",
+}
+
+
+@pytest.mark.parametrize("name, layers", [("2x-conservative", 30), ("4x-conservative", 31)])
+def test_bf16_keeps_the_input_and_output_layers_in_float32(name, layers):
+    float32_layers = FLOAT32_IN_BF16 | ({"conv_final"} if name.startswith("4x") else set())
+    reference = load_model(name).module
+    model = load_model(name).module.set_precision(torch.bfloat16)
+    dtypes = {
+        layer_name: layer.weight.dtype
+        for layer_name, layer in model.named_modules()
+        if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d)
+    }
+    # Every weighted layer of the ncnn graph is counted, so no layer escapes the check.
+    assert len(dtypes) == layers
+    assert {n for n, dtype in dtypes.items() if dtype == torch.float32} == float32_layers
+    assert {n for n, dtype in dtypes.items() if dtype == torch.bfloat16} == set(dtypes) - float32_layers
+    # The float32 layers keep their float32 weights bit for bit, never a copy rounded through bf16.
+    weights = dict(reference.named_parameters())
+    for layer_name in float32_layers:
+        for kind in ("weight", "bias"):
+            kept = model.get_parameter(f"{layer_name}.{kind}")
+            assert torch.equal(kept, weights[f"{layer_name}.{kind}"]), layer_name
 
 
 @pytest.mark.slow

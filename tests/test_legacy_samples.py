@@ -300,11 +300,14 @@ def test_interlaced_frames_are_combed_everywhere(episode):
     # telecined sample, same size and picture.
     interlaced = [comb(f) for f in decoded(episode("interlaced.vob"), "gray")]
     whole = [comb(f) for f in decoded(episode("telecined.vob"), "gray")[::5]]
+    # Every frame is there (15 interlaced; 30 telecined, every 5th whole), or min and max say little.
+    assert (len(interlaced), len(whole)) == (15, 6)
     assert min(interlaced) > 2 * max(whole)
 
 
 def test_progressive_is_detected_progressive(episode):
     per_frame, totals = idet(episode("progressive.vob"))
+    assert len(per_frame) == SPECS["progressive.vob"].frame_count == 12  # a share of every frame, not of a few
     assert totals["lavfi.idet.single.progressive"] >= 0.9 * len(per_frame)
 
 
@@ -437,6 +440,7 @@ def test_holds_on_twos_and_threes(episode):
     drawings = new_drawings(spec)
     assert drawings == [0, 2, 5, 7, 10, 12, 15, 17, 20, 22]
     frames = decoded(episode("holds.mkv"))
+    assert len(frames) == spec.frame_count == 24  # every frame, before the pairwise differences below
     assert markers(frames, spec) == list(range(spec.frame_count))
     top = marker_height(spec.width, spec.height)  # the marker changes every frame: compare below it
     changes = [
@@ -453,6 +457,8 @@ def test_slow_pan_moves_one_pixel_a_frame(episode):
     spec = SPECS["slow_pan.mkv"]
     top = marker_height(spec.width, spec.height)
     frames = [f[top:].astype(int) for f in decoded(episode("slow_pan.mkv"), "gray")]
+    # Every frame first: with none or one decoded, the pairwise check below would check nothing.
+    assert len(frames) == spec.frame_count == 12
     m = 8
     for a, b in zip(frames, frames[1:], strict=False):
         errors = {s: np.abs(b[:, m:-m] - a[:, m + s : a.shape[1] - m + s]).mean() for s in range(-3, 4)}
