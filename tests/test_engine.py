@@ -1,3 +1,6 @@
+import platform
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -75,11 +78,27 @@ def test_tile_values():
     assert parse_tile("auto") is None and parse_tile("0") == 0 and parse_tile("64") == 64
 
 
+X86_LINUX = platform.machine() == "x86_64" and Path("/proc/cpuinfo").exists()
+
+
+@pytest.mark.skipif(not X86_LINUX, reason="reads x86 CPU flags from /proc/cpuinfo")
 def test_auto_precision_on_cpu():
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == torch.float32
-    expected = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    expected = torch.bfloat16 if _cpuinfo_has_native_bf16() else torch.float32
     assert resolve_precision("auto", cpu, auto_cpu_bf16=True) == expected
+
+
+def _cpuinfo_has_native_bf16() -> bool:
+    """The kernel's own list of CPU flags: bf16 arithmetic in hardware means avx512_bf16 or amx_bf16.
+    (Plain AVX-512 is not enough: oneDNN then emulates bf16, slower than fp32.)"""
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[1].split()))
+
+
+@pytest.mark.skipif(not X86_LINUX, reason="reads x86 CPU flags from /proc/cpuinfo")
+def test_cpu_bf16_means_native_bf16():
+    assert cpu_has_bf16() == _cpuinfo_has_native_bf16()
 
 
 def test_bench_psnr_agrees_with_the_tests_own():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import platform
 import sys
 
 import torch
@@ -45,8 +46,15 @@ def precision_name(dtype: torch.dtype) -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """AVX-512 BF16 or AMX, as oneDNN sees it (its bf16 kernels are slow emulation without)."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Native bf16 arithmetic: AVX-512 BF16 or AMX on x86. oneDNN's own check
+    (`_is_mkldnn_bf16_supported`) also says yes on any AVX-512 CPU (Skylake-X, Cascade Lake),
+    where its bf16 kernels are an emulation slower than fp32, so on x86 the instruction sets
+    decide; elsewhere (aarch64) oneDNN's check is the one there is."""
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = False) -> torch.dtype:
