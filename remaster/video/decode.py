@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,13 +71,16 @@ class DecodeStats:
 def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeStats) -> Iterator[av.VideoFrame]:
     """Decoded frames in presentation order, each with its pts, starting at or before `first_pts`.
 
-    Seeks SEEK_MARGIN_SECONDS early; if the seek still lands after `first_pts` (MPEG-PS/TS and
-    AVI can land a GOP late), it tries again from further back, and at last from the start.
+    `first_pts` may be any frame: decoding starts at the keyframe at or before it (from the
+    packet scan), for a file with a single keyframe at the very start. Seeks SEEK_MARGIN_SECONDS
+    before that keyframe; if the seek still lands after it (MPEG-PS/TS and AVI can land a GOP
+    late), it tries again from further back, and at last from the start.
     Frames the decoder gives no pts (AVI without timestamps) take theirs from the packet scan,
     in order, which is only sound when decoding from the start: such files are never seeked.
     """
+    anchor = keyframe_before(video, first_pts)
     for margin in (SEEK_MARGIN_SECONDS, 5 * SEEK_MARGIN_SECONDS, None):
-        target = None if margin is None else first_pts - round(margin / video.time_base)
+        target = None if margin is None else anchor - round(margin / video.time_base)
         with open_media(path) as container:
             stream = container.streams[video.index]
             stream.thread_type = "AUTO"  # frame and slice threads: decoding keeps up with the model
@@ -95,7 +99,8 @@ def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeSt
                     if frame.pts is None and not seeked and index < len(video.pts):
                         frame.pts = video.pts[index]
                     index += 1
-                    if seeked and index == 1 and (frame.pts is None or frame.pts > first_pts):
+                    # Past the keyframe, the frames up to `first_pts` may refer to packets never read.
+                    if seeked and index == 1 and (frame.pts is None or frame.pts > anchor):
                         landed_late = True
                         break
                     yield frame
@@ -103,6 +108,12 @@ def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeSt
                     break
             if not landed_late:
                 return
+
+
+def keyframe_before(video: VideoInfo, pts: int) -> int:
+    """The last keyframe of the packet scan at or before `pts` (the first frame if none is)."""
+    at = bisect.bisect_right(video.keyframe_pts, pts)
+    return video.keyframe_pts[at - 1] if at else video.pts[0]
 
 
 def decode_segment(path: Path, video: VideoInfo, segment: Segment, stats: DecodeStats) -> Iterator[Planes]:

@@ -1,14 +1,18 @@
 """Plan segments: the unit of work, of checkpointing and of resuming.
 
-Each segment starts at a source keyframe (so that decoding it needs no earlier packets) and
-lists the pts of the frames it must produce, taken from the packet scan. A killed run loses at
-most the segment in progress.
+Segments are cut every `--segment-seconds` of the file's clock, at any frame: a source with
+one keyframe (x264 without scene cuts, intra refresh, long broadcast GOPs) is cut as finely as
+any other. Each segment lists the pts of the frames it must produce, taken from the packet scan;
+decoding it starts at the keyframe before its first frame and drops what comes before
+(video/decode.py). A killed run loses at most the segment in progress.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from remaster.errors import UsageError
 from remaster.video.probe import VideoInfo
@@ -54,25 +58,40 @@ def _to_pts(video: VideoInfo, seconds: float) -> int:
 
 
 def plan_segments(video: VideoInfo, seconds: float, frames: tuple[int, ...], cycle: int | None = None) -> list[Segment]:
-    """Cut `frames` into segments of at least `seconds`, each starting at a source keyframe
-    (the first one starts at the first frame wanted, which a --start may put between keyframes).
+    """Cut `frames` into segments of `seconds`, within one frame, wherever the keyframes are.
+
+    Segment k holds the frames shown from `frames[0] + k * seconds` up to (not including) the
+    next such time: a grid on the file's clock, so a segment of a variable-rate file is as long
+    as any other, and a grid slot with no frame (a gap longer than `seconds`) is no segment.
 
     With a `cycle` (inverse telecine), cuts go on the file's cycle boundaries instead: frame
-    indices that are multiples of it, so that no cycle of the pulldown pattern is split.
+    indices that are multiples of it, so that no cycle of the pulldown pattern is split; each
+    segment is then at least `seconds` long.
     """
     if seconds <= 0:
         raise UsageError(f"--segment-seconds {seconds}: want a positive number")
-    step = round(seconds / video.time_base)
-    if cycle is None:
-        keyframes = set(video.keyframe_pts)
-        may_cut = [p in keyframes for p in frames]
-    else:
-        offset = video.pts.index(frames[0])
-        may_cut = [(offset + i) % cycle == 0 for i in range(len(frames))]
+    if cycle is not None:
+        return _plan_on_cycles(video, round(seconds / video.time_base), frames, cycle)
+    # In pts units, exact (the decimal the user typed), so the grid does not drift over an episode.
+    step = Fraction(str(seconds)) / video.time_base
+    segments: list[Segment] = []
+    begin = 0
+    while begin < len(frames):
+        # The slot of the grid that frames[begin] falls in, and the first frame of the next slot.
+        slot = int((frames[begin] - frames[0]) / step) + 1
+        end = bisect.bisect_left(frames, frames[0] + math.ceil(slot * step), lo=begin + 1)
+        segments.append(Segment(len(segments), frames[begin:end]))
+        begin = end
+    return segments
+
+
+def _plan_on_cycles(video: VideoInfo, step: int, frames: tuple[int, ...], cycle: int) -> list[Segment]:
+    """Cut only where a cycle of the whole file begins, once at least `step` (pts) has passed."""
+    offset = video.pts.index(frames[0])
     segments: list[Segment] = []
     begin = 0
     for i in range(1, len(frames)):
-        if may_cut[i] and frames[i] - frames[begin] >= step:
+        if (offset + i) % cycle == 0 and frames[i] - frames[begin] >= step:
             segments.append(Segment(len(segments), frames[begin:i]))
             begin = i
     segments.append(Segment(len(segments), frames[begin:]))
