@@ -36,6 +36,7 @@ from remaster.presets import Preset
 from remaster.video.checkpoint import WorkDir
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
 from remaster.video.concat import concatenate
+from remaster.video.damage import find_holes
 from remaster.video.decode import DecodeStats, Planes, decode_segment
 from remaster.video.encode import (
     EncoderSettings,
@@ -140,6 +141,7 @@ class Job:
     done: dict[int, Path]  # segment index -> finished file; grows as segments are committed
     t0: float
     reused: list[int] = field(default_factory=list)  # segments an earlier run had finished
+    damage: list[str] = field(default_factory=list)  # what --allow-damaged went on past, for the summary
 
     def __post_init__(self) -> None:
         self.reused = sorted(self.done)
@@ -219,7 +221,9 @@ class Remasterer:
         output_format = check_output(source, output, s.overwrite)
         media = probe(source)
         video = media.video
-        _check_index(media, s.allow_damaged)
+        damage = _check_index(media, s.allow_damaged)
+        for note in damage:
+            self.progress.note(note)
         frames = frames_in_range(video, s.start, s.end)
         report = detect_fields(source, video) if s.fields == "auto" else None
         fields = plan_fields(s.fields, report, video, s.field_rate)
@@ -247,7 +251,7 @@ class Remasterer:
         if work.invalidated:
             self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
         done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
-        job = Job(output, output_format, media, fields, segments, geometry, colour, work, done, t0)
+        job = Job(output, output_format, media, fields, segments, geometry, colour, work, done, t0, damage=damage)
         self.progress.start(str(source), str(output), fields.output_count(len(frames)), len(segments), sorted(done))
         self.progress.reused(sum(work.records[segments[i].key].frames for i in done))
         return job
@@ -259,6 +263,7 @@ class Remasterer:
         summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
         summary.fps = (computed + held) / elapsed if elapsed else 0.0
         summary.reused_segments = job.reused
+        summary.notes = job.damage + summary.notes
         summary.computed_segments = [seg.index for seg in job.segments if seg.index not in job.reused]
         job.work.close()
         if not self.settings.keep_workdir:
@@ -502,8 +507,10 @@ EXACT_DURATION_FORMATS = ("matroska", "mov")
 DURATION_TOLERANCE = 0.25  # seconds: subtitle and audio tails end within this of the last packet
 
 
-def _check_index(media: MediaInfo, allow_damaged: bool) -> None:
-    """A file cut short still opens; its index (frame count or duration) gives it away."""
+def _check_index(media: MediaInfo, allow_damaged: bool) -> list[str]:
+    """A file cut short still opens; its index (frame count or duration) gives it away, and frames
+    lost from the middle leave a hole in the timestamps (damage.py). Returns what --allow-damaged
+    goes on past, one line each."""
     video = media.video
     problems = []
     if video.declared_frames and video.declared_frames > video.frame_count:
@@ -514,8 +521,12 @@ def _check_index(media: MediaInfo, allow_damaged: bool) -> None:
         problems.append(
             f"it should run to {video.declared_end:.3f} s but its packets end at {media.end_of_packets:.3f} s"
         )
+    holes = [hole.describe() for hole in find_holes(media)]
+    if holes and not allow_damaged:
+        raise DamagedInput(f"{media.path}: damaged: {'; '.join(holes)} (--allow-damaged to go on)")
     if problems and not allow_damaged:
         raise DamagedInput(f"{media.path}: damaged or truncated: {'; '.join(problems)} (--allow-damaged to go on)")
+    return [f"{media.path.name}: damaged, went on: {line}" for line in holes + problems]
 
 
 def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_damaged: bool) -> None:

@@ -7,7 +7,8 @@ rate: that guess is what makes other tools drift on VFR files and on MPEG-PS/TS 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -75,6 +76,10 @@ class MediaInfo:
     end_of_packets: float  # seconds, where the last audio, video or subtitle packet ends
     video: VideoInfo
     streams: tuple[StreamInfo, ...]
+    # Where the packet scan saw data go missing, as (from, to) seconds: bytes of the file that no
+    # packet accounts for (Matroska), gaps in an audio stream, index entries with no packet.
+    # Evidence for damage.find_holes, which tells a hole in the video from a long VFR frame.
+    lost: tuple[tuple[float, float], ...] = ()
 
 
 def fingerprint(path: Path) -> str:
@@ -135,17 +140,35 @@ def _stream_info(stream: av.stream.Stream) -> StreamInfo:
     )
 
 
+# Matroska frames each block with a few EBML IDs and sizes (SimpleBlock or BlockGroup with
+# BlockDuration and ReferenceBlock, a Cluster header with its Timestamp and CRC-32): measured at
+# most 24 bytes between two packets in FFmpeg's output. More unaccounted bytes between two packets
+# means the demuxer skipped unreadable data to find the next cluster.
+MAX_FRAMING_BYTES = 256
+# An audio packet starting this much later than the previous one ends: a gap in the audio
+# (AAC/Opus/AC-3 packets follow each other to within a tick of the time base).
+AUDIO_GAP_SECONDS = 0.1
+# H.264/HEVC hold at most 16 frames for reordering (the largest DPB): in decode order a frame
+# is never shown more than 16 frame durations before one decoded earlier.
+MAX_REORDER_FRAMES = 16
+
+
 @dataclass
 class _Scan:
     pts: list[int]
     keyframes: list[int]
     end: float  # seconds: where the last packet of any stream ends
     has_pts: bool = True  # False when some video packet had only a dts (AVI)
+    lost: list[tuple[float, float]] = field(default_factory=list)  # see MediaInfo.lost
+    sizes: list[tuple[int, int, int]] = field(default_factory=list)  # (pts, width, height) at each size change
 
 
 def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
     """Read every packet once: the video's timestamps and keyframes, and where the file's data ends."""
     scan = _Scan([], [], 0.0)
+    matroska = container.format.name.startswith("matroska")
+    last_byte, last_time = -1, 0.0  # where the previous packet ended in the file, and its time
+    audio_ends: dict[int, float] = {}  # audio stream -> where its previous packet ended, seconds
     try:
         for packet in container.demux():
             if packet.size == 0:  # the flush packets demux() ends with
@@ -156,7 +179,18 @@ def _scan_packets(container: av.container.InputContainer, video, path: Path) -> 
             stream = packet.stream
             timed = stream.type in ("audio", "video", "subtitle") and not stream.disposition & _ATTACHED_PIC
             if stamp is not None and timed:
-                scan.end = max(scan.end, float((stamp + (packet.duration or 0)) * packet.time_base))
+                start = float(stamp * packet.time_base)
+                end = float((stamp + (packet.duration or 0)) * packet.time_base)
+                scan.end = max(scan.end, end)
+                if matroska and packet.pos is not None and packet.pos >= 0:
+                    if last_byte >= 0 and packet.pos - last_byte > MAX_FRAMING_BYTES:
+                        scan.lost.append((min(last_time, start), max(last_time, start)))
+                    last_byte, last_time = packet.pos + packet.size, start
+                if stream.type == "audio":
+                    previous = audio_ends.get(stream.index)
+                    if previous is not None and start - previous > AUDIO_GAP_SECONDS:
+                        scan.lost.append((previous, start))
+                    audio_ends[stream.index] = end
             if stream.index != video.index:
                 continue
             if stamp is None:
@@ -164,11 +198,64 @@ def _scan_packets(container: av.container.InputContainer, video, path: Path) -> 
             scan.pts.append(stamp)
             if packet.is_keyframe:
                 scan.keyframes.append(stamp)
+                _note_size(scan, packet)
     except av.FFmpegError as exc:
         # A damaged tail stops the scan; what was read counts, and the index check reports it.
         if not scan.pts:
             raise UsageError(f"{path}: cannot read video packets ({_reason(exc)})") from None
+    if matroska:
+        # Matroska's cues list the video's keyframes: one with no packet was lost.
+        present = set(scan.keyframes)
+        for entry in video.index_entries:
+            if entry.is_keyframe and entry.timestamp not in present:
+                at = float(entry.timestamp * video.time_base)
+                scan.lost.append((at, at))
     return scan
+
+
+def _note_size(scan: _Scan, packet: av.Packet) -> None:
+    """Decode a keyframe on its own to learn the picture size, and keep each change of it:
+    a picture size can only change at a keyframe (a new sequence header needs one)."""
+    try:
+        frames = packet.decode()
+    except av.FFmpegError:  # a damaged keyframe; the decode checks report damage
+        return
+    for frame in frames:
+        size = (frame.width, frame.height)
+        if not scan.sizes or scan.sizes[-1][1:] != size:
+            scan.sizes.append((packet.pts if packet.pts is not None else packet.dts, *size))
+
+
+def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan) -> None:
+    """Refuse, before any work, a video whose timestamps restart or whose picture size changes:
+    one line naming the time and what to do. Segments, seeking and the output's timeline all
+    index frames by pts on one clock."""
+    tb = video.time_base
+    if len(scan.pts) > 1:
+        steps = sorted(b - a for a, b in zip(scan.pts, scan.pts[1:], strict=False) if b > a)
+        typical = steps[len(steps) // 2] if steps else 1
+        highest = scan.pts[0]
+        for stamp in scan.pts:
+            if stamp < highest - MAX_REORDER_FRAMES * typical:
+                raise UsageError(
+                    f"{path}: timestamps go backwards at {float(highest * tb):.3f} s (the video jumps back to "
+                    f"{float(stamp * tb):.3f} s, as where two files were joined end to end); put it on one "
+                    f"timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
+                )
+            highest = max(highest, stamp)
+        counts = Counter(scan.pts)
+        shared = len(scan.pts) - len(counts)
+        if shared:
+            first = min(p for p, n in counts.items() if n > 1)
+            raise UsageError(
+                f"{path}: {shared} video frames share their timestamp with another (the first at "
+                f"{float(first * tb):.3f} s); frames are matched by timestamp, so these cannot be told apart"
+            )
+    for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
+        raise UsageError(
+            f"{path}: the picture size changes at {float(at * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
+            "not supported: cut the file there and remaster each part"
+        )
 
 
 def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
@@ -189,6 +276,7 @@ def probe(path: Path) -> MediaInfo:
         scan = _scan_packets(container, stream, path)
         if not scan.pts:
             raise UsageError(f"{path}: the video stream has no frames")
+        _check_timeline(path, stream, scan)
     # A fresh open rather than a seek back: seeking is not exact in every container.
     with open_media(path) as container:
         stream = main_video_stream(container, path)
@@ -225,4 +313,5 @@ def probe(path: Path) -> MediaInfo:
             declared_frames=stream.frames or 0,
             declared_end=declared_end,
         )
-    return MediaInfo(path, path.stat().st_size, container.format.name, start_time, scan.end, info, streams)
+    lost = tuple(scan.lost)
+    return MediaInfo(path, path.stat().st_size, container.format.name, start_time, scan.end, info, streams, lost)
