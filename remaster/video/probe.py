@@ -166,6 +166,7 @@ class _Scan:
 def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
     """Read every packet once: the video's timestamps and keyframes, and where the file's data ends."""
     scan = _Scan([], [], 0.0)
+    video.codec_context.thread_count = 1  # for _note_size
     matroska = container.format.name.startswith("matroska")
     last_byte, last_time = -1, 0.0  # where the previous packet ended in the file, and its time
     audio_ends: dict[int, float] = {}  # audio stream -> where its previous packet ended, seconds
@@ -216,8 +217,12 @@ def _scan_packets(container: av.container.InputContainer, video, path: Path) -> 
 def _note_size(scan: _Scan, packet: av.Packet) -> None:
     """Decode a keyframe on its own to learn the picture size, and keep each change of it:
     a picture size can only change at a keyframe (a new sequence header needs one)."""
+    context = packet.stream.codec_context
     try:
-        frames = packet.decode()
+        # Drained and reset after each keyframe, so that the frame comes out now, not after
+        # the reorder delay; one thread, so that frame threading does not hold it back either.
+        frames = [*context.decode(packet), *context.decode(None)]
+        context.flush_buffers()
     except av.FFmpegError:  # a damaged keyframe; the decode checks report damage
         return
     for frame in frames:
@@ -228,9 +233,10 @@ def _note_size(scan: _Scan, packet: av.Packet) -> None:
 
 def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan) -> None:
     """Refuse, before any work, a video whose timestamps restart or whose picture size changes:
-    one line naming the time and what to do. Segments, seeking and the output's timeline all
-    index frames by pts on one clock."""
+    one line naming the time (from the first frame, as players and --start count) and what to do.
+    Segments, seeking and the output's timeline all index frames by pts on one clock."""
     tb = video.time_base
+    origin = min(scan.pts)
     if len(scan.pts) > 1:
         steps = sorted(b - a for a, b in zip(scan.pts, scan.pts[1:], strict=False) if b > a)
         typical = steps[len(steps) // 2] if steps else 1
@@ -238,9 +244,9 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
         for stamp in scan.pts:
             if stamp < highest - MAX_REORDER_FRAMES * typical:
                 raise UsageError(
-                    f"{path}: timestamps go backwards at {float(highest * tb):.3f} s (the video jumps back to "
-                    f"{float(stamp * tb):.3f} s, as where two files were joined end to end); put it on one "
-                    f"timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
+                    f"{path}: timestamps go backwards at {float((highest - origin) * tb):.3f} s (the video jumps "
+                    f"back to {float((stamp - origin) * tb):.3f} s, as where two files were joined end to end); "
+                    "put it on one timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
                 )
             highest = max(highest, stamp)
         counts = Counter(scan.pts)
@@ -249,11 +255,11 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
             first = min(p for p, n in counts.items() if n > 1)
             raise UsageError(
                 f"{path}: {shared} video frames share their timestamp with another (the first at "
-                f"{float(first * tb):.3f} s); frames are matched by timestamp, so these cannot be told apart"
+                f"{float((first - origin) * tb):.3f} s); frames are matched by timestamp, so these cannot be told apart"
             )
     for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
         raise UsageError(
-            f"{path}: the picture size changes at {float(at * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
+            f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
             "not supported: cut the file there and remaster each part"
         )
 
