@@ -237,9 +237,15 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
     Segments, seeking and the output's timeline all index frames by pts on one clock."""
     tb = video.time_base
     origin = min(scan.pts)
+    for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
+        raise UsageError(
+            f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
+            "not supported: cut the file there and remaster each part"
+        )
     if len(scan.pts) > 1:
-        steps = sorted(b - a for a, b in zip(scan.pts, scan.pts[1:], strict=False) if b > a)
-        typical = steps[len(steps) // 2] if steps else 1
+        shown = sorted(set(scan.pts))
+        steps = sorted(b - a for a, b in zip(shown, shown[1:], strict=False))
+        typical = steps[len(steps) // 2] if steps else 1  # the median frame duration
         highest = scan.pts[0]
         for stamp in scan.pts:
             if stamp < highest - MAX_REORDER_FRAMES * typical:
@@ -257,11 +263,6 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
                 f"{path}: {shared} video frames share their timestamp with another (the first at "
                 f"{float((first - origin) * tb):.3f} s); frames are matched by timestamp, so these cannot be told apart"
             )
-    for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
-        raise UsageError(
-            f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
-            "not supported: cut the file there and remaster each part"
-        )
 
 
 def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
