@@ -129,3 +129,20 @@ def test_picture_size_change_is_refused_before_work(tmp_path, capsys):
         "not supported: cut the file there and remaster each part"
     ), err
     assert not (tmp_path / "out.mkv").exists() and not (tmp_path / ".out.mkv.remaster").exists()
+
+
+def test_shared_timestamps_are_named_not_called_damaged(tmp_path, capsys):
+    # A setpts expression whose second part starts before the first ends: FFmpeg's muxer then
+    # stamps the frames it cannot place at one and the same millisecond. Players show them all.
+    source = _testsrc(
+        tmp_path / "shared.mkv", "64x48", 60, 2, "-vf", "setpts='if(lt(N,48),N/24,1+(N-48)/60)/TB'",
+        "-fps_mode", "passthrough",
+    )
+    stamps = frame_times(source)
+    shared = len(stamps) - len(set(stamps))
+    assert shared > 10
+    assert main([str(source), "-o", str(tmp_path / "out.mkv"), *OPTIONS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"remaster: error: {source}: {shared} video frames share their timestamp with another"), err
+    assert "damaged" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out.mkv").exists() and not (tmp_path / ".out.mkv.remaster").exists()
