@@ -141,7 +141,7 @@ class Job:
     done: dict[int, Path]  # segment index -> finished file; grows as segments are committed
     t0: float
     reused: list[int] = field(default_factory=list)  # segments an earlier run had finished
-    damage: list[str] = field(default_factory=list)  # what --allow-damaged went on past, for the summary
+    damage: list[str] = field(default_factory=list)  # damage gone past and timestamps repaired, for the summary
 
     def __post_init__(self) -> None:
         self.reused = sorted(self.done)
@@ -221,7 +221,7 @@ class Remasterer:
         output_format = check_output(source, output, s.overwrite)
         media = probe(source)
         video = media.video
-        damage = _check_index(media, s.allow_damaged)
+        damage = _check_index(media, s.allow_damaged) + _retimed_note(media)
         for note in damage:
             self.progress.note(note)
         frames = frames_in_range(video, s.start, s.end)
@@ -527,6 +527,18 @@ def _check_index(media: MediaInfo, allow_damaged: bool) -> list[str]:
     if problems and not allow_damaged:
         raise DamagedInput(f"{media.path}: damaged or truncated: {'; '.join(problems)} (--allow-damaged to go on)")
     return [f"{media.path.name}: damaged, went on: {line}" for line in holes + problems]
+
+
+def _retimed_note(media: MediaInfo) -> list[str]:
+    """Frames that shared a timestamp or came out of order are kept, each moved the least (probe.py)."""
+    video = media.video
+    moves = [new - old for old, new in zip(video.decoded_pts, video.pts, strict=True) if new != old]
+    if not moves:
+        return []
+    return [
+        f"{media.path.name}: {len(moves)} frames shared a timestamp or came out of order; kept, each moved "
+        f"by up to {video.seconds(max(moves)) * 1000:.0f} ms onto one increasing timeline"
+    ]
 
 
 def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_damaged: bool) -> None:

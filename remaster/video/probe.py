@@ -7,7 +7,7 @@ rate: that guess is what makes other tools drift on VFR files and on MPEG-PS/TS 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import heapq
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -58,6 +58,11 @@ class VideoInfo:
     has_pts: bool  # every video packet has a pts; if not (AVI), frames are matched by order
     declared_frames: int  # what the container's index says (0 = it does not say)
     declared_end: float | None  # where the container says the video ends, in seconds (None = unknown)
+    # When frames share a pts or the decoder gives them out of order (ffmpeg-made VFR): the pts
+    # the decoder gives, in its output order, and which of them are keyframes; `pts` is then
+    # this sequence repaired onto one increasing timeline (see _repaired_timeline). Empty otherwise.
+    decoded_pts: tuple[int, ...] = ()
+    decoded_keys: tuple[bool, ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -242,27 +247,52 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
             f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
             "not supported: cut the file there and remaster each part"
         )
-    if len(scan.pts) > 1:
-        shown = sorted(set(scan.pts))
-        steps = sorted(b - a for a, b in zip(shown, shown[1:], strict=False))
-        typical = steps[len(steps) // 2] if steps else 1  # the median frame duration
-        highest = scan.pts[0]
-        for stamp in scan.pts:
-            if stamp < highest - MAX_REORDER_FRAMES * typical:
-                raise UsageError(
-                    f"{path}: timestamps go backwards at {float((highest - origin) * tb):.3f} s (the video jumps "
-                    f"back to {float((stamp - origin) * tb):.3f} s, as where two files were joined end to end); "
-                    "put it on one timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
-                )
-            highest = max(highest, stamp)
-        counts = Counter(scan.pts)
-        shared = len(scan.pts) - len(counts)
-        if shared:
-            first = min(p for p, n in counts.items() if n > 1)
+    # In decode order a frame may come after at most MAX_REORDER_FRAMES frames shown after it;
+    # counted in frames, not seconds, so that long VFR frames do not look like a jump back.
+    latest: list[int] = []  # a min-heap of the MAX_REORDER_FRAMES + 1 highest pts so far
+    for stamp in scan.pts:
+        if len(latest) > MAX_REORDER_FRAMES and stamp < latest[0]:
+            highest = max(latest)
             raise UsageError(
-                f"{path}: {shared} video frames share their timestamp with another (the first at "
-                f"{float((first - origin) * tb):.3f} s); frames are matched by timestamp, so these cannot be told apart"
+                f"{path}: timestamps go backwards at {float((highest - origin) * tb):.3f} s (the video jumps "
+                f"back to {float((stamp - origin) * tb):.3f} s, as where two files were joined end to end); "
+                "put it on one timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
             )
+        heapq.heappush(latest, stamp)
+        if len(latest) > MAX_REORDER_FRAMES + 1:
+            heapq.heappop(latest)
+
+
+def _output_order(path: Path, scan: _Scan) -> tuple[list[int], list[bool]]:
+    """The pts of every frame in the decoder's output order, and which are keyframes: a decode of
+    the whole video, done only for files whose frames share timestamps."""
+    order: list[int] = []
+    keys: list[bool] = []
+    with open_media(path) as container:
+        stream = main_video_stream(container, path)
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                order.append(frame.pts)
+                keys.append(frame.key_frame)
+        except av.FFmpegError:
+            pass  # counted below
+    if len(order) != len(scan.pts) or None in order:
+        shared = len(scan.pts) - len(set(scan.pts))
+        raise UsageError(
+            f"{path}: {shared} video frames share their timestamp with another and only {len(order)} of "
+            f"{len(scan.pts)} frames decode, so they cannot be told apart"
+        )
+    return order, keys
+
+
+def _repaired_timeline(order: list[int]) -> list[int]:
+    """Each frame at its own pts or, if that is not after the previous frame's, one tick after it:
+    the least change that gives every frame a time of its own, in the order the decoder shows them."""
+    repaired: list[int] = []
+    for stamp in order:
+        repaired.append(stamp if not repaired or stamp > repaired[-1] else repaired[-1] + 1)
+    return repaired
 
 
 def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
@@ -284,6 +314,11 @@ def probe(path: Path) -> MediaInfo:
         if not scan.pts:
             raise UsageError(f"{path}: the video stream has no frames")
         _check_timeline(path, stream, scan)
+    pts, keyframe_pts, decoded_pts, decoded_keys = sorted(scan.pts), sorted(scan.keyframes), [], []
+    if len(set(scan.pts)) < len(scan.pts):
+        decoded_pts, decoded_keys = _output_order(path, scan)
+        pts = _repaired_timeline(decoded_pts)
+        keyframe_pts = [p for p, key in zip(pts, decoded_keys, strict=True) if key]
     # A fresh open rather than a seek back: seeking is not exact in every container.
     with open_media(path) as container:
         stream = main_video_stream(container, path)
@@ -314,11 +349,13 @@ def probe(path: Path) -> MediaInfo:
             },
             time_base=Fraction(stream.time_base),
             rate=Fraction(stream.guessed_rate or stream.average_rate or 25),
-            pts=tuple(sorted(scan.pts)),
-            keyframe_pts=tuple(sorted(scan.keyframes)),
+            pts=tuple(pts),
+            keyframe_pts=tuple(keyframe_pts),
             has_pts=scan.has_pts,
             declared_frames=stream.frames or 0,
             declared_end=declared_end,
+            decoded_pts=tuple(decoded_pts),
+            decoded_keys=tuple(decoded_keys),
         )
     lost = tuple(scan.lost)
     return MediaInfo(path, path.stat().st_size, container.format.name, start_time, scan.end, info, streams, lost)
