@@ -135,13 +135,13 @@ def test_picture_size_change_is_refused_before_work(tmp_path, capsys):
 def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path, capsys):
     # A 24 fps part and a 29.97 fps part joined by FFmpeg's concat filter with the timestamps passed
     # through: the encoder's 1/24 s clock makes some 29.97 fps frames share a millisecond. Players
-    # show every frame; remaster used to call it "damaged".
+    # show every frame; remaster used to call it "damaged". A keyframe every 12 frames: segments seek.
     spec = EpisodeSpec(width=128, height=96, seconds=1.0, rate=Fraction(24), marker=True, cover_image=False, audio=())
     episode = make_episode(tmp_path / "markers.mkv", spec)
     parts = "[0:v]setpts=PTS-STARTPTS[a];[1:v]setpts=N/(30000/1001)/TB[b];[a][b]concat=n=2:v=1:a=0"
     source = tmp_path / "joined.mkv"
     _ffmpeg("-i", str(episode), "-i", str(episode), "-filter_complex", parts, "-fps_mode", "passthrough",
-            "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(source))  # fmt: skip
+            "-c:v", "libx264", "-g", "12", "-crf", "12", "-pix_fmt", "yuv420p", str(source))  # fmt: skip
     stamps = frame_times(source)
     assert len(stamps) - len(set(stamps)) >= 3, "no shared timestamps: the test would prove nothing"
     output = tmp_path / "out.mkv"
