@@ -532,6 +532,8 @@ def _check_index(media: MediaInfo, allow_damaged: bool) -> list[str]:
 def _retimed_note(media: MediaInfo) -> list[str]:
     """Frames that shared a timestamp or came out of order are kept, each moved the least (probe.py)."""
     video = media.video
+    if not video.decoded_pts:  # no frames shared a timestamp: the timeline is the file's own
+        return []
     moves = [new - old for old, new in zip(video.decoded_pts, video.pts, strict=True) if new != old]
     if not moves:
         return []
