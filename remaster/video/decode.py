@@ -119,7 +119,10 @@ def keyframe_before(video: VideoInfo, pts: int) -> int:
 def decode_segment(path: Path, video: VideoInfo, segment: Segment, stats: DecodeStats) -> Iterator[Planes]:
     """Yield the segment's frames in presentation order; fewer than segment.frame_count means damage."""
     wanted = set(segment.pts)
-    for frame in decoded_frames(path, video, segment.first_pts, stats):
+    frames = decoded_frames(path, video, segment.first_pts, stats)
+    if video.decoded_pts:
+        frames = _on_repaired_timeline(frames, video)
+    for frame in frames:
         if frame.pts not in wanted:  # before the segment (after a seek), or after it
             continue
         wanted.discard(frame.pts)
@@ -127,3 +130,28 @@ def decode_segment(path: Path, video: VideoInfo, segment: Segment, stats: Decode
         yield frame_to_planes(frame, video.full_range)
         if not wanted:
             return
+
+
+def _on_repaired_timeline(frames: Iterator[av.VideoFrame], video: VideoInfo) -> Iterator[av.VideoFrame]:
+    """Give frames of a file whose frames share timestamps their pts on the probe's repaired timeline.
+
+    The first frame decoded (the keyframe the seek landed on) is found among the frames with its
+    pts, by being a keyframe; each next frame is the next in the decoder's output order, as the
+    probe's full decode saw it. A frame that does not fit is looked up again by its pts.
+    """
+    positions: dict[int, list[int]] = {}
+    for i, stamp in enumerate(video.decoded_pts):
+        positions.setdefault(stamp, []).append(i)
+    position: int | None = None  # of the last frame given, in the decoder's output order
+    for frame in frames:
+        following = 0 if position is None else position + 1
+        if following >= len(video.decoded_pts) or video.decoded_pts[following] != frame.pts or position is None:
+            # After a seek, or out of step: the frames with this pts; the keyframe among them first.
+            candidates = [i for i in positions.get(frame.pts, []) if position is None or i > position]
+            matching = [i for i in candidates if video.decoded_keys[i] == frame.key_frame]
+            if not candidates:
+                continue  # not a frame the probe saw: left out, and counted as missing
+            following = (matching or candidates)[0]
+        position = following
+        frame.pts = video.pts[position]
+        yield frame

@@ -37,6 +37,7 @@ from remaster.presets import Preset
 from remaster.video.checkpoint import WorkDir, remove_finished
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
 from remaster.video.concat import concatenate
+from remaster.video.damage import find_holes
 from remaster.video.decode import DecodeStats, Planes, decode_segment
 from remaster.video.encode import (
     EncoderSettings,
@@ -157,6 +158,7 @@ class Job:
     done: dict[int, Path]  # segment index -> finished file; grows as segments are committed
     t0: float
     reused: list[int] = field(default_factory=list)  # segments an earlier run had finished
+    damage: list[str] = field(default_factory=list)  # damage gone past and timestamps repaired, for the summary
 
     def __post_init__(self) -> None:
         self.reused = sorted(self.done)
@@ -237,7 +239,9 @@ class Remasterer:
         media = probe(source)
         video = media.video
         check_pixels(source, video.width, video.height, s.max_pixels)
-        _check_index(media, s.allow_damaged)
+        damage = _check_index(media, s.allow_damaged) + _retimed_note(media)
+        for note in damage:
+            self.progress.note(note)
         frames = frames_in_range(video, s.start, s.end)
         report = detect_fields(source, video) if s.fields == "auto" else None
         fields = plan_fields(s.fields, report, video, s.field_rate)
@@ -266,7 +270,7 @@ class Remasterer:
         if work.invalidated:
             self.progress.note(f"earlier work in {root} discarded: {work.invalidated}")
         done = {seg.index: path for seg in segments if (path := work.finished(seg)) is not None}
-        job = Job(output, output_format, media, fields, segments, geometry, colour, work, done, t0)
+        job = Job(output, output_format, media, fields, segments, geometry, colour, work, done, t0, damage=damage)
         self.progress.start(str(source), str(output), fields.output_count(len(frames)), len(segments), sorted(done))
         self.progress.reused(sum(work.records[segments[i].key].frames for i in done))
         return job
@@ -279,6 +283,7 @@ class Remasterer:
         summary.computed_frames, summary.reused_frames, summary.seconds = computed, held, elapsed
         summary.fps = (computed + held) / elapsed if elapsed else 0.0
         summary.reused_segments = job.reused
+        summary.notes = job.damage + summary.notes
         summary.computed_segments = [seg.index for seg in job.segments if seg.index not in job.reused]
         if not self.settings.keep_workdir:
             job.work.discard()
@@ -527,8 +532,10 @@ EXACT_DURATION_FORMATS = ("matroska", "mov")
 DURATION_TOLERANCE = 0.25  # seconds: subtitle and audio tails end within this of the last packet
 
 
-def _check_index(media: MediaInfo, allow_damaged: bool) -> None:
-    """A file cut short still opens; its index (frame count or duration) gives it away."""
+def _check_index(media: MediaInfo, allow_damaged: bool) -> list[str]:
+    """A file cut short still opens; its index (frame count or duration) gives it away, and frames
+    lost from the middle leave a hole in the timestamps (damage.py). Returns what --allow-damaged
+    goes on past, one line each."""
     video = media.video
     problems = []
     if video.declared_frames and video.declared_frames > video.frame_count:
@@ -539,8 +546,26 @@ def _check_index(media: MediaInfo, allow_damaged: bool) -> None:
         problems.append(
             f"it should run to {video.declared_end:.3f} s but its packets end at {media.end_of_packets:.3f} s"
         )
+    holes = [hole.describe() for hole in find_holes(media)]
+    if holes and not allow_damaged:
+        raise DamagedInput(f"{media.path}: damaged: {'; '.join(holes)} (--allow-damaged to go on)")
     if problems and not allow_damaged:
         raise DamagedInput(f"{media.path}: damaged or truncated: {'; '.join(problems)} (--allow-damaged to go on)")
+    return [f"{media.path.name}: damaged, went on: {line}" for line in holes + problems]
+
+
+def _retimed_note(media: MediaInfo) -> list[str]:
+    """Frames that shared a timestamp or came out of order are kept, each moved the least (probe.py)."""
+    video = media.video
+    if not video.decoded_pts:  # no frames shared a timestamp: the timeline is the file's own
+        return []
+    moves = [new - old for old, new in zip(video.decoded_pts, video.pts, strict=True) if new != old]
+    if not moves:
+        return []
+    return [
+        f"{media.path.name}: {len(moves)} frames shared a timestamp or came out of order; kept, each moved "
+        f"by up to {video.seconds(max(moves)) * 1000:.0f} ms onto one increasing timeline"
+    ]
 
 
 def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_damaged: bool) -> None:

@@ -7,7 +7,8 @@ rate: that guess is what makes other tools drift on VFR files and on MPEG-PS/TS 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -58,6 +59,11 @@ class VideoInfo:
     has_pts: bool  # every video packet has a pts; if not (AVI), frames are matched by order
     declared_frames: int  # what the container's index says (0 = it does not say)
     declared_end: float | None  # where the container says the video ends, in seconds (None = unknown)
+    # When frames share a pts or the decoder gives them out of order (ffmpeg-made VFR): the pts
+    # the decoder gives, in its output order, and which of them are keyframes; `pts` is then
+    # this sequence repaired onto one increasing timeline (see _repaired_timeline). Empty otherwise.
+    decoded_pts: tuple[int, ...] = ()
+    decoded_keys: tuple[bool, ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -76,6 +82,10 @@ class MediaInfo:
     end_of_packets: float  # seconds, where the last audio, video or subtitle packet ends
     video: VideoInfo
     streams: tuple[StreamInfo, ...]
+    # Where the packet scan saw data go missing, as (from, to) seconds: bytes of the file that no
+    # packet accounts for (Matroska), gaps in an audio stream, index entries with no packet.
+    # Evidence for damage.find_holes, which tells a hole in the video from a long VFR frame.
+    lost: tuple[tuple[float, float], ...] = ()
 
 
 def fingerprint(path: Path) -> str:
@@ -133,17 +143,36 @@ def _stream_info(stream: av.stream.Stream) -> StreamInfo:
     )
 
 
+# Matroska frames each block with a few EBML IDs and sizes (SimpleBlock or BlockGroup with
+# BlockDuration and ReferenceBlock, a Cluster header with its Timestamp and CRC-32): measured at
+# most 24 bytes between two packets in FFmpeg's output. More unaccounted bytes between two packets
+# means the demuxer skipped unreadable data to find the next cluster.
+MAX_FRAMING_BYTES = 256
+# An audio packet starting this much later than the previous one ends: a gap in the audio
+# (AAC/Opus/AC-3 packets follow each other to within a tick of the time base).
+AUDIO_GAP_SECONDS = 0.1
+# H.264/HEVC hold at most 16 frames for reordering (the largest DPB): in decode order a frame
+# is never shown more than 16 frame durations before one decoded earlier.
+MAX_REORDER_FRAMES = 16
+
+
 @dataclass
 class _Scan:
     pts: list[int]
     keyframes: list[int]
     end: float  # seconds: where the last packet of any stream ends
     has_pts: bool = True  # False when some video packet had only a dts (AVI)
+    lost: list[tuple[float, float]] = field(default_factory=list)  # see MediaInfo.lost
+    sizes: list[tuple[int, int, int]] = field(default_factory=list)  # (pts, width, height) at each size change
 
 
 def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
     """Read every packet once: the video's timestamps and keyframes, and where the file's data ends."""
     scan = _Scan([], [], 0.0)
+    video.codec_context.thread_count = 1  # for _note_size
+    matroska = container.format.name.startswith("matroska")
+    last_byte, last_time = -1, 0.0  # where the previous packet ended in the file, and its time
+    audio_ends: dict[int, float] = {}  # audio stream -> where its previous packet ended, seconds
     try:
         for packet in container.demux():
             if packet.size == 0:  # the flush packets demux() ends with
@@ -154,7 +183,18 @@ def _scan_packets(container: av.container.InputContainer, video, path: Path) -> 
             stream = packet.stream
             timed = stream.type in ("audio", "video", "subtitle") and not stream.disposition & _ATTACHED_PIC
             if stamp is not None and timed:
-                scan.end = max(scan.end, float((stamp + (packet.duration or 0)) * packet.time_base))
+                start = float(stamp * packet.time_base)
+                end = float((stamp + (packet.duration or 0)) * packet.time_base)
+                scan.end = max(scan.end, end)
+                if matroska and packet.pos is not None and packet.pos >= 0:
+                    if last_byte >= 0 and packet.pos - last_byte > MAX_FRAMING_BYTES:
+                        scan.lost.append((min(last_time, start), max(last_time, start)))
+                    last_byte, last_time = packet.pos + packet.size, start
+                if stream.type == "audio":
+                    previous = audio_ends.get(stream.index)
+                    if previous is not None and start - previous > AUDIO_GAP_SECONDS:
+                        scan.lost.append((previous, start))
+                    audio_ends[stream.index] = end
             if stream.index != video.index:
                 continue
             if stamp is None:
@@ -162,11 +202,95 @@ def _scan_packets(container: av.container.InputContainer, video, path: Path) -> 
             scan.pts.append(stamp)
             if packet.is_keyframe:
                 scan.keyframes.append(stamp)
+                _note_size(scan, packet)
     except av.FFmpegError as exc:
         # A damaged tail stops the scan; what was read counts, and the index check reports it.
         if not scan.pts:
             raise UsageError(f"{path}: cannot read video packets ({_reason(exc)})") from None
+    if matroska:
+        # Matroska's cues list the video's keyframes: one with no packet was lost.
+        present = set(scan.keyframes)
+        for entry in video.index_entries:
+            if entry.is_keyframe and entry.timestamp not in present:
+                at = float(entry.timestamp * video.time_base)
+                scan.lost.append((at, at))
     return scan
+
+
+def _note_size(scan: _Scan, packet: av.Packet) -> None:
+    """Decode a keyframe on its own to learn the picture size, and keep each change of it:
+    a picture size can only change at a keyframe (a new sequence header needs one)."""
+    context = packet.stream.codec_context
+    try:
+        # Drained and reset after each keyframe, so that the frame comes out now, not after
+        # the reorder delay; one thread, so that frame threading does not hold it back either.
+        frames = [*context.decode(packet), *context.decode(None)]
+        context.flush_buffers()
+    except av.FFmpegError:  # a damaged keyframe; the decode checks report damage
+        return
+    for frame in frames:
+        size = (frame.width, frame.height)
+        if not scan.sizes or scan.sizes[-1][1:] != size:
+            scan.sizes.append((packet.pts if packet.pts is not None else packet.dts, *size))
+
+
+def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan) -> None:
+    """Refuse, before any work, a video whose timestamps restart or whose picture size changes:
+    one line naming the time (from the first frame, as players and --start count) and what to do.
+    Segments, seeking and the output's timeline all index frames by pts on one clock."""
+    tb = video.time_base
+    origin = min(scan.pts)
+    for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
+        raise UsageError(
+            f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
+            "not supported: cut the file there and remaster each part"
+        )
+    # In decode order a frame may come after at most MAX_REORDER_FRAMES frames shown after it;
+    # counted in frames, not seconds, so that long VFR frames do not look like a jump back.
+    latest: list[int] = []  # a min-heap of the MAX_REORDER_FRAMES + 1 highest pts so far
+    for stamp in scan.pts:
+        if len(latest) > MAX_REORDER_FRAMES and stamp < latest[0]:
+            highest = max(latest)
+            raise UsageError(
+                f"{path}: timestamps go backwards at {float((highest - origin) * tb):.3f} s (the video jumps "
+                f"back to {float((stamp - origin) * tb):.3f} s, as where two files were joined end to end); "
+                "put it on one timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
+            )
+        heapq.heappush(latest, stamp)
+        if len(latest) > MAX_REORDER_FRAMES + 1:
+            heapq.heappop(latest)
+
+
+def _output_order(path: Path, scan: _Scan) -> tuple[list[int], list[bool]]:
+    """The pts of every frame in the decoder's output order, and which are keyframes: a decode of
+    the whole video, done only for files whose frames share timestamps."""
+    order: list[int] = []
+    keys: list[bool] = []
+    with open_media(path) as container:
+        stream = main_video_stream(container, path)
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                order.append(frame.pts)
+                keys.append(frame.key_frame)
+        except av.FFmpegError:
+            pass  # counted below
+    if len(order) != len(scan.pts) or None in order:
+        shared = len(scan.pts) - len(set(scan.pts))
+        raise UsageError(
+            f"{path}: {shared} video frames share their timestamp with another and only {len(order)} of "
+            f"{len(scan.pts)} frames decode, so they cannot be told apart"
+        )
+    return order, keys
+
+
+def _repaired_timeline(order: list[int]) -> list[int]:
+    """Each frame at its own pts or, if that is not after the previous frame's, one tick after it:
+    the least change that gives every frame a time of its own, in the order the decoder shows them."""
+    repaired: list[int] = []
+    for stamp in order:
+        repaired.append(stamp if not repaired or stamp > repaired[-1] else repaired[-1] + 1)
+    return repaired
 
 
 def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
@@ -187,6 +311,12 @@ def probe(path: Path) -> MediaInfo:
         scan = _scan_packets(container, stream, path)
         if not scan.pts:
             raise UsageError(f"{path}: the video stream has no frames")
+        _check_timeline(path, stream, scan)
+    pts, keyframe_pts, decoded_pts, decoded_keys = sorted(scan.pts), sorted(scan.keyframes), [], []
+    if len(set(scan.pts)) < len(scan.pts):
+        decoded_pts, decoded_keys = _output_order(path, scan)
+        pts = _repaired_timeline(decoded_pts)
+        keyframe_pts = [p for p, key in zip(pts, decoded_keys, strict=True) if key]
     # A fresh open rather than a seek back: seeking is not exact in every container.
     with open_media(path) as container:
         stream = main_video_stream(container, path)
@@ -217,10 +347,13 @@ def probe(path: Path) -> MediaInfo:
             },
             time_base=Fraction(stream.time_base),
             rate=Fraction(stream.guessed_rate or stream.average_rate or 25),
-            pts=tuple(sorted(scan.pts)),
-            keyframe_pts=tuple(sorted(scan.keyframes)),
+            pts=tuple(pts),
+            keyframe_pts=tuple(keyframe_pts),
             has_pts=scan.has_pts,
             declared_frames=stream.frames or 0,
             declared_end=declared_end,
+            decoded_pts=tuple(decoded_pts),
+            decoded_keys=tuple(decoded_keys),
         )
-    return MediaInfo(path, path.stat().st_size, container.format.name, start_time, scan.end, info, streams)
+    lost = tuple(scan.lost)
+    return MediaInfo(path, path.stat().st_size, container.format.name, start_time, scan.end, info, streams, lost)
