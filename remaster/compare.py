@@ -18,7 +18,6 @@ pixels: an anamorphic frame is not resampled to its display aspect.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import time
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from remaster.presets import get_preset
 from remaster.video.decode import DecodeStats, decode_segment
 from remaster.video.probe import probe
 from remaster.video.segments import Segment
-from remaster.video_command import parse_time
 
 if TYPE_CHECKING:  # torch takes a second to import: only when a comparison runs, not for `remaster --help`
     from remaster.engine.upscaler import EngineSettings
@@ -261,49 +259,3 @@ def compare(
         frame_time=frame_time,
         seconds=time.monotonic() - t0,
     )
-
-
-def _pair(separator: str, what: str):
-    def parse(value: str) -> tuple[int, int]:
-        try:
-            a, b = (int(v) for v in value.lower().split(separator))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"want {what}, got {value!r}") from None
-        return a, b
-
-    return parse
-
-
-def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, metavar="IN", help="a video (or a PNG/JPEG/WebP picture)")
-    parser.add_argument("--at", type=parse_time, help="the frame: seconds or [H:]MM:SS[.ms] from the first frame")
-    parser.add_argument(
-        "--presets",
-        default=",".join(DEFAULT_PRESETS),
-        help="comma-separated presets, one column each after bicubic (default: %(default)s)",
-    )
-    parser.add_argument("-o", "--output", type=Path, help="the grid (default: IN.compare-TIMEs.png beside IN)")
-    parser.add_argument("--crop", type=_pair("x", "WIDTHxHEIGHT"), metavar="WxH", help="crop size in source pixels")
-    parser.add_argument(
-        "--crop-at", type=_pair(",", "X,Y"), metavar="X,Y", help="crop's top-left corner (default: the most detail)"
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
-    parser.add_argument("--overwrite", action="store_true", help="replace an output that exists")
-
-
-def run_compare_command(args: argparse.Namespace) -> int:
-    from remaster.engine.upscaler import EngineSettings
-
-    presets = tuple(name.strip() for name in args.presets.split(",") if name.strip())
-    output = args.output or default_output(args.input, args.at)
-    engine = EngineSettings(args.device, args.precision, args.tile)
-    report = compare(args.input, output, args.at, presets, args.crop, args.crop_at, engine, args.overwrite)
-    x, y, w, h = report.crop
-    when = "" if report.frame_time is None else f", frame at {report.frame_time:.3f} s"
-    print(
-        f"{report.output}: {report.size[0]}x{report.size[1]}, {', '.join(report.methods)}; "
-        f"crop {w}x{h} at {x},{y}{when} ({report.seconds:.1f} s)"
-    )
-    return 0

@@ -27,6 +27,13 @@ def refuse_to_destroy(source: Path, output: Path, overwrite: bool) -> None:
         raise UsageError(f"{output}: exists; add --overwrite to replace it")
 
 
+def video_output_path(source: Path, preset: str, folder: Path | None) -> Path:
+    """A video job's output when none is named: `<folder>/<stem>.<preset>.mkv`, or beside the source
+    without a folder (the names of `remaster video` and `queue add` alike)."""
+    name = f"{source.stem}.{preset}.mkv"
+    return folder / name if folder is not None else source.with_name(name)
+
+
 def _current_umask() -> int:
     # os.umask() is read only by setting it, which for that moment changes it for every thread
     # (a file or a child process made then would get the wrong mode); Linux shows it in /proc.

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode
+from remaster.demo.samples import EpisodeSpec, make_episode
 
 ray = pytest.importorskip("ray")  # installed with the test extra; `pip install 'remaster[cluster]'` for users
 pytestmark = pytest.mark.slow

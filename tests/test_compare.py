@@ -20,8 +20,8 @@ from remaster.compare import (
     most_detailed,
     run_compare_command,
 )
+from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
-from remaster.samples import EpisodeSpec, make_episode
 from remaster.testcard import anime_frame
 
 WIDTH, HEIGHT = 128, 72

@@ -16,7 +16,7 @@ import pytest
 from videotools import frame_times, stream_payloads
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode, read_marker
+from remaster.demo.samples import EpisodeSpec, make_episode, read_marker
 from remaster.video.damage import find_holes
 from remaster.video.probe import probe
 

@@ -20,8 +20,8 @@ import pytest
 from videotools import frame_times
 
 from remaster.cli import main
+from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.imagefiles import write_image
-from remaster.samples import EpisodeSpec, make_episode
 from remaster.testcard import anime_frame
 
 pytestmark = pytest.mark.slow

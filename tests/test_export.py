@@ -1,6 +1,6 @@
 """`remaster export`: every built-in target probed, the size cap, BT.709 conversion, burned-in subtitles.
 
-Sources are small sample episodes (remaster.samples); the cap is tested with user targets in a
+Sources are small sample episodes (remaster.demo.samples); the cap is tested with user targets in a
 temporary REMASTER_HOME rather than with large sources.
 """
 
@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from videotools import exact_rgb_frames, flat_mask, frame_times, stream_payloads
 
+from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
 from remaster.export import Geometry, add_export_arguments, export_video, output_geometry, run_export_command
-from remaster.samples import EpisodeSpec, make_episode
 from remaster.targets import get_target, load_targets
 
 BT709 = 1  # AVCOL_PRI/TRC/SPC_BT709

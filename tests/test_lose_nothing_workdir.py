@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode
+from remaster.demo.samples import EpisodeSpec, make_episode
 
 pytestmark = pytest.mark.slow
 

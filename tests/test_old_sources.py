@@ -12,7 +12,7 @@ import pytest
 from videotools import frame_times, psnr
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode, new_drawings, read_marker
+from remaster.demo.samples import EpisodeSpec, make_episode, new_drawings, read_marker
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode
+from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.video.encode import (
     ENCODER_SIZE_LIMITS,
     EncoderSettings,

@@ -21,13 +21,13 @@ from types import SimpleNamespace
 import av
 import pytest
 
+from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
 from remaster.queue import command
 from remaster.queue.child import Outcome, run_job
 from remaster.queue.plan import plan_jobs
 from remaster.queue.store import SCHEMA_VERSION, JobSpec, Progress, QueueStore, default_queue_path
 from remaster.queue.worker import Worker, WorkerOptions, decide
-from remaster.samples import EpisodeSpec, make_episode
 
 SPEC = EpisodeSpec(width=64, height=48, seconds=1.0, gop_seconds=0.25, ass_subtitles=False)
 OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264"]

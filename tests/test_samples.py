@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from remaster.samples import (
+from remaster.demo.samples import (
     AudioTrack,
     EpisodeSpec,
     SampleError,

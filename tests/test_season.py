@@ -18,7 +18,7 @@ import pytest
 from test_error_path import _error_lines, _fill, _tmpfs
 from videotools import frame_times
 
-from remaster.samples import EpisodeSpec, make_episode
+from remaster.demo.samples import EpisodeSpec, make_episode
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode
+from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.video.decode import DecodeStats, decode_segment
 from remaster.video.fields import CYCLE, filtered_segment, plan_fields, snap_to_cycles
 from remaster.video.probe import VideoInfo, probe

@@ -11,9 +11,9 @@ import pytest
 from videotools import area_downscale, exact_rgb_frames, flat_mask, frame_times, psnr, stream_payloads
 
 from remaster.cli import main
+from remaster.demo.samples import AudioTrack, EpisodeSpec, make_episode
 from remaster.engine.upscaler import Upscaler
 from remaster.models.loader import load_model
-from remaster.samples import AudioTrack, EpisodeSpec, make_episode
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.samples import EpisodeSpec, make_episode
+from remaster.demo.samples import EpisodeSpec, make_episode
 
 pytestmark = pytest.mark.slow
 

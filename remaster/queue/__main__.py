@@ -2,6 +2,6 @@
 
 import sys
 
-from remaster.queue.command import main
+from remaster.commands.queue import main
 
 sys.exit(main())

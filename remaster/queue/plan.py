@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from remaster.commands.video import parse_video_options
 from remaster.errors import UsageError
+from remaster.outputs import video_output_path
 from remaster.presets import get_preset
 from remaster.queue.store import JobSpec
-
-
-def output_path(source: Path, preset: str, folder: Path | None) -> Path:
-    """`<folder>/<stem>.<preset>.mkv`, or beside the source without a folder."""
-    name = f"{source.stem}.{preset}.mkv"
-    return folder / name if folder is not None else source.with_name(name)
 
 
 def check_options(options: Sequence[str], preset: str) -> argparse.Namespace:
     """Parse the options as the child will parse them, so that a typo fails now, once, rather than
     in every job; the queue's own -o, --preset and --json-progress must not be overridden."""
-    from remaster.cli import build_parser  # here, not above: remaster.cli imports the queue command
-
     shown = f"-- {shlex.join(options)}"
     probe_input, probe_output = Path("/queued/input.mkv"), Path("/queued/output.mkv")
-    errors = io.StringIO()
     try:
-        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            args = build_parser().parse_args(
-                ["video", str(probe_input), "-o", str(probe_output), "--preset", preset, *options]
-            )
-    except SystemExit:  # argparse's way of saying no (or of printing help, which a job cannot use)
-        lines = errors.getvalue().strip().splitlines()
-        problem = lines[-1].split(": error: ", 1)[-1] if lines else "not options for a queued job"
-        raise UsageError(f"{shown}: {problem}") from None
+        args = parse_video_options([str(probe_input), "-o", str(probe_output), "--preset", preset, *options])
+    except UsageError as exc:
+        raise UsageError(f"{shown}: {exc}") from None
     if args.output != probe_output or args.preset != preset:
         raise UsageError(f"{shown}: -o and --preset go before --: the queue sets them")
     if args.quiet:
@@ -64,7 +50,7 @@ def plan_jobs(
         source = Path(os.path.abspath(path))
         if not source.is_file():
             raise UsageError(f"{source}: no such file" if not source.exists() else f"{source}: not a file")
-        output = output_path(source, name, folder)
+        output = video_output_path(source, name, folder)
         if output in seen:
             raise UsageError(f"{output}: two of the inputs would write it")
         seen.add(output)

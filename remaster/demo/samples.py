@@ -69,7 +69,7 @@ _DEFAULT_AUDIO = (
     AudioTrack("aac", "jpn", "Japanese", default=True),
     AudioTrack("libopus", "eng", "Commentary", start_offset=0.5, frequency=660.0, dispositions=("comment",)),
 )
-_DEFAULT_TAGS = (("title", "Remaster Sample - 01"), ("comment", "Synthetic episode made by remaster.samples"))
+_DEFAULT_TAGS = (("title", "Remaster Sample - 01"), ("comment", "Synthetic episode made by remaster.demo.samples"))
 
 
 @dataclass(frozen=True)
@@ -982,7 +982,7 @@ def _ass_script(spec: EpisodeSpec, family: str) -> str:
     return "\n".join(
         [
             "[Script Info]",
-            "; Made by remaster.samples",
+            "; Made by remaster.demo.samples",
             "Title: Remaster Sample - 01",
             "ScriptType: v4.00+",
             "WrapStyle: 0",

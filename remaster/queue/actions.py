@@ -1,8 +1,8 @@
-"""`remaster queue ACTION`: options, and what each action prints (rich for people, JSON for scripts)."""
+"""What each `remaster queue` action does and prints (rich for people, JSON for scripts); the options
+are read in `remaster.commands.queue`."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -26,7 +26,6 @@ from remaster.queue.store import (
     Job,
     QueueStore,
     database_error,
-    default_queue_path,
     import_jobs,
     job_record,
     salvage_jobs,
@@ -38,135 +37,13 @@ TABLE_ROWS = 100
 _STATE_STYLES = {"running": "cyan", "queued": "default", "paused": "yellow", "failed": "red", "done": "green"}
 
 
-class _ActionParser(argparse.ArgumentParser):
-    """With `pass_through`, everything after `--` is kept apart, untouched, as `options`: argparse alone
-    would take `--crf 18` after `--` for more paths."""
-
-    def __init__(self, *args: object, pass_through: bool = False, **kwargs: object):
-        super().__init__(*args, **kwargs)
-        self.pass_through = pass_through
-
-    def parse_known_args(
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        args = list(sys.argv[1:] if args is None else args)
-        options: list[str] = []
-        if self.pass_through and "--" in args:
-            cut = args.index("--")
-            args, options = args[:cut], args[cut + 1 :]
-        namespace, extras = super().parse_known_args(args, namespace)
-        if self.pass_through:
-            namespace.options = options
-        return namespace, extras
-
-
-def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
-    """The actions of `remaster queue`, on the parser that `remaster` gives the command."""
-    actions = parser.add_subparsers(dest="queue_action", required=True, metavar="ACTION", parser_class=_ActionParser)
-
-    def action(name: str, description: str, **kwargs: object) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=description, description=description, **kwargs)
-        sub.add_argument("--queue", type=Path, metavar="FILE", help=f"the queue (default: {default_queue_path()})")
-        return sub
-
-    add = action(
-        "add",
-        "queue videos; options after -- go to remaster as they are (e.g. -- --crf 18 --tile 256)",
-        pass_through=True,
-        usage="%(prog)s PATH... --preset NAME [-o DIR] [--priority N] [-- REMASTER OPTIONS...]",
-    )
-    add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="video files")
-    add.add_argument("--preset", required=True, help="see `remaster presets`")
-    add.add_argument("-o", "--output", type=Path, metavar="DIR", help="a folder (default: beside each input)")
-    add.add_argument("--priority", type=int, default=0, help="higher runs first (default: 0, in the order added)")
-
-    status = action("status", "list the jobs with their progress")
-    status.add_argument("--json", action="store_true", help="a JSON list of all jobs on stdout")
-    status.add_argument("--all", action="store_true", help=f"every job in the table, not the first {TABLE_ROWS}")
-
-    run = action("run", "run queued jobs until none is left; start one per GPU to share a queue")
-    run.add_argument("--device", help="passed to every job; a comma list goes round the workers (cuda:0,cuda:1)")
-    run.add_argument("--workers", type=int, default=1, help="jobs at a time, a process each (default: %(default)s)")
-    run.add_argument("--watch", action="store_true", help="keep waiting for new jobs")
-    run.add_argument(
-        "--ray", metavar="ADDRESS", help="spread each job's segments over a Ray cluster: local, auto or ray://HOST:PORT"
-    )
-    run.add_argument("--ray-gpus", type=float, help="GPUs per Ray task (default: 1 where the cluster has GPUs)")
-    run.add_argument(
-        "--retries", type=int, default=2,
-        help="runs again after a failure, bad input included (default: %(default)s)",
-    )  # fmt: skip
-    run.add_argument(
-        "--lease", type=float, default=30.0, metavar="SECONDS",
-        help="a worker silent this long is taken for dead and its job taken over (default: %(default)s)",
-    )  # fmt: skip
-
-    for name, description in (
-        ("retry", "queue failed jobs again"),
-        ("remove", "forget jobs (a running one is stopped; files are left alone)"),
-        ("pause", "hold jobs back (a running one is stopped, keeping its finished segments)"),
-        ("resume", "queue paused jobs again"),
-    ):
-        action(name, description).add_argument("ids", nargs="+", type=int, metavar="ID")
-    action("log", "a job's runs: times, outcomes and the end of remaster's messages").add_argument(
-        "id", type=int, metavar="ID"
-    )
-    action(
-        "export", "write the jobs as JSON; from a damaged queue file, every job that can still be read"
-    ).add_argument("file", nargs="?", type=Path, metavar="FILE", help="a new file (default: stdout)")
-    action(
-        "import", "make a fresh queue file (--queue) with the jobs of a JSON file from export or status --json"
-    ).add_argument("file", type=Path, metavar="FILE")
-
-
-def run_queue_command(args: argparse.Namespace) -> int:
-    """Run one `remaster queue` action; returns the exit code. An SQLite error (a file damaged after
-    it was opened, a full disk) is a one-line RemasterError, never a traceback."""
-    path = args.queue or default_queue_path()
-    try:
-        return _action(path, args)
-    except sqlite3.Error as exc:
-        raise database_error(path, exc) from None
-
-
-def _action(path: Path, args: argparse.Namespace) -> int:
-    if args.queue_action == "export":
-        return _export(path, args.file)
-    if args.queue_action == "import":
-        return _import(path, args.file)
-    if args.queue_action == "add":
-        return _add(path, args)
-    if args.queue_action == "status":
-        return _status(path, args.json, args.all)
-    if args.queue_action == "run":
-        return _run(path, args)
-    if args.queue_action == "log":
-        return _log(path, args.id)
-    with QueueStore(path, create=False) as store:
-        change = {"retry": store.retry, "remove": store.remove, "pause": store.pause, "resume": store.resume}
-        jobs = change[args.queue_action](args.ids)
-    for job in jobs:
-        print(f"job {job.id}: {'removed' if args.queue_action == 'remove' else job.state}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m remaster.queue`: the same as `remaster queue`, with the same errors and exit codes."""
-    parser = argparse.ArgumentParser(prog="remaster queue", description="A queue of video jobs.")
-    add_queue_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_queue_command(args)
-    except RemasterError as exc:
-        print(f"remaster: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
 # -- add, status, log ---------------------------------------------------------------------------
 
 
-def _add(path: Path, args: argparse.Namespace) -> int:
-    specs = plan_jobs(args.paths, args.preset, args.output, args.options, args.priority)
+def add(
+    path: Path, paths: Sequence[Path], preset: str, folder: Path | None, options: Sequence[str], priority: int
+) -> int:
+    specs = plan_jobs(paths, preset, folder, options, priority)
     with QueueStore(path) as store:
         jobs = store.add(specs)
     for job in jobs:
@@ -174,7 +51,7 @@ def _add(path: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(path: Path, as_json: bool, show_all: bool) -> int:
+def status(path: Path, as_json: bool, show_all: bool) -> int:
     if not path.exists():  # nothing queued yet: say so without making a queue file
         print("[]" if as_json else f"no jobs in {path}")
         return 0
@@ -210,6 +87,16 @@ def _status(path: Path, as_json: bool, show_all: bool) -> int:
     return 0
 
 
+def change(path: Path, action: str, ids: Sequence[int]) -> int:
+    """retry, remove, pause or resume the jobs, saying what each one is now."""
+    with QueueStore(path, create=False) as store:
+        changes = {"retry": store.retry, "remove": store.remove, "pause": store.pause, "resume": store.resume}
+        jobs = changes[action](ids)
+    for job in jobs:
+        print(f"job {job.id}: {'removed' if action == 'remove' else job.state}")
+    return 0
+
+
 def _names(job: Job) -> str:
     """`a.mkv -> a.2x.mkv` beside the input, `a.mkv -> out/a.2x.mkv` in another folder."""
     source, output = Path(job.input), Path(job.output)
@@ -239,7 +126,7 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp is not None else "-"
 
 
-def _log(path: Path, job_id: int) -> int:
+def log(path: Path, job_id: int) -> int:
     with QueueStore(path, create=False) as store:
         job = store.job(job_id)
         runs = store.claims(job_id)
@@ -263,7 +150,7 @@ def _log(path: Path, job_id: int) -> int:
 # -- export, import ------------------------------------------------------------------------------
 
 
-def _export(path: Path, output: Path | None) -> int:
+def export(path: Path, output: Path | None) -> int:
     salvage = salvage_jobs(path)
     text = json.dumps(salvage.jobs, indent=1) + "\n"
     if output is None:
@@ -292,7 +179,7 @@ def _ids(ids: list[int], shown: int = 10) -> str:
     return f"{_count(len(ids), 'job')} (id {listed})"
 
 
-def _import(path: Path, source: Path) -> int:
+def import_from(path: Path, source: Path) -> int:
     try:
         records = json.loads(source.read_text())
     except FileNotFoundError:
@@ -317,21 +204,12 @@ def _import(path: Path, source: Path) -> int:
 # -- run ----------------------------------------------------------------------------------------
 
 
-def _run(path: Path, args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise UsageError(f"--workers {args.workers}: want 1 or more")
-    if args.retries < 0:
-        raise UsageError(f"--retries {args.retries}: want 0 or more")
-    if args.lease < 1:
-        raise UsageError(f"--lease {args.lease:g}: want 1 second or more")
-    devices = args.device.split(",") if args.device else [None]
-    options = WorkerOptions(
-        retries=args.retries, lease_seconds=args.lease, watch=args.watch, ray=args.ray, ray_gpus=args.ray_gpus
-    )
-    plans = [(new_worker_id(), replace(options, device=devices[i % len(devices)])) for i in range(args.workers)]
+def run(path: Path, workers: int, options: WorkerOptions, devices: Sequence[str | None]) -> int:
+    """`workers` workers, each with the options; the devices go round them."""
+    plans = [(new_worker_id(), replace(options, device=devices[i % len(devices)])) for i in range(workers)]
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     with QueueStore(path) as store:
-        if args.workers == 1:
+        if workers == 1:
             interrupted = serve(store, plans[0][1], plans[0][0], lambda line: console.print(line, markup=False))
         else:
             interrupted = _run_processes(path, plans)

@@ -1,0 +1,55 @@
+"""`remaster compare IN`: one frame by bicubic and by each preset, side by side in one picture."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from remaster.commands.options import (
+    add_engine_options,
+    add_output_options,
+    command_parser,
+    engine_settings,
+    pair,
+    parse_time,
+)
+from remaster.compare import DEFAULT_PRESETS
+
+NAME = "compare"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = command_parser(
+        subparsers, NAME, help="one frame by bicubic and by each preset, side by side in a PNG"
+    )
+    parser.add_argument("input", type=Path, metavar="IN", help="a video (or a PNG/JPEG/WebP picture)")
+    parser.add_argument("--at", type=parse_time, help="the frame: seconds or [H:]MM:SS[.ms] from the first frame")
+    parser.add_argument(
+        "--presets",
+        default=",".join(DEFAULT_PRESETS),
+        help="comma-separated presets, one column each after bicubic (default: %(default)s)",
+    )
+    add_output_options(parser, "the grid (default: IN.compare-TIMEs.png beside IN)")
+    parser.add_argument("--crop", type=pair("x", "WIDTHxHEIGHT"), metavar="WxH", help="crop size in source pixels")
+    parser.add_argument(
+        "--crop-at", type=pair(",", "X,Y"), metavar="X,Y", help="crop's top-left corner (default: the most detail)"
+    )
+    # The models are the presets': no --model; no --compile, whose first call costs more than one frame.
+    add_engine_options(parser, model=False, compile=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from remaster.compare import compare, default_output
+
+    presets = tuple(name.strip() for name in args.presets.split(",") if name.strip())
+    output = args.output or default_output(args.input, args.at)
+    report = compare(
+        args.input, output, args.at, presets, args.crop, args.crop_at, engine_settings(args), args.overwrite
+    )
+    x, y, w, h = report.crop
+    when = "" if report.frame_time is None else f", frame at {report.frame_time:.3f} s"
+    print(
+        f"{report.output}: {report.size[0]}x{report.size[1]}, {', '.join(report.methods)}; "
+        f"crop {w}x{h} at {x},{y}{when} ({report.seconds:.1f} s)"
+    )
+    return 0
