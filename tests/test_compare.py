@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from remaster.commands import compare as compare_command
 from remaster.compare import (
     BACKGROUND,
     DEFAULT_PRESETS,
     LABEL_HEIGHT,
     MARGIN,
     MAX_THUMB_WIDTH,
-    add_compare_arguments,
     compare,
     most_detailed,
-    run_compare_command,
 )
 from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
@@ -45,10 +44,10 @@ def test_grid_layout_labels_and_order(episode: Path, tmp_path: Path):
     whole-frame pictures are 512x288 and the default crop (64x36 source pixels) is enlarged 8x
     to 512x288; the grid is 4 columns of 512 with margins, two rows under label bands."""
     parser = argparse.ArgumentParser()
-    add_compare_arguments(parser)
+    compare_command.register(parser.add_subparsers())
     output = tmp_path / "grid.png"
-    args = parser.parse_args([str(episode), "--at", "0:00.5", "-o", str(output)])
-    assert run_compare_command(args) == 0
+    args = parser.parse_args(["compare", str(episode), "--at", "0:00.5", "-o", str(output)])
+    assert compare_command.run(args) == 0
     grid = np.asarray(Image.open(output).convert("RGB"))
     columns, thumb_w, thumb_h = 1 + len(DEFAULT_PRESETS), 4 * WIDTH, 4 * HEIGHT
     assert thumb_w <= MAX_THUMB_WIDTH

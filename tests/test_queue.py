@@ -21,9 +21,10 @@ from types import SimpleNamespace
 import av
 import pytest
 
+from remaster.commands import queue as command
 from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
-from remaster.queue import command
+from remaster.queue import actions
 from remaster.queue.child import Outcome, run_job
 from remaster.queue.plan import plan_jobs
 from remaster.queue.store import SCHEMA_VERSION, JobSpec, Progress, QueueStore, default_queue_path
@@ -271,7 +272,7 @@ def test_status_json_and_log(tmp_path, capsys, monkeypatch):
         (2, "queued", 0, None, None),
     ]
     assert {"input", "output", "error", "frames_done", "frames_total", "fps"} <= set(jobs[0])
-    monkeypatch.setattr(command, "TABLE_ROWS", 1)
+    monkeypatch.setattr(actions, "TABLE_ROWS", 1)
     assert command.main(["status", "--queue", str(queue)]) == 0
     out = capsys.readouterr().out
     assert "25%" in out and "1 running, 1 queued; 1 more not shown" in out

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from remaster.commands.options import parse_time
 from remaster.errors import UsageError
 from remaster.presets import _read
 from remaster.video.checkpoint import WorkDir
@@ -19,7 +20,6 @@ from remaster.video.mux import plan_mux
 from remaster.video.pipeline import output_colour
 from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo
 from remaster.video.segments import Segment, frames_in_range, plan_segments
-from remaster.video_command import parse_time
 
 
 def _video(pts, keyframes, height=480, matrix="bt601", tagged=None) -> VideoInfo:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from remaster.commands.video import parse_video_options
 from remaster.errors import UsageError
 from remaster.outputs import video_output_path
 from remaster.presets import get_preset
 from remaster.queue.store import JobSpec
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def check_options(options: Sequence[str], preset: str) -> argparse.Namespace:
