@@ -54,7 +54,14 @@ from remaster.outputs import refuse_to_destroy
 from remaster.processes import dies_with_this_process
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
-from remaster.video.mux import MP4_AUDIO, STALE_VIDEO_TAGS, TEXT_SUBTITLES, cover_attachment_args
+from remaster.video.mux import (
+    MP4_AUDIO,
+    TEXT_SUBTITLES,
+    cover_attachment_args,
+    describe_video,
+    is_stale_video_tag,
+    is_title_tag,
+)
 from remaster.video.probe import MediaInfo, StreamInfo, probe
 
 # MIME types of fonts in Matroska files (the ones ffmpeg's subtitles filter loads, and more);
@@ -190,8 +197,21 @@ def choose_subtitles(media: MediaInfo, wanted: str, defaults: dict[int, bool]) -
 
 
 def _cleared_tags(tags: dict[str, str], spec: str) -> list[str]:
-    # Statistics tags (mkvmerge's BPS, DURATION...) describe the old encode; an empty value deletes them.
-    return [arg for key in tags if key.lower() in STALE_VIDEO_TAGS for arg in (f"-metadata:s:{spec}", f"{key}=")]
+    # The old encode's encoder and statistics tags (mkvmerge's BPS-eng, DURATION-eng, _STATISTICS_*...)
+    # describe a stream that is encoded anew; an empty value deletes them.
+    return [arg for key in tags if is_stale_video_tag(key) for arg in (f"-metadata:s:{spec}", f"{key}=")]
+
+
+def _title_args(tags: dict[str, str], title: str) -> list[str]:
+    """The re-encoded video track's title says what it now is ("H.264 1920x1080 8-bit, remaster export
+    upload-1080p-h264"), in place of the old one ("HEVC 1440x960 10-bit, remaster 2x-conservative");
+    a track without a title gets none."""
+    titles = [key for key in tags if is_title_tag(key)]
+    if not titles:
+        return []
+    # "title" is set below; the others (an MP4 source's "name", NAME-eng) would be left over as tags.
+    cleared = [arg for key in titles if key != "title" for arg in ("-metadata:s:v:0", f"{key}=")]
+    return [*cleared, "-metadata:s:v:0", f"title={title}"]
 
 
 @dataclass
@@ -316,7 +336,12 @@ def _video_args(
     args += ["-color_range:v:0", "tv"]
     # Every frame keeps its own timestamp: no frames dropped or repeated to make a constant rate.
     args += ["-fps_mode:v:0", "passthrough", "-enc_time_base:v:0", "demux"]
-    return args + _cleared_tags(tags, "v:0")
+    # The title is made from what the encoder is given, which is what it writes (a test reads it back
+    # from the stream): the codec, the size from zscale, the depth of the pixel format.
+    codec = av.Codec(spec.encoder, "w").canonical_name
+    bits = av.VideoFormat(video.encoder.pix_fmt).components[0].bits
+    title = describe_video(codec, geometry.width, geometry.height, bits, f"remaster export {target.name}")
+    return args + _cleared_tags(tags, "v:0") + _title_args(tags, title)
 
 
 def _font_folder(source: Path, folder: Path) -> int:
