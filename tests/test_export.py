@@ -491,3 +491,42 @@ def test_exported_video_track_is_described_truthfully(tmp_path: Path, user_home:
     untitled = _with_video_tags(remastered, tmp_path / "untitled.mkv", {"title": ""})
     report = export_video(untitled, get_target("quick-mkv"), tmp_path / "untitled-out.mkv")
     assert "title" not in _video_tags(report.output)
+
+
+# A child that starts an ffmpeg through one of remaster's own helpers and waits for it. The ffmpeg
+# reads its input in real time (-re) for 60 s, so it is still running when the child is killed.
+_FFMPEG_HELPERS = {
+    "mux": "from remaster.video.mux import _run_ffmpeg\n"
+    "from remaster.video.probe import probe\n"
+    "_run_ffmpeg(ARGS, probe(Path(sys.argv[1])))\n",
+    "samples": "from remaster.samples import _ffmpeg_exe, _run_ffmpeg\n_run_ffmpeg([_ffmpeg_exe(), *ARGS])\n",
+}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ffmpeg through /proc (Linux)")
+@pytest.mark.parametrize("helper", list(_FFMPEG_HELPERS))
+def test_every_ffmpeg_remaster_starts_dies_with_it(helper: str, episode: Path, tmp_path: Path):
+    """The short ffmpeg runs too (the mux's cover extraction and cuts, the sample maker's mux): killed
+    with remaster, they do not go on writing files nobody will use."""
+    written = tmp_path / "slow.mkv"
+    args = ["-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=24:d=60", "-c:v", "rawvideo", str(written)]
+    script = f"import sys\nfrom pathlib import Path\nARGS = {args!r}\n" + _FFMPEG_HELPERS[helper]
+    run = subprocess.Popen([sys.executable, "-c", script, str(episode)])
+    writers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not writers:
+            assert run.poll() is None and time.monotonic() < deadline, "the helper ended before the kill"
+            writers = _writers(run.pid, written.name)
+            time.sleep(0.05)
+        run.kill()
+        run.wait()
+        # PR_SET_PDEATHSIG signals ffmpeg as its parent exits; 2 s is ample for it to be gone.
+        deadline = time.monotonic() + 2
+        while any(_running(pid) for pid in writers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(pid) for pid in writers), "ffmpeg kept running after its parent was killed"
+    finally:
+        for pid in writers:  # the test's own grandchildren, if the code under test left them
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

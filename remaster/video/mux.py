@@ -18,6 +18,7 @@ import ffmpeg
 import imageio_ffmpeg
 
 from remaster.errors import RemasterError
+from remaster.processes import dies_with_this_process
 from remaster.video.probe import MediaInfo, StreamInfo
 
 # What MP4 can carry as-is (FFmpeg's mov muxer, mp4 mode); other audio becomes AAC.
@@ -118,7 +119,8 @@ def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
     # Global options go before the inputs: ffmpeg 9 rejects them after the output, where
     # ffmpeg-python's global_args() would put them.
     command_line = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    result = subprocess.run(command_line + args, capture_output=True, text=True)
+    # Killed with remaster (the kernel's SIGKILL, however remaster dies): no file written for nobody.
+    result = subprocess.run(command_line + args, capture_output=True, text=True, preexec_fn=dies_with_this_process())
     if result.returncode != 0:
         # The first lines name the cause; the last ones are threads shutting down.
         lines = result.stderr.strip().splitlines()
