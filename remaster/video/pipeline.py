@@ -409,6 +409,8 @@ class Remasterer:
             stop.set()
             for thread in threads:
                 thread.join()
+            if not done:  # nothing to resume, and abandon() removes the work folder it would name
+                raise Interrupted("interrupted; nothing was finished") from None
             raise Interrupted(
                 f"interrupted; {counted(len(done), 'segment')} finished and kept in {work.root}: "
                 "run the same command again to resume"
