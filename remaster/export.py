@@ -63,6 +63,7 @@ from remaster.video.mux import (
     is_title_tag,
 )
 from remaster.video.probe import MediaInfo, StreamInfo, probe
+from remaster.wording import counted
 
 # MIME types of fonts in Matroska files (the ones ffmpeg's subtitles filter loads, and more);
 # old releases also use application/octet-stream, so a font's file name counts as well.
@@ -281,7 +282,8 @@ def _plan_streams(
         else:
             plan.notes.append(f"dropped {s.describe()}: {s.kind} streams are not kept")
     if attachments_dropped:
-        plan.notes.append(f"dropped {attachments_dropped} attachments (fonts...): MP4 cannot carry attachments")
+        dropped = counted(attachments_dropped, "attachment")
+        plan.notes.append(f"dropped {dropped} (fonts...): MP4 cannot carry attachments")
     return plan
 
 
@@ -496,7 +498,8 @@ def _verify(path: Path, media: MediaInfo) -> MediaInfo:
     result = probe(path)
     got, want = result.video, media.video
     if got.frame_count != want.frame_count:
-        raise RemasterError(f"{path}: the export has {got.frame_count} frames, the source {want.frame_count}")
+        has = counted(got.frame_count, "frame")
+        raise RemasterError(f"{path}: the export has {has}, the source {want.frame_count}")
     tolerance = 0.5 / float(want.rate)
     for label, a, b in (("first", got.pts[0], want.pts[0]), ("last", got.pts[-1], want.pts[-1])):
         if abs(got.seconds(a) - want.seconds(b)) > tolerance:
@@ -634,7 +637,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     size = f"{report.size / 1e6:.1f} MB"
     console.print(
         f"{escape(str(report.source))} -> [bold]{escape(str(report.output))}[/]: {report.width}x{report.height}, "
-        f"{report.frames} frames, {size}, {report.seconds:.1f} s",
+        f"{counted(report.frames, 'frame')}, {size}, {report.seconds:.1f} s",
         highlight=False,
     )
     if report.burned:

@@ -541,7 +541,8 @@ def _check_index(media: MediaInfo, allow_damaged: bool) -> list[str]:
     video = media.video
     problems = []
     if video.declared_frames and video.declared_frames > video.frame_count:
-        problems.append(f"its index lists {video.declared_frames} frames but only {video.frame_count} are present")
+        listed, present = counted(video.declared_frames, "frame"), counted(video.frame_count, "is", "are")
+        problems.append(f"its index lists {listed} but only {present} present")
     exact = media.format_name.startswith(EXACT_DURATION_FORMATS)
     slack = DURATION_TOLERANCE + float(1 / video.rate)
     if exact and video.declared_end is not None and video.declared_end > media.end_of_packets + slack:
@@ -565,7 +566,7 @@ def _retimed_note(media: MediaInfo) -> list[str]:
     if not moves:
         return []
     return [
-        f"{media.path.name}: {len(moves)} frames shared a timestamp or came out of order; kept, each moved "
+        f"{media.path.name}: {counted(len(moves), 'frame')} shared a timestamp or came out of order; kept, each moved "
         f"by up to {video.seconds(max(moves)) * 1000:.0f} ms onto one increasing timeline"
     ]
 
@@ -575,7 +576,8 @@ def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_dam
         at = media.video.seconds(seg.first_pts - media.video.pts[0])
         raise DamagedInput(
             f"{media.path}: damaged: the segment at {at:.3f} s decoded {stats.frames} of its "
-            f"{seg.frame_count} frames ({stats.errors} packet(s) rejected by the decoder; --allow-damaged to go on)"
+            f"{counted(seg.frame_count, 'frame')} ({counted(stats.errors, 'packet')} rejected by the decoder; "
+            "--allow-damaged to go on)"
         )
 
 
@@ -584,7 +586,7 @@ def _check_segment_file(path: Path, frames: int) -> None:
     with av.open(str(path)) as container:
         count = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
     if count != frames:
-        raise RemasterError(f"{path}: the encoder wrote {count} of {frames} frames")
+        raise RemasterError(f"{path}: the encoder wrote {count} of {counted(frames, 'frame')}")
 
 
 def _verify_output(path: Path, video_file: Path) -> list[str]:
@@ -593,7 +595,8 @@ def _verify_output(path: Path, video_file: Path) -> list[str]:
     result, video = probe(path), probe(video_file).video
     got = result.video
     if got.frame_count != video.frame_count:
-        raise RemasterError(f"{path}: the finished file has {got.frame_count} frames, expected {video.frame_count}")
+        has = counted(got.frame_count, "frame")
+        raise RemasterError(f"{path}: the finished file has {has}, expected {video.frame_count}")
     want = (video.seconds(video.pts[0]), video.seconds(video.pts[-1]))
     span = (got.seconds(got.pts[0]), got.seconds(got.pts[-1]))
     if max(abs(a - b) for a, b in zip(want, span, strict=True)) > 0.001:
