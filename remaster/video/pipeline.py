@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from remaster import __version__
 from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.errors import EXIT_INTERRUPTED, RemasterError, ResourceError, UsageError
 from remaster.limits import check_pixels
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
@@ -224,8 +224,15 @@ class Remasterer:
         try:
             counts = self.compute(job, job.todo)
             summary = self.finish(job, *counts)
-        except BaseException:
+        except BaseException as exc:
+            # Looked at before abandon(), which removes a folder that holds nothing finished.
+            deleted = isinstance(exc, Exception) and not isinstance(exc, Interrupted) and not job.work.root.is_dir()
             self.abandon(job)
+            if deleted:  # the error itself names no file (FFmpeg's) or only one inside the folder
+                raise ResourceError(
+                    f"{job.media.path}: the work folder {job.work.root} was deleted while remaster ran "
+                    "(its finished segments with it): run again to start over"
+                ) from exc
             raise
         return summary
 
