@@ -54,8 +54,16 @@ from remaster.outputs import refuse_to_destroy
 from remaster.processes import dies_with_this_process
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
-from remaster.video.mux import MP4_AUDIO, STALE_VIDEO_TAGS, TEXT_SUBTITLES, cover_attachment_args
+from remaster.video.mux import (
+    MP4_AUDIO,
+    TEXT_SUBTITLES,
+    cover_attachment_args,
+    describe_video,
+    is_stale_video_tag,
+    is_title_tag,
+)
 from remaster.video.probe import MediaInfo, StreamInfo, probe
+from remaster.wording import counted
 
 # MIME types of fonts in Matroska files (the ones ffmpeg's subtitles filter loads, and more);
 # old releases also use application/octet-stream, so a font's file name counts as well.
@@ -190,8 +198,21 @@ def choose_subtitles(media: MediaInfo, wanted: str, defaults: dict[int, bool]) -
 
 
 def _cleared_tags(tags: dict[str, str], spec: str) -> list[str]:
-    # Statistics tags (mkvmerge's BPS, DURATION...) describe the old encode; an empty value deletes them.
-    return [arg for key in tags if key.lower() in STALE_VIDEO_TAGS for arg in (f"-metadata:s:{spec}", f"{key}=")]
+    # The old encode's encoder and statistics tags (mkvmerge's BPS-eng, DURATION-eng, _STATISTICS_*...)
+    # describe a stream that is encoded anew; an empty value deletes them.
+    return [arg for key in tags if is_stale_video_tag(key) for arg in (f"-metadata:s:{spec}", f"{key}=")]
+
+
+def _title_args(tags: dict[str, str], title: str) -> list[str]:
+    """The re-encoded video track's title says what it now is ("H.264 1920x1080 8-bit, remaster export
+    upload-1080p-h264"), in place of the old one ("HEVC 1440x960 10-bit, remaster 2x-conservative");
+    a track without a title gets none."""
+    titles = [key for key in tags if is_title_tag(key)]
+    if not titles:
+        return []
+    # "title" is set below; the others (an MP4 source's "name", NAME-eng) would be left over as tags.
+    cleared = [arg for key in titles if key != "title" for arg in ("-metadata:s:v:0", f"{key}=")]
+    return [*cleared, "-metadata:s:v:0", f"title={title}"]
 
 
 @dataclass
@@ -261,7 +282,8 @@ def _plan_streams(
         else:
             plan.notes.append(f"dropped {s.describe()}: {s.kind} streams are not kept")
     if attachments_dropped:
-        plan.notes.append(f"dropped {attachments_dropped} attachments (fonts...): MP4 cannot carry attachments")
+        dropped = counted(attachments_dropped, "attachment")
+        plan.notes.append(f"dropped {dropped} (fonts...): MP4 cannot carry attachments")
     return plan
 
 
@@ -316,7 +338,12 @@ def _video_args(
     args += ["-color_range:v:0", "tv"]
     # Every frame keeps its own timestamp: no frames dropped or repeated to make a constant rate.
     args += ["-fps_mode:v:0", "passthrough", "-enc_time_base:v:0", "demux"]
-    return args + _cleared_tags(tags, "v:0")
+    # The title is made from what the encoder is given, which is what it writes (a test reads it back
+    # from the stream): the codec, the size from zscale, the depth of the pixel format.
+    codec = av.Codec(spec.encoder, "w").canonical_name
+    bits = av.VideoFormat(video.encoder.pix_fmt).components[0].bits
+    title = describe_video(codec, geometry.width, geometry.height, bits, f"remaster export {target.name}")
+    return args + _cleared_tags(tags, "v:0") + _title_args(tags, title)
 
 
 def _font_folder(source: Path, folder: Path) -> int:
@@ -471,7 +498,8 @@ def _verify(path: Path, media: MediaInfo) -> MediaInfo:
     result = probe(path)
     got, want = result.video, media.video
     if got.frame_count != want.frame_count:
-        raise RemasterError(f"{path}: the export has {got.frame_count} frames, the source {want.frame_count}")
+        has = counted(got.frame_count, "frame")
+        raise RemasterError(f"{path}: the export has {has}, the source {want.frame_count}")
     tolerance = 0.5 / float(want.rate)
     for label, a, b in (("first", got.pts[0], want.pts[0]), ("last", got.pts[-1], want.pts[-1])):
         if abs(got.seconds(a) - want.seconds(b)) > tolerance:
@@ -609,7 +637,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     size = f"{report.size / 1e6:.1f} MB"
     console.print(
         f"{escape(str(report.source))} -> [bold]{escape(str(report.output))}[/]: {report.width}x{report.height}, "
-        f"{report.frames} frames, {size}, {report.seconds:.1f} s",
+        f"{counted(report.frames, 'frame')}, {size}, {report.seconds:.1f} s",
         highlight=False,
     )
     if report.burned:

@@ -268,3 +268,38 @@ def test_input_errors_name_their_cause(tmp_path, capsys):
     for path, cause in ((loop, "symlink loop"), (tmp_path / "folder.mkv", "is a folder")):
         assert main([str(path), "--quiet"]) == 2
         assert _error_lines(capsys.readouterr().err) == [f"remaster: error: {path}: {cause}"]
+
+
+def test_a_work_folder_deleted_mid_run_is_one_line_and_a_rerun_finishes(episode, tmp_path):
+    output = tmp_path / "ep.mkv"
+    workdir = tmp_path / ".ep.mkv.remaster"
+    proc = subprocess.Popen(
+        _command(str(episode), "-o", str(output), *OPTIONS, "--json-progress"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "segment" and event["state"] == "done":
+            # Paused while the user removes the folder (`rm -rf .ep.mkv.remaster`), so that it goes mid-run.
+            proc.send_signal(signal.SIGSTOP)
+            shutil.rmtree(workdir)
+            proc.send_signal(signal.SIGCONT)
+            break
+    _, stderr = proc.communicate()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and _error_lines(stderr) == lines, stderr
+    # The error itself (FFmpeg's, opening the next segment) names no file: the line says what happened.
+    assert lines[0] == (
+        f"remaster: error: {episode}: the work folder {workdir} was deleted while remaster ran "
+        "(its finished segments with it): run again to start over"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output; nothing to resume from, nothing left
+
+    command = _command(str(episode), "-o", str(output), *OPTIONS, "--quiet")
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert frame_times(output) == frame_times(episode)

@@ -27,6 +27,7 @@ from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
 from remaster.export import Geometry, add_export_arguments, export_video, output_geometry, run_export_command
 from remaster.targets import get_target, load_targets
+from remaster.video.mux import video_title
 
 BT709 = 1  # AVCOL_PRI/TRC/SPC_BT709
 LIMITED = 1  # AVCOL_RANGE_MPEG
@@ -436,3 +437,96 @@ def test_killed_export_takes_its_ffmpeg_along_and_the_next_run_cleans_up(tmp_pat
     assert done.returncode == 0, done.stderr
     assert _leftovers(output, temp) == []
     assert len(frame_times(output)) == len(frame_times(source))
+
+
+# What a remastered file's video track says after an mkvmerge pass: a title naming the remaster's
+# encode, and mkvmerge's statistics with the track's language (FFmpeg reads them as NAME-eng).
+REMASTERED_TAGS = {
+    "title": "HEVC 1440x960 10-bit, remaster 2x-conservative",
+    "BPS-eng": "1843200",
+    "DURATION-eng": "00:10:00.000000000",
+    "NUMBER_OF_FRAMES-eng": "14386",
+    "NUMBER_OF_BYTES-eng": "138240000",
+    "_STATISTICS_WRITING_APP-eng": "mkvmerge v81.0 ('Milliontown') 64-bit",
+    "_STATISTICS_TAGS-eng": "BPS DURATION NUMBER_OF_FRAMES NUMBER_OF_BYTES",
+    "COMMENT": "kept: not about the encode",
+}
+
+
+def _with_video_tags(source: Path, target: Path, tags: dict[str, str]) -> Path:
+    """`source` remuxed, its video track's tags set (an empty value deletes one)."""
+    metadata = [arg for key, value in tags.items() for arg in ("-metadata:s:v:0", f"{key}={value}")]
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(source)]
+    subprocess.run([*ffmpeg, "-map", "0", "-c", "copy", *metadata, str(target)], check=True)
+    return target
+
+
+def _video_tags(path: Path) -> dict[str, str]:
+    with av.open(str(path)) as container:
+        return dict(container.streams.video[0].metadata)
+
+
+def test_exported_video_track_is_described_truthfully(tmp_path: Path, user_home: Path):
+    """The export is a new encode: the old encode's statistics go (with their language suffix too),
+    and the title says what the new track is, read from the stream; no title stays no title."""
+    spec = EpisodeSpec(width=64, height=48, seconds=1.0, cover_image=False, ass_subtitles=False)
+    plain = make_episode(tmp_path / "plain.mkv", spec)
+    remastered = _with_video_tags(plain, tmp_path / "remastered.mkv", REMASTERED_TAGS)
+    assert {k: v for k, v in _video_tags(remastered).items() if k in REMASTERED_TAGS} == REMASTERED_TAGS
+    user_target(user_home, "quick-mkv", 'container = "mkv"\n[video]\ncodec = "x264"\ncrf = 30\nspeed = "ultrafast"\n')
+
+    report = export_video(remastered, get_target("quick-mkv"), tmp_path / "out.mkv")
+    tags = _video_tags(report.output)
+    assert tags["title"] == video_title(report.output, "remaster export quick-mkv")
+    assert tags["title"] == "H.264 64x48 8-bit, remaster export quick-mkv"
+    assert (tags["COMMENT"], tags["language"]) == (REMASTERED_TAGS["COMMENT"], "jpn")
+    assert not [key for key in tags if key in REMASTERED_TAGS and key not in ("title", "COMMENT")]
+    # What the muxer writes for the new track itself: this encode's encoder and duration.
+    assert tags["ENCODER"].endswith("libx264") and tags["DURATION"].startswith("00:00:01.0")
+
+    # MP4 keeps a track's title as its `name`; 64x48 is within the 1080p box, so the size stays.
+    report = export_video(remastered, get_target("upload-1080p-h264"), tmp_path / "out.mp4")
+    assert _video_tags(report.output)["name"] == video_title(report.output, "remaster export upload-1080p-h264")
+
+    untitled = _with_video_tags(remastered, tmp_path / "untitled.mkv", {"title": ""})
+    report = export_video(untitled, get_target("quick-mkv"), tmp_path / "untitled-out.mkv")
+    assert "title" not in _video_tags(report.output)
+
+
+# A child that starts an ffmpeg through one of remaster's own helpers and waits for it. The ffmpeg
+# reads its input in real time (-re) for 60 s, so it is still running when the child is killed.
+_FFMPEG_HELPERS = {
+    "mux": "from remaster.video.mux import _run_ffmpeg\n"
+    "from remaster.video.probe import probe\n"
+    "_run_ffmpeg(ARGS, probe(Path(sys.argv[1])))\n",
+    "samples": "from remaster.samples import _ffmpeg_exe, _run_ffmpeg\n_run_ffmpeg([_ffmpeg_exe(), *ARGS])\n",
+}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ffmpeg through /proc (Linux)")
+@pytest.mark.parametrize("helper", list(_FFMPEG_HELPERS))
+def test_every_ffmpeg_remaster_starts_dies_with_it(helper: str, episode: Path, tmp_path: Path):
+    """The short ffmpeg runs too (the mux's cover extraction and cuts, the sample maker's mux): killed
+    with remaster, they do not go on writing files nobody will use."""
+    written = tmp_path / "slow.mkv"
+    args = ["-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=24:d=60", "-c:v", "rawvideo", str(written)]
+    script = f"import sys\nfrom pathlib import Path\nARGS = {args!r}\n" + _FFMPEG_HELPERS[helper]
+    run = subprocess.Popen([sys.executable, "-c", script, str(episode)])
+    writers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not writers:
+            assert run.poll() is None and time.monotonic() < deadline, "the helper ended before the kill"
+            writers = _writers(run.pid, written.name)
+            time.sleep(0.05)
+        run.kill()
+        run.wait()
+        # PR_SET_PDEATHSIG signals ffmpeg as its parent exits; 2 s is ample for it to be gone.
+        deadline = time.monotonic() + 2
+        while any(_running(pid) for pid in writers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(pid) for pid in writers), "ffmpeg kept running after its parent was killed"
+    finally:
+        for pid in writers:  # the test's own grandchildren, if the code under test left them
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

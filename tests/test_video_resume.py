@@ -121,6 +121,28 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(episode, tmp_path):
     assert not list(workdir.glob("*.partial"))  # the segment in progress was removed
 
 
+def test_ctrl_c_before_any_segment_is_finished_says_so(episode, tmp_path):
+    output = tmp_path / "out.mkv"
+    # One segment of 72 frames: the model takes seconds over it, so Ctrl-C at its first frame comes
+    # long before it is finished.
+    command = [*_command(episode, output, "--json-progress"), "--segment-seconds", "10"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == "progress":
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    events = seen + _events(out)
+    assert next(e for e in events if e["event"] == "start")["segments"] == 1
+    assert not any(e["event"] == "segment" and e["state"] == "done" for e in events)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["remaster: error: interrupted; nothing was finished"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, and no work folder
+
+
 def test_changed_settings_or_corrupt_segments_are_redone(episode, tmp_path, capsys):
     output = tmp_path / "out.mkv"
     workdir = tmp_path / "work"

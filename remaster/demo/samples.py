@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError
+from remaster.processes import dies_with_this_process
 from remaster.testcard import anime_frame
 
 
@@ -1047,7 +1048,10 @@ def _ffmpeg_exe() -> str:
 
 
 def _run_ffmpeg(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    # Killed with remaster (the kernel's SIGKILL, however remaster dies): no file written for nobody.
+    result = subprocess.run(
+        command, capture_output=True, text=True, errors="replace", preexec_fn=dies_with_this_process()
+    )
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise SampleError(f"ffmpeg failed (exit {result.returncode}) making a sample episode:\n{tail}")

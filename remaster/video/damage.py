@@ -14,6 +14,7 @@ import statistics
 from dataclasses import dataclass
 
 from remaster.video.probe import MAX_REORDER_FRAMES, MediaInfo
+from remaster.wording import counted
 
 # A step in the timestamps longer than this many typical frame durations (the median of its
 # neighbours) is a missing frame, if the data went missing there too. Regular CFR steps differ
@@ -29,7 +30,7 @@ class Hole:
     missing: int  # frames that the local frame rate puts in it
 
     def describe(self) -> str:
-        return f"{self.missing} frames missing between {self.after:.3f} s and {self.before:.3f} s"
+        return f"{counted(self.missing, 'frame')} missing between {self.after:.3f} s and {self.before:.3f} s"
 
 
 def find_holes(media: MediaInfo) -> list[Hole]:

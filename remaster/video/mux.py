@@ -18,6 +18,7 @@ import ffmpeg
 import imageio_ffmpeg
 
 from remaster.errors import RemasterError
+from remaster.processes import dies_with_this_process
 from remaster.video.probe import MediaInfo, StreamInfo
 
 # What MP4 can carry as-is (FFmpeg's mov muxer, mp4 mode); other audio becomes AAC.
@@ -28,6 +29,8 @@ MP4_AUDIO_FALLBACK = ("aac", "256k")
 STALE_VIDEO_TAGS = {"duration", "bps", "number_of_frames", "number_of_bytes", "encoder", "handler_name", "vendor_id"}
 # The new video track's title names its codec, like the titles release groups give tracks.
 CODEC_TITLES = {"hevc": "HEVC", "h264": "H.264", "av1": "AV1"}
+# A track's title: Matroska's track name reads as "title", MP4's (its udta name box) as "name".
+TITLE_TAGS = {"title", "name"}
 COVER_MIMETYPES = {"mjpeg": ("image/jpeg", "cover.jpg"), "png": ("image/png", "cover.png")}
 
 
@@ -116,7 +119,8 @@ def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
     # Global options go before the inputs: ffmpeg 9 rejects them after the output, where
     # ffmpeg-python's global_args() would put them.
     command_line = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    result = subprocess.run(command_line + args, capture_output=True, text=True)
+    # Killed with remaster (the kernel's SIGKILL, however remaster dies): no file written for nobody.
+    result = subprocess.run(command_line + args, capture_output=True, text=True, preexec_fn=dies_with_this_process())
     if result.returncode != 0:
         # The first lines name the cause; the last ones are threads shutting down.
         lines = result.stderr.strip().splitlines()
@@ -135,13 +139,22 @@ def is_stale_video_tag(key: str) -> bool:
     return name in STALE_VIDEO_TAGS or name.startswith("_statistics_")
 
 
+def is_title_tag(key: str) -> bool:
+    """A tag that titles the track (describing an encode it may no longer have)."""
+    return _tag_name(key) in TITLE_TAGS
+
+
+def describe_video(codec: str, width: int, height: int, bits: int, made_with: str) -> str:
+    """A video track's title from its facts (`codec` as FFmpeg names it: hevc, h264, av1):
+    "HEVC 1440x960 10-bit, remaster 2x-conservative"."""
+    return f"{CODEC_TITLES.get(codec, codec)} {width}x{height} {bits}-bit, {made_with}"
+
+
 def video_title(video_file: Path, made_with: str) -> str:
     """What the new video track is, read from the stream itself: "HEVC 1440x960 10-bit, remaster 2x-conservative"."""
     with av.open(str(video_file)) as container:
         ctx = container.streams.video[0].codec_context
-        codec = CODEC_TITLES.get(ctx.name, ctx.name)
-        bits = ctx.format.components[0].bits
-        return f"{codec} {ctx.width}x{ctx.height} {bits}-bit, {made_with}"
+        return describe_video(ctx.name, ctx.width, ctx.height, ctx.format.components[0].bits, made_with)
 
 
 def _video_tags(media: MediaInfo, title: str) -> tuple[dict[str, str], str]:
@@ -150,7 +163,7 @@ def _video_tags(media: MediaInfo, title: str) -> tuple[dict[str, str], str]:
     with av.open(str(media.path)) as container:
         stream = container.streams[media.video.index]
         kept = {k: v for k, v in stream.metadata.items() if not is_stale_video_tag(k)}
-        tags = {k: v for k, v in kept.items() if _tag_name(k) != "title"}
+        tags = {k: v for k, v in kept.items() if not is_title_tag(k)}
         if len(tags) < len(kept):
             tags["title"] = title
         flags = [name for name, flag in av.stream.Disposition.__members__.items() if stream.disposition & flag]

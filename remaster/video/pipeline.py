@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from remaster import __version__
 from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.errors import EXIT_INTERRUPTED, RemasterError, ResourceError, UsageError
 from remaster.limits import check_pixels
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
@@ -224,8 +224,15 @@ class Remasterer:
         try:
             counts = self.compute(job, job.todo)
             summary = self.finish(job, *counts)
-        except BaseException:
+        except BaseException as exc:
+            # Looked at before abandon(), which removes a folder that holds nothing finished.
+            deleted = isinstance(exc, Exception) and not isinstance(exc, Interrupted) and not job.work.root.is_dir()
             self.abandon(job)
+            if deleted:  # the error itself names no file (FFmpeg's) or only one inside the folder
+                raise ResourceError(
+                    f"{job.media.path}: the work folder {job.work.root} was deleted while remaster ran "
+                    "(its finished segments with it): run again to start over"
+                ) from exc
             raise
         return summary
 
@@ -409,6 +416,8 @@ class Remasterer:
             stop.set()
             for thread in threads:
                 thread.join()
+            if not done:  # nothing to resume, and abandon() removes the work folder it would name
+                raise Interrupted("interrupted; nothing was finished") from None
             raise Interrupted(
                 f"interrupted; {counted(len(done), 'segment')} finished and kept in {work.root}: "
                 "run the same command again to resume"
@@ -539,7 +548,8 @@ def _check_index(media: MediaInfo, allow_damaged: bool) -> list[str]:
     video = media.video
     problems = []
     if video.declared_frames and video.declared_frames > video.frame_count:
-        problems.append(f"its index lists {video.declared_frames} frames but only {video.frame_count} are present")
+        listed, present = counted(video.declared_frames, "frame"), counted(video.frame_count, "is", "are")
+        problems.append(f"its index lists {listed} but only {present} present")
     exact = media.format_name.startswith(EXACT_DURATION_FORMATS)
     slack = DURATION_TOLERANCE + float(1 / video.rate)
     if exact and video.declared_end is not None and video.declared_end > media.end_of_packets + slack:
@@ -563,7 +573,7 @@ def _retimed_note(media: MediaInfo) -> list[str]:
     if not moves:
         return []
     return [
-        f"{media.path.name}: {len(moves)} frames shared a timestamp or came out of order; kept, each moved "
+        f"{media.path.name}: {counted(len(moves), 'frame')} shared a timestamp or came out of order; kept, each moved "
         f"by up to {video.seconds(max(moves)) * 1000:.0f} ms onto one increasing timeline"
     ]
 
@@ -573,7 +583,8 @@ def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_dam
         at = media.video.seconds(seg.first_pts - media.video.pts[0])
         raise DamagedInput(
             f"{media.path}: damaged: the segment at {at:.3f} s decoded {stats.frames} of its "
-            f"{seg.frame_count} frames ({stats.errors} packet(s) rejected by the decoder; --allow-damaged to go on)"
+            f"{counted(seg.frame_count, 'frame')} ({counted(stats.errors, 'packet')} rejected by the decoder; "
+            "--allow-damaged to go on)"
         )
 
 
@@ -582,7 +593,7 @@ def _check_segment_file(path: Path, frames: int) -> None:
     with av.open(str(path)) as container:
         count = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
     if count != frames:
-        raise RemasterError(f"{path}: the encoder wrote {count} of {frames} frames")
+        raise RemasterError(f"{path}: the encoder wrote {count} of {counted(frames, 'frame')}")
 
 
 def _verify_output(path: Path, video_file: Path) -> list[str]:
@@ -591,7 +602,8 @@ def _verify_output(path: Path, video_file: Path) -> list[str]:
     result, video = probe(path), probe(video_file).video
     got = result.video
     if got.frame_count != video.frame_count:
-        raise RemasterError(f"{path}: the finished file has {got.frame_count} frames, expected {video.frame_count}")
+        has = counted(got.frame_count, "frame")
+        raise RemasterError(f"{path}: the finished file has {has}, expected {video.frame_count}")
     want = (video.seconds(video.pts[0]), video.seconds(video.pts[-1]))
     span = (got.seconds(got.pts[0]), got.seconds(got.pts[-1]))
     if max(abs(a - b) for a, b in zip(want, span, strict=True)) > 0.001:
