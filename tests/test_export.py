@@ -499,7 +499,7 @@ _FFMPEG_HELPERS = {
     "mux": "from remaster.video.mux import _run_ffmpeg\n"
     "from remaster.video.probe import probe\n"
     "_run_ffmpeg(ARGS, probe(Path(sys.argv[1])))\n",
-    "samples": "from remaster.samples import _ffmpeg_exe, _run_ffmpeg\n_run_ffmpeg([_ffmpeg_exe(), *ARGS])\n",
+    "samples": "from remaster.demo.samples import _ffmpeg_exe, _run_ffmpeg\n_run_ffmpeg([_ffmpeg_exe(), *ARGS])\n",
 }
 
 

@@ -9,7 +9,7 @@ import imageio_ffmpeg
 import pytest
 
 from remaster.cli import main
-from remaster.samples import find_font
+from remaster.demo.samples import find_font
 from remaster.video.damage import Hole
 from remaster.video.decode import DecodeStats
 from remaster.video.pipeline import DamagedInput, _check_decoded
