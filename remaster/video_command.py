@@ -163,7 +163,8 @@ def plan_video_outputs(
 def run_video_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from remaster.video.pipeline import Interrupted, Remasterer, check_output, clean_finished_work
+    from remaster.errors import Interrupted
+    from remaster.video.pipeline import Remasterer, check_output, clean_finished_work
     from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
 
     preset = get_preset(args.preset)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from remaster.errors import RemasterError, UsageError
+from remaster.errors import QueueDamaged, RemasterError, UsageError
 
 # Schema migrations, in order: `PRAGMA user_version` says how many have run. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -71,18 +70,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-class QueueDamaged(UsageError):
-    """A queue file that SQLite finds damaged: refused, with the way to save its jobs."""
-
-    def __init__(self, path: Path, problem: str):
-        q = shlex.quote(str(path))
-        super().__init__(
-            f"{path}: the queue file is damaged ({problem}); nothing was changed. Save the jobs that can still "
-            f"be read with `remaster queue export jobs.json --queue {q}`, move {q} away, then "
-            f"`remaster queue import jobs.json --queue {q}`"
-        )
 
 
 def database_error(path: Path, exc: sqlite3.Error) -> RemasterError:

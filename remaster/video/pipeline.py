@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from remaster import __version__
 from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.errors import DamagedInput, Interrupted, RemasterError, UsageError
 from remaster.limits import check_pixels
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
@@ -60,14 +60,6 @@ OUTPUT_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
 # AVCOL_* tag values (libavutil/pixfmt.h): BT.709 = 1; SMPTE 170M (NTSC) = 6; BT.470BG (PAL) = 5.
 BT709_TAGS = (1, 1, 1)
 QUEUE_FRAMES = 8  # frames waiting between stages; enough to keep each busy, small enough for 4K
-
-
-class DamagedInput(UsageError):
-    """The file decodes fewer frames than its packets (or its index) promise."""
-
-
-class Interrupted(RemasterError):
-    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
