@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import signal
 import sys
-import threading
 import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,6 +18,7 @@ from remaster.compare import add_compare_arguments, run_compare_command
 from remaster.errors import EXIT_INTERRUPTED, UsageError, batch_exit_code, describe_failure
 from remaster.export import add_export_arguments, run_export_command
 from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
+from remaster.process_settings import apply_process_settings
 from remaster.queue.command import add_queue_arguments, run_queue_command
 from remaster.video_command import add_video_options
 
@@ -214,10 +213,6 @@ COMMANDS = {
 }
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _implied_video(argv: list[str]) -> list[str]:
     """`remaster episode.mkv ...` is the video job: put the implied `video` before the first
     argument that is not --debug (a global flag, allowed before the command)."""
@@ -243,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"remaster: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    # A queue manager or `kill` stops a run with SIGTERM: treat it like Ctrl-C, which keeps
-    # every finished segment and removes the one in progress.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    apply_process_settings()  # malloc, SVT_LOG, SIGTERM as Ctrl-C: see process_settings.py
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import platform
-import sys
 
 import torch
 
@@ -92,22 +90,3 @@ def auto_tile(scale: int, height: int, width: int, batch: int, dtype: torch.dtyp
     if height * width * per_pixel <= budget:
         return 0
     return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
-
-
-def keep_freed_memory() -> None:
-    """Make glibc keep freed memory for reuse instead of giving it back to the kernel.
-
-    Every layer makes a fresh map of tens of MB. glibc serves allocations that large with a
-    new mmap, which the kernel must zero page by page on first touch, then munmaps on free:
-    on a 2-core machine that doubled the time of a CPU run (1.55 s vs 2.86 s a frame, 2x,
-    480x360, fp32). Serving them from the heap, and not trimming it, reuses the pages.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-    libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 1 << 30)

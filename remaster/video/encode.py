@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -209,9 +208,6 @@ class SegmentWriter:
     def __init__(self, path: Path, settings: EncoderSettings, video: VideoFormat, colour: OutputColour):
         settings = settings.resolved()
         self.spec = settings.spec
-        if self.spec.encoder == "libsvtav1":
-            # SVT-AV1 prints its whole configuration to stderr unless told to log errors only.
-            os.environ.setdefault("SVT_LOG", "1")
         self.pix_fmt = settings.pix_fmt
         self.time_base = video.time_base
         self.container = av.open(str(path), "w", format="matroska")
