@@ -15,6 +15,7 @@ from rich.table import Table
 
 from remaster import __version__
 from remaster.compare import add_compare_arguments, run_compare_command
+from remaster.engine.precision import Precision, parse_precision
 from remaster.errors import EXIT_INTERRUPTED, UsageError, batch_exit_code, describe_failure
 from remaster.export import add_export_arguments, run_export_command
 from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
@@ -36,7 +37,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="use this model instead of the preset's: a name, or a .pth/.param path")
     parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default=Precision.AUTO, type=parse_precision, help="auto, fp32, bf16 or fp16")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from remaster.engine.precision import Precision, parse_precision
 from remaster.errors import RemasterError, UsageError
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
 from remaster.presets import get_preset
@@ -288,7 +289,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         "--crop-at", type=_pair(",", "X,Y"), metavar="X,Y", help="crop's top-left corner (default: the most detail)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default=Precision.AUTO, type=parse_precision, help="auto, fp32, bf16 or fp16")
     parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
     parser.add_argument("--overwrite", action="store_true", help="replace an output that exists")
 

@@ -7,9 +7,10 @@ import platform
 
 import torch
 
+from remaster.engine.precision import Precision
 from remaster.errors import UsageError
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 # Values per input pixel alive at once in the untiled body, batch 1: the peak resident memory
 # of a whole-frame CPU run less the process's own, per pixel per value (640x360 and 1920x1080,
 # benchmarks/memory.py: 2x 1130, 3x 2560, 4x 1430), plus 25%. 3x is the largest because its
@@ -38,7 +39,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def precision_name(dtype: torch.dtype) -> str:
+def precision_name(dtype: torch.dtype) -> Precision:
     """torch.bfloat16 -> "bf16": the name `--precision` takes."""
     return next(name for name, known in DTYPES.items() if known == dtype)
 
@@ -62,13 +63,13 @@ def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = Fal
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
     model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model.
     """
-    if name == "auto":
+    if name == Precision.AUTO:
         if device.type == "cuda":
             return torch.float16
         return torch.bfloat16 if auto_cpu_bf16 and cpu_has_bf16() else torch.float32
     if name not in DTYPES:
         raise UsageError(f"unknown precision {name!r}; use auto, {', '.join(DTYPES)}")
-    if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+    if name == Precision.BF16 and device.type == "cpu" and not cpu_has_bf16():
         raise UsageError("precision bf16: this CPU has neither AVX-512 BF16 nor AMX")
     return DTYPES[name]
 

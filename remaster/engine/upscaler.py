@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision
+from remaster.engine.precision import Precision
 from remaster.engine.tiling import plan_tiles, run_body_tiled
 from remaster.errors import UsageError
 from remaster.models.descriptor import TILE_MULTIPLE
@@ -33,7 +34,7 @@ def parse_tile(value: str | int) -> int | None:
 @dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"
-    precision: str = "auto"
+    precision: Precision = Precision.AUTO
     tile: str | int = "auto"
     compile: bool = False
 

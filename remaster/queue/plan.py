@@ -38,6 +38,8 @@ def check_options(options: Sequence[str], preset: str) -> argparse.Namespace:
         lines = errors.getvalue().strip().splitlines()
         problem = lines[-1].split(": error: ", 1)[-1] if lines else "not options for a queued job"
         raise UsageError(f"{shown}: {problem}") from None
+    except UsageError as exc:  # a mode's own parser (remaster/modes.py) says which values it takes
+        raise UsageError(f"{shown}: {exc}") from None
     if args.output != probe_output or args.preset != preset:
         raise UsageError(f"{shown}: -o and --preset go before --: the queue sets them")
     if args.quiet:

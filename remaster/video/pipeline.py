@@ -48,11 +48,19 @@ from remaster.video.encode import (
     check_output_size,
     pix_fmt_layout,
 )
-from remaster.video.fields import CYCLE, FieldPlan, detect_fields, filtered_segment, plan_fields, snap_to_cycles
+from remaster.video.fields import (
+    CYCLE,
+    FieldMode,
+    FieldPlan,
+    detect_fields,
+    filtered_segment,
+    plan_fields,
+    snap_to_cycles,
+)
 from remaster.video.mux import mux
 from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, probe
 from remaster.video.progress import QuietProgress, Summary
-from remaster.video.reuse import same_drawing
+from remaster.video.reuse import ReuseMode, same_drawing
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 from remaster.wording import counted
 
@@ -76,8 +84,8 @@ class VideoSettings:
     start: float | None = None
     end: float | None = None
     allow_damaged: bool = False
-    reuse: str = "auto"  # held frames: auto, exact or off (video/reuse.py)
-    fields: str = "auto"  # auto, progressive, deinterlace or ivtc (video/fields.py)
+    reuse: ReuseMode = ReuseMode.AUTO  # held frames (video/reuse.py)
+    fields: FieldMode = FieldMode.AUTO  # video/fields.py
     field_rate: bool = False  # deinterlace to one frame per field
     square_pixels: bool = False  # resample anamorphic video to square pixels
     max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (limits.py)
