@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from remaster import __version__
 from remaster.commands import bench, compare, demo, export, image, presets, queue, testcard, video
 from remaster.commands.options import DEBUG_HELP
 from remaster.errors import EXIT_INTERRUPTED, UsageError, describe_failure
+from remaster.process_settings import apply_process_settings
 
 # In the order `remaster --help` lists them.
 COMMANDS = {
@@ -34,10 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     # --debug is global, before or after the command (each command's parser takes it too).
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _implied_video(argv: list[str]) -> list[str]:
@@ -65,10 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"remaster: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    # A queue manager or `kill` stops a run with SIGTERM: treat it like Ctrl-C, which keeps
-    # every finished segment and removes the one in progress.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    apply_process_settings()  # malloc, SVT_LOG, SIGTERM as Ctrl-C: see process_settings.py
     try:
         return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ import torch
 from remaster.engine.device import precision_name, resolve_precision
 from remaster.errors import UsageError
 from remaster.models.fidelity import auto_bf16
+from remaster.process_settings import apply_process_settings
 from remaster.video.pipeline import Remasterer, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
 
@@ -43,6 +44,7 @@ class SegmentResult:
 
 def compute_segment(source: str, output: str, settings: VideoSettings, index: int, shared: str | None) -> SegmentResult:
     """Compute one segment of an episode into a private work folder, and hand the file back."""
+    apply_process_settings(signals=False)  # a Ray worker never ran cli.main; Ray owns its signals
     with tempfile.TemporaryDirectory(prefix="remaster-segment-") as tmp:
         local = replace(settings, workdir=Path(tmp) / "work", keep_workdir=True, overwrite=True)
         remasterer = Remasterer(local, QuietProgress())

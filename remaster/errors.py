@@ -1,9 +1,28 @@
-"""Errors a user sees as one line, and the exit codes that go with them."""
+"""Errors a user sees as one line, and the exit codes that go with them.
+
+Every exception remaster raises for a user to read is defined here:
+
+    exception        exit  when
+    ---------------  ----  ------------------------------------------------------------------
+    UsageError          2  bad input or options, found before work where it can be: an unknown
+                           preset or mode, an unreadable input, an output that would overwrite,
+                           an encoder setting the encoder refuses
+    DamagedInput        2  an input that decodes fewer frames than it promises (--allow-damaged)
+    WeightsError        2  model weights that are missing, damaged or not a Real-CUGAN model
+    QueueDamaged        2  a queue file SQLite finds damaged, with the way to save its jobs
+    RemasterError       1  a failure while working: an encoder that fails mid-run, a check of
+                           the finished file, an unexpected library error
+    ResourceError       1  the machine stopped the work: disk full, read-only folder, out of memory
+    Interrupted       130  Ctrl-C or SIGTERM; finished segments are kept for a rerun
+
+A batch exits with 2 only when every failure was the input's fault (batch_exit_code).
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import shlex
 from pathlib import Path
 
 # Exit codes: 2 for anything wrong with what the user gave us (argparse uses 2 as well),
@@ -36,6 +55,28 @@ class ResourceError(RemasterError):
     a file size limit, out of memory. Finished segments are kept, so a rerun resumes."""
 
     exit_code = EXIT_FAILURE
+
+
+class DamagedInput(UsageError):
+    """The file decodes fewer frames than its packets (or its index) promise."""
+
+
+class Interrupted(RemasterError):
+    """Ctrl-C or SIGTERM stopped the work; what was finished is kept."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class QueueDamaged(UsageError):
+    """A queue file that SQLite finds damaged: refused, with the way to save its jobs."""
+
+    def __init__(self, path: Path, problem: str):
+        q = shlex.quote(str(path))
+        super().__init__(
+            f"{path}: the queue file is damaged ({problem}); nothing was changed. Save the jobs that can still "
+            f"be read with `remaster queue export jobs.json --queue {q}`, move {q} away, then "
+            f"`remaster queue import jobs.json --queue {q}`"
+        )
 
 
 # errno -> (what happened, what to do about it). The causes a user can act on get advice; an

@@ -66,7 +66,8 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     """Remaster every input of the batch; returns the exit code for the whole batch."""
     from rich.console import Console
 
-    from remaster.video.pipeline import Interrupted, Remasterer, check_output, clean_finished_work
+    from remaster.errors import Interrupted
+    from remaster.video.pipeline import Remasterer, check_output, clean_finished_work
     from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
 
     if batch.json_progress:

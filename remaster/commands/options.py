@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from remaster.engine.precision import Precision, parse_precision
 from remaster.errors import UsageError
 
 if TYPE_CHECKING:  # the engine pulls in torch: import it only when a command runs, not for `--help`
     from remaster.engine.upscaler import EngineSettings
 
 DEFAULT_PRESET = "2x-conservative"
-PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 DEBUG_HELP = "on an error, print the traceback too"
 
 _CLOCK = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)")
@@ -83,7 +83,8 @@ def add_engine_options(
     parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     if precision:
-        parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+        precision_help = "auto, fp32, bf16 or fp16"
+        parser.add_argument("--precision", default=Precision.AUTO, type=parse_precision, help=precision_help)
     if compile:
         parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
 

@@ -20,6 +20,8 @@ from remaster.commands.options import (
 from remaster.errors import UsageError
 from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
 from remaster.presets import Preset, get_preset
+from remaster.video.fields import FieldMode, parse_fields
+from remaster.video.reuse import ReuseMode, parse_reuse
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
     from remaster.video.pipeline import VideoSettings
@@ -67,10 +69,16 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-damaged", action="store_true", help="go on when frames are missing or corrupt")
     parser.add_argument("--max-pixels", type=parse_max_pixels, help=MAX_PIXELS_HELP.replace("pictures", "videos"))
     parser.add_argument(
-        "--reuse", default="auto", help="held drawings reuse the last result: auto (default), exact or off"
+        "--reuse",
+        default=ReuseMode.AUTO,
+        type=parse_reuse,
+        help="held drawings reuse the last result: auto (default), exact or off",
     )
     parser.add_argument(
-        "--fields", default="auto", help="auto (detect with idet), progressive, deinterlace or ivtc (inverse telecine)"
+        "--fields",
+        default=FieldMode.AUTO,
+        type=parse_fields,
+        help="auto (detect with idet), progressive, deinterlace or ivtc (inverse telecine)",
     )
     parser.add_argument(
         "--field-rate", action="store_true", help="deinterlace to one frame per field (29.97i -> 59.94p, 25i -> 50p)"
@@ -104,9 +112,7 @@ def parse_video_options(argv: Sequence[str]) -> argparse.Namespace:
 
 def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
     from remaster.video.encode import EncoderSettings
-    from remaster.video.fields import check_field_mode
     from remaster.video.pipeline import VideoSettings
-    from remaster.video.reuse import check_reuse_mode
 
     defaults = preset.encoder
     encoder = EncoderSettings(
@@ -130,9 +136,9 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
         start=args.start,
         end=args.end,
         allow_damaged=args.allow_damaged,
-        reuse=check_reuse_mode(args.reuse),
+        reuse=args.reuse,
         square_pixels=args.square_pixels,
-        fields=check_field_mode(args.fields),
+        fields=args.fields,
         field_rate=args.field_rate,
         max_pixels=args.max_pixels,
     )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import platform
-import sys
 
 import torch
 
+from remaster.engine.precision import Precision
 from remaster.errors import UsageError
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 # Values per input pixel alive at once in the untiled body, batch 1: the peak resident memory
 # of a whole-frame CPU run less the process's own, per pixel per value (640x360 and 1920x1080,
 # benchmarks/memory.py: 2x 1130, 3x 2560, 4x 1430), plus 25%. 3x is the largest because its
@@ -40,7 +39,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def precision_name(dtype: torch.dtype) -> str:
+def precision_name(dtype: torch.dtype) -> Precision:
     """torch.bfloat16 -> "bf16": the name `--precision` takes."""
     return next(name for name, known in DTYPES.items() if known == dtype)
 
@@ -64,13 +63,13 @@ def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = Fal
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
     model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model.
     """
-    if name == "auto":
+    if name == Precision.AUTO:
         if device.type == "cuda":
             return torch.float16
         return torch.bfloat16 if auto_cpu_bf16 and cpu_has_bf16() else torch.float32
     if name not in DTYPES:
         raise UsageError(f"unknown precision {name!r}; use auto, {', '.join(DTYPES)}")
-    if name == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+    if name == Precision.BF16 and device.type == "cpu" and not cpu_has_bf16():
         raise UsageError("precision bf16: this CPU has neither AVX-512 BF16 nor AMX")
     return DTYPES[name]
 
@@ -92,22 +91,3 @@ def auto_tile(scale: int, height: int, width: int, batch: int, dtype: torch.dtyp
     if height * width * per_pixel <= budget:
         return 0
     return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
-
-
-def keep_freed_memory() -> None:
-    """Make glibc keep freed memory for reuse instead of giving it back to the kernel.
-
-    Every layer makes a fresh map of tens of MB. glibc serves allocations that large with a
-    new mmap, which the kernel must zero page by page on first touch, then munmaps on free:
-    on a 2-core machine that doubled the time of a CPU run (1.55 s vs 2.86 s a frame, 2x,
-    480x360, fp32). Serving them from the heap, and not trimming it, reuses the pages.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-    libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 1 << 30)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from remaster.engine.device import auto_tile, keep_freed_memory, precision_name, resolve_device, resolve_precision
+from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision
+from remaster.engine.precision import Precision
 from remaster.engine.tiling import plan_tiles, run_body_tiled
 from remaster.errors import UsageError
 from remaster.models.descriptor import TILE_MULTIPLE
@@ -33,7 +34,7 @@ def parse_tile(value: str | int) -> int | None:
 @dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"
-    precision: str = "auto"
+    precision: Precision = Precision.AUTO
     tile: str | int = "auto"
     compile: bool = False
 
@@ -46,8 +47,6 @@ class Upscaler:
         self.device = resolve_device(settings.device)
         self.dtype = resolve_precision(settings.precision, self.device, self.descriptor.auto_cpu_bf16)
         self.tile = parse_tile(settings.tile)
-        if self.device.type == "cpu":
-            keep_freed_memory()
         self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
         stages = self.model.stages
         if settings.compile:

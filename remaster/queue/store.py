@@ -13,15 +13,26 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 
-from remaster.errors import RemasterError, UsageError
+from remaster.errors import QueueDamaged, RemasterError, UsageError
+
+
+class JobState(StrEnum):
+    """A job's state; the schema's CHECK lists the same values."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    PAUSED = "paused"
+
 
 # Schema migrations, in order: `PRAGMA user_version` says how many have run. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -73,18 +84,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-class QueueDamaged(UsageError):
-    """A queue file that SQLite finds damaged: refused, with the way to save its jobs."""
-
-    def __init__(self, path: Path, problem: str):
-        q = shlex.quote(str(path))
-        super().__init__(
-            f"{path}: the queue file is damaged ({problem}); nothing was changed. Save the jobs that can still "
-            f"be read with `remaster queue export jobs.json --queue {q}`, move {q} away, then "
-            f"`remaster queue import jobs.json --queue {q}`"
-        )
-
-
 def database_error(path: Path, exc: sqlite3.Error) -> RemasterError:
     """A one-line error for an SQLite error met while working: damage (a malformed page, a broken
     index that makes a constraint fail) with the way to recover, anything else (locked, disk
@@ -130,7 +129,7 @@ class Job:
     options: tuple[str, ...]
     cwd: str
     priority: int
-    state: str
+    state: JobState
     attempts: int
     failures: int
     error: str | None
@@ -149,12 +148,13 @@ class Job:
     def from_row(cls, row: sqlite3.Row) -> Job:
         values = dict(row)
         values["options"] = tuple(json.loads(values["options"]))
+        values["state"] = JobState(values["state"])
         return cls(**values)
 
     @property
     def progress(self) -> float | None:
         """Fraction of the frames done, 0..1; None before the child has counted them."""
-        if self.state == "done":
+        if self.state == JobState.DONE:
             return 1.0
         if not self.frames_total or self.frames_done is None:
             return None
@@ -210,7 +210,7 @@ class Ending:
     """How a run ended, as the worker decided: `state` None leaves the job alone (it is not ours)."""
 
     outcome: str
-    state: str | None
+    state: JobState | None
     failure: bool = False
     exit_code: int | None = None
     error: str | None = None
@@ -511,7 +511,7 @@ class QueueStore:
 
 # -- export and import: the jobs as JSON, to get them out of a damaged file into a fresh one ----------
 
-_STATES = ("queued", "running", "done", "failed", "paused")
+_STATES = tuple(JobState)
 _TEXT, _INTEGER, _NUMBER = (str,), (int,), (int, float)
 # What each column of an imported job may hold, and whether it may be missing or null.
 _COLUMN_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {

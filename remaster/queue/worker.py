@@ -23,7 +23,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from remaster.queue.child import Outcome, run_job
-from remaster.queue.store import Claim, Ending, Job, Progress, QueueStore
+from remaster.queue.store import Claim, Ending, Job, JobState, Progress, QueueStore
 
 PROGRESS_SECONDS = 1.0  # at most one progress write a second per job: status is for people
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -56,14 +56,14 @@ def decide(outcome: Outcome, job: Job, ours: bool, retries: int) -> Ending:
     """What a run's end means for its job (`job` as claimed; `ours`: the lease was never lost)."""
     common = {"exit_code": outcome.returncode, "error": outcome.error, "log": outcome.log, "progress": outcome.progress}
     if outcome.returncode == 0:  # the output is whole: done, unless another worker has the job now
-        return Ending("done", "done", **common)
+        return Ending("done", JobState.DONE, **common)
     if not ours:  # paused, removed or taken over meanwhile: whoever has it now decides
         return Ending("stopped", None, **common)
     if outcome.stopped:
-        return Ending("interrupted", "queued", **common)
+        return Ending("interrupted", JobState.QUEUED, **common)
     if job.failures + 1 <= retries:
-        return Ending("retry", "queued", failure=True, **common)
-    return Ending("failed", "failed", failure=True, **common)
+        return Ending("retry", JobState.QUEUED, failure=True, **common)
+    return Ending("failed", JobState.FAILED, failure=True, **common)
 
 
 class _Lease:
@@ -157,7 +157,7 @@ class Worker:
             return None
         if written < job.added_at:
             return None
-        return Ending("done", "done", exit_code=0, log="output already written by an earlier run: not run again")
+        return Ending("done", JobState.DONE, exit_code=0, log="output already written by an earlier run: not run again")
 
 
 def _describe(ending: Ending, seconds: float, job: Job, retries: int) -> str:

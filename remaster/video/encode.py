@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -11,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from remaster.errors import UsageError
+from remaster.errors import RemasterError, UsageError
 from remaster.video.frames import plane_view
 
 
@@ -55,6 +54,12 @@ class EncoderSettings:
         spec = self.spec
         return EncoderSettings(self.codec, self.crf, self.speed or spec.speed_default, self.pix_fmt or spec.pix_fmt)
 
+    def options(self) -> dict[str, str]:
+        """The encoder's own options for these (resolved) settings."""
+        options = {self.spec.quality_option: f"{self.crf:g}", "preset": self.speed}
+        options.update(self.spec.fixed_options)
+        return options
+
 
 def pix_fmt_layout(pix_fmt: str) -> tuple[tuple[int, int], int]:
     """Chroma subsampling (log2 x, y) and bits of a pixel format the writer can fill."""
@@ -76,18 +81,25 @@ def check_encoder(settings: EncoderSettings) -> None:
     pix_fmt_layout(pix_fmt)
     if pix_fmt not in formats:
         raise UsageError(f"--pix-fmt {pix_fmt}: {spec.encoder} takes {', '.join(sorted(formats))}")
-    if spec.encoder.endswith("_nvenc"):
-        # Built into every PyAV wheel, but it opens only with an NVIDIA GPU and driver: find out now,
-        # not after the first segment has gone through the model.
-        try:
-            _open_encoder(spec.encoder, pix_fmt, 256, 256)
-        except av.FFmpegError as exc:
+    # Open it once with the chosen quality and speed, so that a value the encoder refuses (x265 takes
+    # --crf 0-51, x264 only its own --speed names) is bad input now, not a failure after the first
+    # segment has gone through the model. NVENC is built into every PyAV wheel but opens only with an
+    # NVIDIA GPU and driver: this finds that out too.
+    resolved = settings.resolved()
+    try:
+        _open_encoder(spec.encoder, pix_fmt, 256, 256, resolved.options())
+    except av.FFmpegError as exc:
+        if spec.encoder.endswith("_nvenc"):
             raise UsageError(f"--codec {settings.codec}: {spec.encoder} does not open here ({exc})") from None
+        # The encoder logs which value it refuses just above this line.
+        settings_text = f"--codec {settings.codec} --crf {resolved.crf:g} --speed {resolved.speed}"
+        raise UsageError(f"{settings_text}: {spec.encoder} refuses them ({exc.strerror or exc})") from None
 
 
-def _open_encoder(encoder: str, pix_fmt: str, width: int, height: int) -> None:
+def _open_encoder(encoder: str, pix_fmt: str, width: int, height: int, options: dict[str, str] | None = None) -> None:
     ctx = av.CodecContext.create(encoder, "w")
     ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, pix_fmt, Fraction(1, 25)
+    ctx.options = options or {}
     ctx.open()
 
 
@@ -196,9 +208,6 @@ class SegmentWriter:
     def __init__(self, path: Path, settings: EncoderSettings, video: VideoFormat, colour: OutputColour):
         settings = settings.resolved()
         self.spec = settings.spec
-        if self.spec.encoder == "libsvtav1":
-            # SVT-AV1 prints its whole configuration to stderr unless told to log errors only.
-            os.environ.setdefault("SVT_LOG", "1")
         self.pix_fmt = settings.pix_fmt
         self.time_base = video.time_base
         self.container = av.open(str(path), "w", format="matroska")
@@ -214,14 +223,14 @@ class SegmentWriter:
             ctx.color_trc, ctx.color_range = colour.color_trc, colour.color_range
             # x264 tags its streams progressive by itself; x265 and SVT-AV1 leave it unknown.
             ctx.field_order = AV_FIELD_PROGRESSIVE
-            options = {self.spec.quality_option: f"{settings.crf:g}", "preset": settings.speed}
-            options.update(self.spec.fixed_options)
-            stream.options = options
+            stream.options = settings.options()
             stream.thread_type = "AUTO"
             stream.codec_context.open()
         except av.FFmpegError as exc:
             self.container.close()
-            raise UsageError(f"cannot open the {self.spec.encoder} encoder: {exc}") from None
+            # check_encoder has opened it with these settings before work: this is a failure while
+            # working (memory, an NVENC session limit), not bad input.
+            raise RemasterError(f"cannot open the {self.spec.encoder} encoder: {exc.strerror or exc}") from None
         self.stream = stream
         self.width, self.height = video.width, video.height
         self._last_dts = _NO_DTS

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from remaster.errors import UsageError
+from remaster.modes import parse_mode
 from remaster.video.decode import DecodeStats, Planes, decoded_frames, frame_to_planes
 from remaster.video.frames import plane_view
 from remaster.video.probe import VideoInfo
 from remaster.video.segments import Segment
 
-FIELD_MODES = ("auto", "progressive", "deinterlace", "ivtc")
 CYCLE = 5  # 3:2 pulldown: 4 film frames become 5 video frames (10 fields)
 FILM_RATE = Fraction(24000, 1001)
 # How much of the file idet looks at: enough frames for its statistics, from the middle
@@ -42,6 +42,16 @@ MIN_INTERLACED_SHARE = 0.2
 # telecine repeats one field in 2 of every 5 frames (40%); true interlace never does. A still
 # scene repeats nothing either way, so the bar is well below 40%.
 MIN_REPEATED_SHARE = 0.12
+
+
+class FieldMode(StrEnum):
+    AUTO = "auto"  # detect with idet, then one of the others
+    PROGRESSIVE = "progressive"  # the frames as they are
+    DEINTERLACE = "deinterlace"  # bwdif, at the frame or (--field-rate) the field rate
+    IVTC = "ivtc"  # inverse telecine: fieldmatch and decimate back to 24000/1001
+
+
+parse_fields = parse_mode(FieldMode, "--fields")
 
 
 @dataclass(frozen=True)
@@ -62,16 +72,16 @@ class FieldReport:
 class FieldPlan:
     """What happens to the fields, and the timeline of the frames that come out."""
 
-    mode: str  # progressive, deinterlace or ivtc
+    mode: FieldMode  # progressive, deinterlace or ivtc
     field_rate: bool  # deinterlace: a frame per field (59.94p from 29.97i)
     time_base: Fraction
     rate: Fraction
 
     @property
     def filters(self) -> list[tuple[str, str]]:
-        if self.mode == "deinterlace":
+        if self.mode == FieldMode.DEINTERLACE:
             return [("bwdif", f"mode={'send_field' if self.field_rate else 'send_frame'}:parity=auto:deint=all")]
-        if self.mode == "ivtc":
+        if self.mode == FieldMode.IVTC:
             # fieldmatch pairs the fields of each film frame again; bwdif mends the few frames
             # it cannot match (edits that break the cadence); decimate drops the duplicate.
             return [
@@ -86,23 +96,17 @@ class FieldPlan:
         return []
 
     def describe(self) -> str:
-        if self.mode == "ivtc":
+        if self.mode == FieldMode.IVTC:
             return f"inverse telecine (fieldmatch, decimate) to {self.rate} fps"
-        if self.mode == "deinterlace":
+        if self.mode == FieldMode.DEINTERLACE:
             return f"deinterlace (bwdif) at the {'field' if self.field_rate else 'frame'} rate, {self.rate} fps"
         return "progressive: no field processing"
 
     def output_count(self, source_frames: int) -> int:
         """Frames that come out of `source_frames` frames (for progress; the last cycle may differ)."""
-        if self.mode == "ivtc":
+        if self.mode == FieldMode.IVTC:
             return source_frames * (CYCLE - 1) // CYCLE
-        return source_frames * (2 if self.mode == "deinterlace" and self.field_rate else 1)
-
-
-def check_field_mode(mode: str) -> str:
-    if mode not in FIELD_MODES:
-        raise UsageError(f"--fields {mode!r}: want one of {', '.join(FIELD_MODES)}")
-    return mode
+        return source_frames * (2 if self.mode == FieldMode.DEINTERLACE and self.field_rate else 1)
 
 
 class FilterChain:
@@ -168,16 +172,17 @@ def detect_fields(path: Path, video: VideoInfo) -> FieldReport:
     return FieldReport(kind, interlaced_share, repeated_share, seen)
 
 
-def plan_fields(mode: str, report: FieldReport | None, video: VideoInfo, field_rate: bool) -> FieldPlan:
+def plan_fields(mode: FieldMode, report: FieldReport | None, video: VideoInfo, field_rate: bool) -> FieldPlan:
     """--fields auto follows the detection; an explicit mode wins."""
-    if mode == "auto":
-        mode = {"progressive": "progressive", "interlaced": "deinterlace", "telecined": "ivtc"}[report.kind]
-    if mode == "ivtc":
-        return FieldPlan("ivtc", False, 1 / FILM_RATE, FILM_RATE)
-    if mode == "deinterlace":
+    if mode == FieldMode.AUTO:
+        kinds = {"progressive": FieldMode.PROGRESSIVE, "interlaced": FieldMode.DEINTERLACE, "telecined": FieldMode.IVTC}
+        mode = kinds[report.kind]
+    if mode == FieldMode.IVTC:
+        return FieldPlan(FieldMode.IVTC, False, 1 / FILM_RATE, FILM_RATE)
+    if mode == FieldMode.DEINTERLACE:
         # bwdif counts in half the input's time base, at both rates.
-        return FieldPlan("deinterlace", field_rate, video.time_base / 2, video.rate * (2 if field_rate else 1))
-    return FieldPlan("progressive", False, video.time_base, video.rate)
+        return FieldPlan(FieldMode.DEINTERLACE, field_rate, video.time_base / 2, video.rate * (2 if field_rate else 1))
+    return FieldPlan(FieldMode.PROGRESSIVE, False, video.time_base, video.rate)
 
 
 def snap_to_cycles(frames: tuple[int, ...], video: VideoInfo) -> int:
@@ -208,7 +213,7 @@ def filtered_segment(
     """The segment's frames through the plan's filters, each with its pts in plan.time_base."""
     index_of = {pts: i for i, pts in enumerate(video.pts)}
     first, last = index_of[segment.first_pts], index_of[segment.last_pts]
-    if plan.mode == "ivtc":
+    if plan.mode == FieldMode.IVTC:
         # Start one whole cycle early, on a cycle boundary of the file, so that decimate drops
         # the same frame of every cycle as a run over the whole file would. Before the file's
         # first frame, that cycle is black: decimate compares each frame with the one before,
@@ -229,7 +234,7 @@ def filtered_segment(
             source = feed_from + (k // per_output) * per_input  # the first input it came from
             if not first <= source <= last:
                 continue
-            if plan.mode == "ivtc":  # the film frame's number on a clean 24000/1001 clock
+            if plan.mode == FieldMode.IVTC:  # the film frame's number on a clean 24000/1001 clock
                 out.pts = film_base + (feed_from // CYCLE) * per_output + k
             yield frame_to_planes(out, video.full_range)
 

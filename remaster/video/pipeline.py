@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from remaster import __version__
 from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import EXIT_INTERRUPTED, RemasterError, ResourceError, UsageError
+from remaster.errors import DamagedInput, Interrupted, RemasterError, ResourceError, UsageError
 from remaster.limits import check_pixels
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
@@ -48,11 +48,19 @@ from remaster.video.encode import (
     check_output_size,
     pix_fmt_layout,
 )
-from remaster.video.fields import CYCLE, FieldPlan, detect_fields, filtered_segment, plan_fields, snap_to_cycles
+from remaster.video.fields import (
+    CYCLE,
+    FieldMode,
+    FieldPlan,
+    detect_fields,
+    filtered_segment,
+    plan_fields,
+    snap_to_cycles,
+)
 from remaster.video.mux import mux
 from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, probe
 from remaster.video.progress import QuietProgress, Summary
-from remaster.video.reuse import same_drawing
+from remaster.video.reuse import ReuseMode, same_drawing
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 from remaster.wording import counted
 
@@ -60,14 +68,6 @@ OUTPUT_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
 # AVCOL_* tag values (libavutil/pixfmt.h): BT.709 = 1; SMPTE 170M (NTSC) = 6; BT.470BG (PAL) = 5.
 BT709_TAGS = (1, 1, 1)
 QUEUE_FRAMES = 8  # frames waiting between stages; enough to keep each busy, small enough for 4K
-
-
-class DamagedInput(UsageError):
-    """The file decodes fewer frames than its packets (or its index) promise."""
-
-
-class Interrupted(RemasterError):
-    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ class VideoSettings:
     start: float | None = None
     end: float | None = None
     allow_damaged: bool = False
-    reuse: str = "auto"  # held frames: auto, exact or off (video/reuse.py)
-    fields: str = "auto"  # auto, progressive, deinterlace or ivtc (video/fields.py)
+    reuse: ReuseMode = ReuseMode.AUTO  # held frames (video/reuse.py)
+    fields: FieldMode = FieldMode.AUTO  # video/fields.py
     field_rate: bool = False  # deinterlace to one frame per field
     square_pixels: bool = False  # resample anamorphic video to square pixels
     max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (limits.py)

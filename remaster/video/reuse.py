@@ -9,12 +9,13 @@ docs/video.md ("Held frames").
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 
-from remaster.errors import UsageError
+from remaster.modes import parse_mode
 from remaster.video.decode import Planes
 
-REUSE_MODES = ("auto", "exact", "off")
 # auto: 8x8 blocks, differences in 8-bit levels (10-bit and deeper sources are scaled down).
 BLOCK = 8
 # Measured on an anime card animated on twos and threes, encoded with x264 at CRF 18/23/28:
@@ -32,10 +33,13 @@ MAX_BLOCK_DIFFERENCE = 8.0
 MAX_SQUARED_DIFFERENCE = 1.0
 
 
-def check_reuse_mode(mode: str) -> str:
-    if mode not in REUSE_MODES:
-        raise UsageError(f"--reuse {mode!r}: want one of {', '.join(REUSE_MODES)}")
-    return mode
+class ReuseMode(StrEnum):
+    AUTO = "auto"  # the same drawing within the noise bound above
+    EXACT = "exact"  # identical decoded planes only
+    OFF = "off"  # the model runs on every frame
+
+
+parse_reuse = parse_mode(ReuseMode, "--reuse")
 
 
 def _planes_differ(a: np.ndarray, b: np.ndarray, scale: float) -> bool:
@@ -54,12 +58,12 @@ def _planes_differ(a: np.ndarray, b: np.ndarray, scale: float) -> bool:
     return float((sums / sizes).max()) > MAX_BLOCK_DIFFERENCE
 
 
-def same_drawing(a: Planes, b: Planes, mode: str) -> bool:
+def same_drawing(a: Planes, b: Planes, mode: ReuseMode) -> bool:
     """Whether frame `b` may reuse the upscaled result of frame `a`."""
-    if mode == "off" or a.y.shape != b.y.shape or a.bits != b.bits:
+    if mode == ReuseMode.OFF or a.y.shape != b.y.shape or a.bits != b.bits:
         return False
     planes = ((a.y, b.y), (a.u, b.u), (a.v, b.v))
-    if mode == "exact":
+    if mode == ReuseMode.EXACT:
         return all(np.array_equal(p, q) for p, q in planes)
     scale = 1.0 / (1 << (a.bits - 8))
     return not any(_planes_differ(p, q, scale) for p, q in planes)
