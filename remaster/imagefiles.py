@@ -20,9 +20,6 @@ from remaster.outputs import apply_umask_mode
 
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
-# remaster's own limit (remaster.limits), checked on every picture before decoding, replaces
-# Pillow's: Pillow's stops at 179 MP with a DecompressionBombError even when the user has raised ours.
-Image.MAX_IMAGE_PIXELS = None
 _PNG_16BIT = {"rgb48be": "rgb48le", "rgba64be": "rgba64le", "gray16be": "rgb48le", "ya16be": "rgba64le"}
 
 
@@ -54,7 +51,14 @@ def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a folder") from None
-    except (UnidentifiedImageError, OSError, av.FFmpegError, StopIteration, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        av.FFmpegError,
+        StopIteration,
+        ValueError,
+    ) as exc:
         reason = "not a picture Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise UsageError(f"{path}: cannot read picture ({reason})") from None
 

@@ -13,6 +13,10 @@ a process that has its own allocator, environment and signal handlers.
 - environment: SVT-AV1 prints its whole configuration to stderr unless SVT_LOG asks for errors
   only. It reads the variable when an encoder opens, in this process (segments) and in export's
   ffmpeg (which inherits it), so it is set before the first one.
+- pictures: remaster's own size limit (remaster.limits, checked from every picture's header) replaces
+  Pillow's, which stops at 179 MP with a DecompressionBombError even where the user raised ours.
+  Without these settings (the library used on its own) Pillow's limit stays, and a picture over it
+  is refused by `imagefiles.read_image` in one line all the same.
 - signals: a queue manager or `kill` stops a run with SIGTERM; it is treated like Ctrl-C, which
   keeps every finished segment and removes the one in progress.
 """
@@ -25,7 +29,9 @@ import signal
 import sys
 import threading
 
-# What this process has applied: "malloc", "environment", "signals". Each is applied once.
+from PIL import Image
+
+# What this process has applied: "malloc", "environment", "pictures", "signals". Each is applied once.
 APPLIED: set[str] = set()
 
 # mallopt parameters, from <malloc.h>.
@@ -44,6 +50,9 @@ def apply_process_settings(*, signals: bool = True) -> None:
     if "environment" not in APPLIED:
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only; a value the user set wins
         APPLIED.add("environment")
+    if "pictures" not in APPLIED:
+        Image.MAX_IMAGE_PIXELS = None
+        APPLIED.add("pictures")
     # Python only lets the main thread set a handler (in-process callers of cli.main may be threads).
     if signals and "signals" not in APPLIED and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -80,8 +80,8 @@ def test_constructors_leave_the_process_alone_and_cli_main_applies_the_settings(
     assert constructed["environ"] == before["environ"]
     assert constructed["mmapped"], "constructing an Upscaler or a SegmentWriter changed glibc's malloc"
     assert constructed["sigterm_default"] and constructed["applied"] == []
-    # cli.main applies all three, once.
-    assert after["applied"] == ["environment", "malloc", "signals"]
+    # cli.main applies them all, once.
+    assert after["applied"] == ["environment", "malloc", "pictures", "signals"]
     assert not after["mmapped"]
     assert after["environ"] == {**before["environ"], "SVT_LOG": "1"}
     assert not after["sigterm_default"]
