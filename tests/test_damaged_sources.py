@@ -192,7 +192,8 @@ def test_picture_size_change_is_refused_before_work(tmp_path, capsys):
     assert not (tmp_path / "out.mkv").exists() and not (tmp_path / ".out.mkv.remaster").exists()
 
 
-def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path, capsys):
+@pytest.mark.parametrize("fields", ["progressive", "deinterlace"])  # the two ways a segment is decoded
+def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path, capsys, fields):
     # A 24 fps part and a 29.97 fps part joined by FFmpeg's concat filter with the timestamps passed
     # through: the encoder's 1/24 s clock makes some 29.97 fps frames share a millisecond. Players
     # show every frame; remaster used to call it "damaged". A keyframe every 12 frames: segments seek.
@@ -205,7 +206,7 @@ def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path,
     stamps = frame_times(source)
     assert len(stamps) - len(set(stamps)) >= 3, "no shared timestamps: the test would prove nothing"
     output = tmp_path / "out.mkv"
-    assert main([str(source), "-o", str(output), *OPTIONS, "--json-progress"]) == 0
+    assert main([str(source), "-o", str(output), *OPTIONS, "--fields", fields, "--json-progress"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     notes = next(e for e in events if e["event"] == "done")["notes"]
     assert any("shared a timestamp or came out of order; kept" in note for note in notes), notes
