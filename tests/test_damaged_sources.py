@@ -156,7 +156,6 @@ def test_timestamp_reset_is_joined_onto_one_timeline(tmp_path, capsys):
     onsets = _beep_onsets(output)
     assert len(onsets) == 2, onsets
     second = times[PART.frame_count]
-    print(f"beeps at {onsets}, parts start at {times[0]} and {second}")
     assert abs((onsets[1] - second) - (onsets[0] - times[0])) <= 1 / 25, (onsets, times[0], second)
     assert abs(onsets[0] - times[0] - BEEP_AT) <= 1 / 25
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.ts", "out.mkv", "part.ts", "video.mkv"]
