@@ -161,6 +161,16 @@ def test_timestamp_reset_is_joined_onto_one_timeline(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.ts", "out.mkv", "part.ts", "video.mkv"]
 
 
+def test_a_joined_recording_refused_after_its_copy_leaves_no_work_folder(tmp_path, capsys):
+    # The copy onto one timeline comes before the checks that need its probe (here the picture
+    # size limit): a refusal after it must take the copy and the folder away again.
+    joined = _joined_recording(tmp_path)
+    assert main([str(joined), "-o", str(tmp_path / "out.mkv"), *OPTIONS, "--max-pixels", "1000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(joined) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.ts", "part.ts", "video.mkv"]
+
+
 def test_the_copy_on_one_timeline_is_made_once_and_remade_if_damaged(tmp_path):
     joined = _joined_recording(tmp_path)
     work = tmp_path / "work"
