@@ -45,7 +45,8 @@ def probe_on_one_timeline(source: Path, root: Path, owned: bool) -> tuple[MediaI
         try:
             media = probe(copy)
         except TimestampReset:
-            raise reset from None  # the same one line as before, naming the user's file and time
+            # Naming the user's file and its time; the remux the probe's message suggests is what failed.
+            raise UsageError(f"{source}: {reset.cause}; a copy by ffmpeg keeps it: cut the file there") from None
     except BaseException:
         if not (root / MANIFEST_NAME).exists():  # nothing an earlier run finished: leave no trace
             work.discard()

@@ -259,14 +259,16 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
 
 class TimestampReset(UsageError):
     """The video's timestamps restart: `at` and `back_to` are seconds from the first frame.
-    normalise.py puts such a file on one timeline; this message is for when that fails too."""
+    A remaster run puts such a file on one timeline itself (normalise.py); `remaster export` refuses it."""
 
     def __init__(self, path: Path, at: float, back_to: float):
-        super().__init__(
-            f"{path}: timestamps go backwards at {at:.3f} s (the video jumps back to {back_to:.3f} s, "
-            "as where two files were joined end to end); cut the file there and remaster each part"
-        )
         self.at, self.back_to = at, back_to
+        self.cause = (
+            f"timestamps go backwards at {at:.3f} s (the video jumps back to {back_to:.3f} s, "
+            "as where two files were joined end to end)"
+        )
+        remux = "ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
+        super().__init__(f"{path}: {self.cause}; put it on one timeline first, e.g. {remux}")
 
 
 def _output_order(path: Path, scan: _Scan) -> tuple[list[int], list[bool]]:
