@@ -126,7 +126,7 @@ def remaster_on_ray(
         task = ray.remote(num_gpus=gpus_per_task, max_retries=2)(compute_segment)
         shared = str(job.work.root) if shared_workdir else None
         pending = {
-            task.remote(str(job.media.path), str(job.output), settings, seg.index, shared): seg for seg in job.todo
+            task.remote(str(source.absolute()), str(job.output), settings, seg.index, shared): seg for seg in job.todo
         }
         computed = held = 0
         while pending:

@@ -1,6 +1,6 @@
-"""Damaged and irregular sources: frames lost from the middle are found before any work and named,
-and timelines remaster cannot process (a timestamp reset, shared timestamps, a picture size change)
-are refused with one line saying where, never a traceback or a wrong "damaged"."""
+"""Damaged and irregular sources: frames lost from the middle are found before any work and named;
+a timestamp reset is joined onto one timeline and shared timestamps are kept; a picture size change
+is refused with one line saying where; never a traceback or a wrong "damaged"."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from videotools import frame_times, stream_payloads
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode, read_marker
 from remaster.video.damage import find_holes
+from remaster.video.normalise import probe_on_one_timeline
 from remaster.video.probe import probe
 
 pytestmark = pytest.mark.slow
@@ -103,19 +104,87 @@ def test_variable_frame_rate_is_not_a_hole(tmp_path):
         assert find_holes(media) == []
 
 
-def test_timestamp_reset_is_named_not_called_damaged(tmp_path, capsys):
-    parts = [_testsrc(tmp_path / f"{n}.ts", "64x48", 24, 1) for n in ("a", "b")]
-    joined = tmp_path / "joined.ts"
-    joined.write_bytes(b"".join(p.read_bytes() for p in parts))  # `cat a.ts b.ts`: pts restart
-    assert main([str(joined), "-o", str(tmp_path / "out.mkv"), *OPTIONS]) == 2
+# Each part of a joined recording: frame-number markers, and a 1 kHz beep from BEEP_AT s to
+# BEEP_AT + 0.2 s of silence, so that where each part's audio lies against its video can be measured.
+BEEP_AT = 0.5
+PART = EpisodeSpec(
+    width=128, height=64, seconds=1.0, rate=Fraction(25), gop_seconds=0.48, marker=True, cover_image=False, audio=()
+)
+
+
+def _joined_recording(folder: Path) -> Path:
+    """Two MPEG-TS recordings joined with `cat`: the timestamps of the second start again."""
+    video = make_episode(folder / "video.mkv", PART)
+    silent = f"volume=0:enable='not(between(t,{BEEP_AT},{BEEP_AT + 0.2}))'"
+    beep = f"sine=frequency=1000:duration={PART.seconds}:sample_rate=48000,{silent}"
+    part = folder / "part.ts"
+    _ffmpeg("-i", str(video), "-f", "lavfi", "-i", beep, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "mp2",
+            str(part))  # fmt: skip
+    joined = folder / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    return joined
+
+
+def _beep_onsets(path: Path) -> list[float]:
+    """Where each beep starts in the audio, in seconds on the file's clock: the first loud sample
+    after more than 0.1 s without one (a 1 kHz tone has a loud sample every millisecond)."""
+    loud: list[float] = []
+    with av.open(str(path)) as f:
+        for frame in f.decode(audio=0):
+            # A tenth of full scale: the beep is at full scale, the silence is 0 but for MP2's ringing.
+            samples = frame.to_ndarray()
+            scale = np.iinfo(samples.dtype).max if samples.dtype.kind == "i" else 1.0
+            hits = np.flatnonzero(np.abs(samples).max(axis=0) > 0.1 * scale)
+            loud += [float(frame.pts * frame.time_base) + i / frame.sample_rate for i in hits]
+    return [t for n, t in enumerate(loud) if n == 0 or t - loud[n - 1] > 0.1]
+
+
+def test_timestamp_reset_is_joined_onto_one_timeline(tmp_path, capsys):
+    joined = _joined_recording(tmp_path)
+    output = tmp_path / "out.mkv"
+    assert main([str(joined), "-o", str(output), *OPTIONS, "--json-progress"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    notes = next(e for e in events if e["event"] == "done")["notes"]
+    assert f"{joined.name}: timestamp reset at 0.960 s: joined onto one timeline" in notes, notes
+    # Every frame of both parts, once, in order, on one increasing timeline.
+    with av.open(str(output)) as f:
+        marks = [read_marker(frame.to_ndarray(format="rgb24"), PART.width, PART.height) for frame in f.decode(video=0)]
+    assert marks == list(range(PART.frame_count)) * 2
+    times = frame_times(output)
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    # Each part's beep lies as far after the part's first frame as it did in the part: within a frame.
+    onsets = _beep_onsets(output)
+    assert len(onsets) == 2, onsets
+    second = times[PART.frame_count]
+    assert abs((onsets[1] - second) - (onsets[0] - times[0])) <= 1 / 25, (onsets, times[0], second)
+    assert abs(onsets[0] - times[0] - BEEP_AT) <= 1 / 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.ts", "out.mkv", "part.ts", "video.mkv"]
+
+
+def test_a_joined_recording_refused_after_its_copy_leaves_no_work_folder(tmp_path, capsys):
+    # The copy onto one timeline comes before the checks that need its probe (here the picture
+    # size limit): a refusal after it must take the copy and the folder away again.
+    joined = _joined_recording(tmp_path)
+    assert main([str(joined), "-o", str(tmp_path / "out.mkv"), *OPTIONS, "--max-pixels", "1000"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"remaster: error: {joined}: timestamps go backwards at 0.958 s"), err
-    assert "damaged" not in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "out.mkv").exists() and not (tmp_path / ".out.mkv.remaster").exists()
-    # The remedy the message names puts the file on one timeline.
-    fixed = tmp_path / "fixed.mkv"
-    _ffmpeg("-i", str(joined), "-map", "0", "-c", "copy", str(fixed))
-    assert probe(fixed).video.frame_count == 48
+    assert len(err.splitlines()) == 1 and str(joined) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.ts", "part.ts", "video.mkv"]
+
+
+def test_the_copy_on_one_timeline_is_made_once_and_remade_if_damaged(tmp_path):
+    joined = _joined_recording(tmp_path)
+    work = tmp_path / "work"
+    media, notes = probe_on_one_timeline(joined, work, owned=True)
+    copy = work / "timeline.mkv"
+    assert media.path == copy and media.video.frame_count == 2 * PART.frame_count and notes
+    made = copy.stat().st_mtime_ns
+    assert probe_on_one_timeline(joined, work, owned=True)[0].path == copy
+    assert copy.stat().st_mtime_ns == made  # reused
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit of a kill's or a disk's making
+    copy.write_bytes(bytes(data))
+    assert probe_on_one_timeline(joined, work, owned=True)[0].video.frame_count == 2 * PART.frame_count
+    assert copy.read_bytes() != bytes(data)  # remade
 
 
 def test_picture_size_change_is_refused_before_work(tmp_path, capsys):
@@ -132,7 +201,8 @@ def test_picture_size_change_is_refused_before_work(tmp_path, capsys):
     assert not (tmp_path / "out.mkv").exists() and not (tmp_path / ".out.mkv.remaster").exists()
 
 
-def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path, capsys):
+@pytest.mark.parametrize("fields", ["progressive", "deinterlace"])  # the two ways a segment is decoded
+def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path, capsys, fields):
     # A 24 fps part and a 29.97 fps part joined by FFmpeg's concat filter with the timestamps passed
     # through: the encoder's 1/24 s clock makes some 29.97 fps frames share a millisecond. Players
     # show every frame; remaster used to call it "damaged". A keyframe every 12 frames: segments seek.
@@ -145,7 +215,7 @@ def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path,
     stamps = frame_times(source)
     assert len(stamps) - len(set(stamps)) >= 3, "no shared timestamps: the test would prove nothing"
     output = tmp_path / "out.mkv"
-    assert main([str(source), "-o", str(output), *OPTIONS, "--json-progress"]) == 0
+    assert main([str(source), "-o", str(output), *OPTIONS, "--fields", fields, "--json-progress"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     notes = next(e for e in events if e["event"] == "done")["notes"]
     assert any("shared a timestamp or came out of order; kept" in note for note in notes), notes

@@ -37,9 +37,10 @@ _OWN_NAME = re.compile(
     r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
     r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
     r"|incoming-[0-9a-f]{32}\.mkv"  # segments that Ray tasks wrote into a shared work folder (cluster.py)
+    r"|timeline\.(mkv|json)(\.partial)?"  # an input with a timestamp reset on one timeline (normalise.py)
 )
 # What a run needs from an earlier one; every other file of remaster's is a killed run's leftover.
-_KEPT_NAME = re.compile(r"lock|remaster-workdir\.json|manifest\.json|segment--?\d+-\d+\.mkv")
+_KEPT_NAME = re.compile(r"lock|remaster-workdir\.json|manifest\.json|segment--?\d+-\d+\.mkv|timeline\.(mkv|json)")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,16 @@ class WorkDir:
 
     def open(self) -> WorkDir:
         """Make or adopt the folder, lock it, drop a killed run's leftovers, load the manifest."""
+        self.claim()
+        for entry in self._own_entries():
+            if not _KEPT_NAME.fullmatch(entry.name):  # what a killed run was writing or assembling
+                entry.unlink()
+        self._load()
+        return self
+
+    def claim(self) -> None:
+        """Make or adopt the folder and lock it, nothing more: what normalise.py needs to write
+        the input's copy there before the run plans (close() lets go of it again)."""
         if self.root.exists() and not self.root.is_dir():
             raise UsageError(f"{self.root}: is a file; the work folder must be a folder")
         try:
@@ -122,11 +133,6 @@ class WorkDir:
             self._refuse_foreign()
         self._mark(created)
         self._lock()
-        for entry in self._own_entries():
-            if not _KEPT_NAME.fullmatch(entry.name):  # what a killed run was writing or assembling
-                entry.unlink()
-        self._load()
-        return self
 
     def _refuse_foreign(self) -> None:
         """An existing folder is used only if nothing in it is someone else's: before anything is

@@ -58,6 +58,7 @@ from remaster.video.fields import (
     snap_to_cycles,
 )
 from remaster.video.mux import mux
+from remaster.video.normalise import forget_copy, probe_on_one_timeline
 from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, probe
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.reuse import ReuseMode, same_drawing
@@ -238,19 +239,30 @@ class Remasterer:
 
     def prepare(self, source: Path, output: Path) -> Job:
         """Probe, plan the segments and open the work folder (locked): what is done, what is to do."""
+        try:
+            return self._prepare(source, output)
+        except BaseException:
+            # A refusal after the input was copied onto one timeline (damaged, too large...).
+            workdir = self.settings.workdir
+            forget_copy(workdir or default_workdir(output.absolute()), owned=workdir is None)
+            raise
+
+    def _prepare(self, source: Path, output: Path) -> Job:
         t0 = time.monotonic()
         s = self.settings
         # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
         source, output = source.absolute(), output.absolute()
         output_format = check_output(source, output, s.overwrite)
-        media = probe(source)
+        root = s.workdir or default_workdir(output)
+        # media.path is the input, or its copy on one timeline in the work folder (a timestamp reset).
+        media, joined = probe_on_one_timeline(source, root, owned=s.workdir is None)
         video = media.video
         check_pixels(source, video.width, video.height, s.max_pixels)
-        damage = _check_index(media, s.allow_damaged) + _retimed_note(media)
+        damage = joined + _check_index(media, s.allow_damaged) + _retimed_note(media)
         for note in damage:
             self.progress.note(note)
         frames = frames_in_range(video, s.start, s.end)
-        report = detect_fields(source, video) if s.fields == "auto" else None
+        report = detect_fields(media.path, video) if s.fields == "auto" else None
         fields = plan_fields(s.fields, report, video, s.field_rate)
         if report is not None:
             self.progress.note(f"{source.name}: fields {report.describe()}: {fields.describe()}")
@@ -262,7 +274,6 @@ class Remasterer:
         check_output_size(source, s.encoder, geometry.width, geometry.height)
         colour = output_colour(video, geometry.height)
 
-        root = s.workdir or default_workdir(output)
         effective = {
             "preset": s.preset.name,
             "engine": asdict(s.engine),

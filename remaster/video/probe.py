@@ -235,9 +235,10 @@ def _note_size(scan: _Scan, packet: av.Packet) -> None:
 
 
 def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan) -> None:
-    """Refuse, before any work, a video whose timestamps restart or whose picture size changes:
-    one line naming the time (from the first frame, as players and --start count) and what to do.
-    Segments, seeking and the output's timeline all index frames by pts on one clock."""
+    """Refuse, before any work, a video whose timestamps restart (TimestampReset, which
+    normalise.py handles) or whose picture size changes: one line naming the time (from the first
+    frame, as players and --start count) and what to do. Segments, seeking and the output's
+    timeline all index frames by pts on one clock."""
     tb = video.time_base
     origin = min(scan.pts)
     for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
@@ -250,15 +251,24 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
     latest: list[int] = []  # a min-heap of the MAX_REORDER_FRAMES + 1 highest pts so far
     for stamp in scan.pts:
         if len(latest) > MAX_REORDER_FRAMES and stamp < latest[0]:
-            highest = max(latest)
-            raise UsageError(
-                f"{path}: timestamps go backwards at {float((highest - origin) * tb):.3f} s (the video jumps "
-                f"back to {float((stamp - origin) * tb):.3f} s, as where two files were joined end to end); "
-                "put it on one timeline first, e.g. ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
-            )
+            raise TimestampReset(path, float((max(latest) - origin) * tb), float((stamp - origin) * tb))
         heapq.heappush(latest, stamp)
         if len(latest) > MAX_REORDER_FRAMES + 1:
             heapq.heappop(latest)
+
+
+class TimestampReset(UsageError):
+    """The video's timestamps restart: `at` and `back_to` are seconds from the first frame.
+    A remaster run puts such a file on one timeline itself (normalise.py); `remaster export` refuses it."""
+
+    def __init__(self, path: Path, at: float, back_to: float):
+        self.at, self.back_to = at, back_to
+        self.cause = (
+            f"timestamps go backwards at {at:.3f} s (the video jumps back to {back_to:.3f} s, "
+            "as where two files were joined end to end)"
+        )
+        remux = "ffmpeg -i INPUT -map 0 -c copy OUTPUT.mkv"
+        super().__init__(f"{path}: {self.cause}; put it on one timeline first, e.g. {remux}")
 
 
 def _output_order(path: Path, scan: _Scan) -> tuple[list[int], list[bool]]:
