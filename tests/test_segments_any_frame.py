@@ -17,7 +17,7 @@ import pytest
 
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.video.decode import DecodeStats, decode_segment
+from remaster.video.decode import DecodeStats, decode_segment, decode_segments
 from remaster.video.fields import CYCLE, filtered_segment, plan_fields, snap_to_cycles
 from remaster.video.probe import VideoInfo, probe
 from remaster.video.segments import Segment, plan_segments
@@ -76,6 +76,15 @@ def test_a_segment_far_after_the_only_keyframe_decodes_its_own_frames(tmp_path):
         assert [p.pts for p in got] == list(segment.pts), segment.index
         for planes in got:
             assert np.array_equal(planes.y, whole[planes.pts][: video.height]), (segment.index, planes.pts)
+    # In one pass, and in two with a gap (segment 2 left out): a seek in MPEG-TS, then the same frames.
+    for chosen in (segments, segments[:2] + segments[3:]):
+        opens = 0
+        for (segment, stats, frames), wanted in zip(decode_segments(source, video, chosen), chosen, strict=True):
+            got = list(frames)  # read before the next segment is asked for
+            assert segment == wanted and stats.frames == len(got) and [p.pts for p in got] == list(segment.pts)
+            assert all(np.array_equal(p.y, whole[p.pts][: video.height]) for p in got), segment.index
+            opens += stats.opens
+        assert opens == (1 if chosen is segments else 2)
 
 
 @pytest.mark.parametrize("mode", ["deinterlace", "ivtc"])
@@ -191,3 +200,41 @@ def test_kill_then_resume_recomputes_only_unfinished_segments(episode, one_segme
     frames = _decoded(out)
     assert len(frames) == len(reference)
     assert all(np.array_equal(a, b) for a, b in zip(frames, reference, strict=True))
+
+
+
+def _done_event(capsys) -> dict:
+    return next(e for e in _events(capsys.readouterr().out) if e["event"] == "done")
+
+
+@pytest.mark.slow
+def test_consecutive_segments_are_decoded_in_one_pass(episode, tmp_path, capsys):
+    # The run's own counts of the video packets its decoder read and of the times it opened the
+    # source to decode from a keyframe. With one keyframe, decoding each segment from the start
+    # would read 12 + 24 + 36 + 48 packets; one pass over the 4 segments reads each packet once.
+    # Progressive named: idet takes this little test card for interlaced, and the deinterlacing
+    # path still decodes each segment on its own.
+    frame_count = probe(episode).video.frame_count
+    out, work = tmp_path / "fresh.mkv", tmp_path / "work"
+    args = [str(episode), *LOSSLESS, "--fields", "progressive", "--segment-seconds", "0.5", "--workdir", str(work)]
+    assert main([*args, "-o", str(out), "--json-progress"]) == 0
+    done = _done_event(capsys)
+    assert done["computed_segments"] == [0, 1, 2, 3]
+    assert (done["decoder_opens"], done["decoded_packets"]) == (1, frame_count)
+
+    # An earlier run finished only the second segment (a run of --start 0.5 --end 1.0 plans it the
+    # same: key 501+12): resuming decodes segment 0, then seeks once more (here to the start) for 2 and 3.
+    middle = ["-o", str(tmp_path / "middle.mkv"), "--start", "0.5", "--end", "1.0", "--keep-workdir", "--quiet"]
+    assert main([*args, *middle]) == 0
+    assert _manifest_keys(work) == ["501+12"]
+    resumed = tmp_path / "resumed.mkv"
+    assert main([*args, "-o", str(resumed), "--json-progress"]) == 0
+    done = _done_event(capsys)
+    assert done["reused_segments"] == [1] and done["computed_segments"] == [0, 2, 3]
+    assert done["decoder_opens"] == 2
+    # The first pass reads segment 0 and what the decoder holds ahead of its output (its frame
+    # threads); the second reads the whole file again, as there is no keyframe to seek to.
+    assert frame_count + 12 <= done["decoded_packets"] < 2 * frame_count
+    fresh_frames = _decoded(out)
+    assert len(fresh_frames) == frame_count
+    assert all(np.array_equal(a, b) for a, b in zip(_decoded(resumed), fresh_frames, strict=True))

@@ -1,10 +1,15 @@
-"""Decode: the frames of one segment, exactly those the packet scan listed, as Y'CbCr planes."""
+"""Decode: the frames of each segment, exactly those the packet scan listed, as Y'CbCr planes.
+
+Segments that follow each other are decoded in one pass (`decode_segments`): a source with one
+keyframe is read once, not once from the start for every segment."""
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,11 @@ _PLANAR_YUV = re.compile(r"yuvj?(420|422|444)p(?:(\d+)le)?")
 # land a GOP late (DESIGN.md section 6). Asking for a point 2 s early and dropping frames by pts
 # is exact in all of them.
 SEEK_MARGIN_SECONDS = 2.0
+# How far past a segment's last frame a pass looks for frames it still misses, in frames. Decoders
+# give frames in presentation order; out of that order only by their reorder buffer, at most 16
+# frames in H.264 and HEVC (max_dec_frame_buffering, sps_max_dec_pic_buffering). A frame not seen
+# by then is lost (damage): the segment ends short, and the pass goes on with the next.
+REORDER_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,14 @@ def frame_to_planes(frame: av.VideoFrame, full_range: bool) -> Planes:
 class DecodeStats:
     frames: int = 0
     errors: int = 0  # packets the decoder rejected: a damaged file
+    packets: int = 0  # video packets read (demuxed), the flush at the end not counted
+    opens: int = 0  # times the file was opened to decode from a keyframe: a new pass, or a seek tried again
+
+    def add(self, other: DecodeStats) -> None:
+        self.frames += other.frames
+        self.errors += other.errors
+        self.packets += other.packets
+        self.opens += other.opens
 
 
 def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeStats) -> Iterator[av.VideoFrame]:
@@ -82,6 +100,7 @@ def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeSt
     for margin in (SEEK_MARGIN_SECONDS, 5 * SEEK_MARGIN_SECONDS, None):
         target = None if margin is None else anchor - round(margin / video.time_base)
         with open_media(path) as container:
+            stats.opens += 1
             stream = container.streams[video.index]
             stream.thread_type = "AUTO"  # frame and slice threads: decoding keeps up with the model
             seeked = video.has_pts and target is not None and target > video.pts[0]
@@ -90,6 +109,8 @@ def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeSt
             index = 0
             landed_late = False
             for packet in container.demux(stream):
+                if packet.size:
+                    stats.packets += 1
                 try:
                     frames = packet.decode()  # the final empty packet flushes the decoder's delayed frames
                 except av.FFmpegError:
@@ -118,18 +139,84 @@ def keyframe_before(video: VideoInfo, pts: int) -> int:
 
 def decode_segment(path: Path, video: VideoInfo, segment: Segment, stats: DecodeStats) -> Iterator[Planes]:
     """Yield the segment's frames in presentation order; fewer than segment.frame_count means damage."""
-    wanted = set(segment.pts)
-    frames = decoded_frames(path, video, segment.first_pts, stats)
+    with contextlib.closing(decode_segments(path, video, [segment])) as segments:
+        for _, own, frames in segments:
+            try:
+                yield from frames
+            finally:
+                stats.add(own)
+
+
+def decode_segments(
+    path: Path, video: VideoInfo, segments: Sequence[Segment]
+) -> Iterator[tuple[Segment, DecodeStats, Iterator[Planes]]]:
+    """Each segment, in order, with its own DecodeStats and an iterator of its frames.
+
+    Segments whose frames follow each other in the file are decoded in one pass: it seeks (or
+    opens the file) only for the first segment and after a gap (a segment left out, such as one
+    an earlier run finished). Like itertools.groupby, a segment's frames are to be read before
+    the next segment is asked for; frames not read then are dropped. Its stats are complete once
+    its frames are read to the end (or the iterator closed): frames given; packets, errors and
+    opens counted while it was the segment decoded.
+    """
+    begin = 0
+    for end in range(1, len(segments) + 1):
+        if end == len(segments) or not _follows(video, segments[end - 1], segments[end]):
+            yield from _one_pass(path, video, segments[begin:end])
+            begin = end
+
+
+def _follows(video: VideoInfo, before: Segment, after: Segment) -> bool:
+    """`after` starts at the frame just after `before`'s last one."""
+    return bisect.bisect_right(video.pts, before.last_pts) == bisect.bisect_left(video.pts, after.first_pts)
+
+
+def _one_pass(
+    path: Path, video: VideoInfo, run: Sequence[Segment]
+) -> Iterator[tuple[Segment, DecodeStats, Iterator[Planes]]]:
+    """Consecutive segments from one decoding pass, which starts at the keyframe before the first."""
+    whole = DecodeStats()  # the pass's counts; each segment gets what was counted while it was decoded
+    frames = decoded_frames(path, video, run[0].first_pts, whole)
     if video.decoded_pts:
         frames = _on_repaired_timeline(frames, video)
-    for frame in frames:
-        if frame.pts not in wanted:  # before the segment (after a seek), or after it
-            continue
-        wanted.discard(frame.pts)
-        stats.frames += 1
-        yield frame_to_planes(frame, video.full_range)
-        if not wanted:
-            return
+    owner = {pts: k for k, segment in enumerate(run) for pts in segment.pts}
+    early: deque[av.VideoFrame] = deque()  # frames of later segments, decoded before this one was complete
+
+    def own_frames(k: int, stats: DecodeStats) -> Iterator[Planes]:
+        nonlocal early
+        wanted = set(run[k].pts)
+        errors, packets, opens = whole.errors, whole.packets, whole.opens
+        held, early = early, deque()
+        past = 0  # frames decoded past the segment while it still misses some
+        try:
+            while wanted and past <= REORDER_FRAMES:
+                frame = held.popleft() if held else next(frames, None)
+                if frame is None:
+                    return  # the end of the file
+                at = owner.get(frame.pts, -1)
+                if at == k and frame.pts in wanted:
+                    wanted.discard(frame.pts)
+                    stats.frames += 1
+                    yield frame_to_planes(frame, video.full_range)
+                elif at > k:
+                    early.append(frame)
+                    past += 1
+                elif frame.pts is not None and frame.pts > run[k].last_pts:  # after the pass's last segment
+                    past += 1
+                # else: before the segment (after a seek), or not a frame the packet scan listed
+        finally:
+            early.extend(held)  # held frames not looked at come after those put aside from it
+            stats.errors, stats.packets = whole.errors - errors, whole.packets - packets
+            stats.opens = whole.opens - opens
+
+    try:
+        for k, segment in enumerate(run):
+            stats = DecodeStats()
+            segment_frames = own_frames(k, stats)
+            yield segment, stats, segment_frames
+            segment_frames.close()  # frames the caller left unread are dropped
+    finally:
+        frames.close()  # the file too, now rather than when collected
 
 
 def _on_repaired_timeline(frames: Iterator[av.VideoFrame], video: VideoInfo) -> Iterator[av.VideoFrame]:

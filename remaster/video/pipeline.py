@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +38,7 @@ from remaster.video.checkpoint import WorkDir, remove_finished
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
 from remaster.video.concat import concatenate
 from remaster.video.damage import find_holes
-from remaster.video.decode import DecodeStats, Planes, decode_segment
+from remaster.video.decode import DecodeStats, Planes, decode_segments
 from remaster.video.encode import (
     EncoderSettings,
     OutputColour,
@@ -160,6 +160,7 @@ class Job:
     t0: float
     reused: list[int] = field(default_factory=list)  # segments an earlier run had finished
     damage: list[str] = field(default_factory=list)  # damage gone past and timestamps repaired, for the summary
+    decoded: DecodeStats = field(default_factory=DecodeStats)  # this process's decoding, all segments together
 
     def __post_init__(self) -> None:
         self.reused = sorted(self.done)
@@ -303,6 +304,7 @@ class Remasterer:
         summary.reused_segments = job.reused
         summary.notes = job.damage + summary.notes
         summary.computed_segments = [seg.index for seg in job.segments if seg.index not in job.reused]
+        summary.decoded_packets, summary.decoder_opens = job.decoded.packets, job.decoded.opens
         if not self.settings.keep_workdir:
             job.work.discard()
         job.work.close()
@@ -331,18 +333,23 @@ class Remasterer:
         upscaled: queue.Queue = queue.Queue(max(2, QUEUE_FRAMES // max(1, self.settings.batch)))
         fmt = VideoFormat(geometry.width, geometry.height, geometry.sar, fields.time_base, fields.rate)
 
-        def decoder() -> None:
-            for seg in todo:
+        def filtered_segments() -> Iterator[tuple[Segment, DecodeStats, Iterator[Planes]]]:
+            for seg in todo:  # each segment its own pass from the keyframe before it (fields.py)
                 stats = DecodeStats()
-                _put(decoded, ("start", seg, None), stop)
-                if fields.mode == "progressive":
-                    frames = decode_segment(media.path, video, seg, stats)
-                else:
-                    frames = filtered_segment(media.path, video, seg, fields, stats)
-                for planes in frames:
-                    if not _put(decoded, ("frame", seg, planes), stop):
-                        return
-                _put(decoded, ("end", seg, stats), stop)
+                yield seg, stats, filtered_segment(media.path, video, seg, fields, stats)
+
+        def decoder() -> None:
+            # Progressive: consecutive segments in one decoding pass, which seeks only for a gap.
+            progressive = fields.mode == "progressive"
+            segments = decode_segments(media.path, video, todo) if progressive else filtered_segments()
+            with contextlib.closing(segments):
+                for seg, stats, frames in segments:
+                    _put(decoded, ("start", seg, None), stop)
+                    for planes in frames:
+                        if not _put(decoded, ("frame", seg, planes), stop):
+                            return
+                    job.decoded.add(stats)
+                    _put(decoded, ("end", seg, stats), stop)
             _put(decoded, None, stop)
 
         def encoder() -> None:

@@ -35,6 +35,10 @@ class Summary:
     streams: list[str] = field(default_factory=list)  # what the output holds, one line per stream
     notes: list[str] = field(default_factory=list)  # streams dropped or converted
     reused_frames: int = 0  # held drawings that reused the previous result instead of the model
+    # Decoding in this process (0 under --ray, where workers decode): video packets read, and times the
+    # source was opened to decode from a keyframe. A fresh run reads each packet once (video/decode.py).
+    decoded_packets: int = 0
+    decoder_opens: int = 0
 
 
 # The model's rate is measured over at least the last minute and at least this many computed
