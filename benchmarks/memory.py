@@ -35,7 +35,8 @@ for _ in range(int(repeat)):
     times.append(time.perf_counter() - start)
 gpu = torch.cuda.max_memory_allocated() if up.device.type == "cuda" else 0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"gpu_peak": gpu, "rss_kib": rss, "seconds": statistics.median(times)}))
+states = up.kept_state_bytes
+print(json.dumps({"gpu_peak": gpu, "rss_kib": rss, "seconds": statistics.median(times), "states": states}))
 """
 
 
@@ -66,6 +67,7 @@ def main() -> None:
             line = f"  tile {tile:>4}, state memory {state_memory:>5}: peak RSS {peak_kib / 1024**2:6.2f} GiB"
             if gpu:
                 line += f", peak GPU {gpu / 1024**3:6.2f} GiB"
+            line += f", tile states {child['states'] / 1024**3:5.2f} GiB"
             line += f", upscale {child['seconds']:6.1f} s (median of {args.repeat})"
             print(line + f", process {time.perf_counter() - start:6.1f} s")
 

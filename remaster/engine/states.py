@@ -113,13 +113,15 @@ class TileStates:
         self.folder = folder
         self.in_memory: dict[int, State] = {}
         self.memory_bytes = 0
+        self.disk_bytes = 0
+        self.peak_bytes = 0  # the most bytes of states kept at once, in memory and on disk
         self.spilled: dict[int, dict[str, _Spilled]] = {}
         self.space = _FreeSpace()
         self._file: BinaryIO | None = None
 
     @property
-    def disk_bytes_peak(self) -> int:
-        """The most bytes the spill file held at once."""
+    def file_bytes_peak(self) -> int:
+        """The spill file's largest size: the states it held at once, plus any gaps between them."""
         return self.space.high_water
 
     def put(self, index: int, state: State) -> None:
@@ -129,13 +131,17 @@ class TileStates:
             self.memory_bytes += size
         else:
             self.spilled[index] = {name: self._write(tensor) for name, tensor in state.items()}
+            self.disk_bytes += size
+        self.peak_bytes = max(self.peak_bytes, self.memory_bytes + self.disk_bytes)
 
     def take(self, index: int, device: torch.device) -> State:
         if index in self.in_memory:
             state = self.in_memory.pop(index)
             self.memory_bytes -= sum(tensor.nbytes for tensor in state.values())
             return {k: v.to(device, non_blocking=True) for k, v in state.items()}
-        return {name: self._read(where).to(device) for name, where in self.spilled.pop(index).items()}
+        spilled = self.spilled.pop(index)
+        self.disk_bytes -= sum(where.nbytes for where in spilled.values())
+        return {name: self._read(where).to(device) for name, where in spilled.items()}
 
     def _write(self, tensor: Tensor) -> _Spilled:
         # Blocking: a GPU tensor's bytes must be on the host before they are written.

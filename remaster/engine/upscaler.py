@@ -69,6 +69,8 @@ class Upscaler:
         # host memory is too. Measured once, before any frame: the memory a frame frees stays
         # with the process (keep_freed_memory), so free memory read later would shrink.
         self.state_memory = state_memory_budget(settings.state_memory)
+        # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
+        self.kept_state_bytes = 0
 
     @property
     def precision(self) -> str:
@@ -145,4 +147,5 @@ class Upscaler:
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
         with TileStates(torch.device("cpu"), self.state_memory) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
+        self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         return model.finish(body, x)
