@@ -1,10 +1,12 @@
 """Peak memory of one frame through the engine, for several tile sizes, each in a fresh process.
 
     python benchmarks/memory.py [--preset 2x-conservative] [--size 1920x1080] [--tiles 0,256]
-        [--device cpu] [--precision fp32]
+        [--device cpu] [--precision fp32] [--state-memory none,0] [--repeat 1]
 
 Reports the peak resident set size of the child (ru_maxrss), the model and PyTorch included,
-and on CUDA the peak allocated GPU memory.
+on CUDA the peak allocated GPU memory, and the median time of `--repeat` upscales of the frame.
+`--state-memory`: the bytes tile states may hold in memory before they spill to a temporary
+file (0: all of them spill; `none`: never; `auto`: the engine's own choice).
 """
 
 from __future__ import annotations
@@ -16,17 +18,25 @@ import sys
 import time
 
 CHILD = """
-import json, resource, sys, torch
+import json, resource, statistics, sys, time, torch
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
 from remaster.presets import get_preset
 from remaster.testcard import photo_frame
-preset, w, h, tile, device, precision = sys.argv[1:7]
+preset, w, h, tile, device, precision, state_memory, repeat = sys.argv[1:9]
 frame = photo_frame(int(h), int(w))[None]
-up = Upscaler(load_model(get_preset(preset).model), EngineSettings(device, precision, tile))
-up.upscale(frame)
+budget = {"auto": None, "none": 1 << 62}.get(state_memory)
+budget = int(state_memory) if budget is None and state_memory != "auto" else budget
+up = Upscaler(load_model(get_preset(preset).model), EngineSettings(device, precision, tile, state_memory=budget))
+times = []
+for _ in range(int(repeat)):
+    start = time.perf_counter()
+    up.upscale(frame)
+    times.append(time.perf_counter() - start)
 gpu = torch.cuda.max_memory_allocated() if up.device.type == "cuda" else 0
-print(json.dumps({"gpu_peak": gpu, "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+states = up.kept_state_bytes
+print(json.dumps({"gpu_peak": gpu, "rss_kib": rss, "seconds": statistics.median(times), "states": states}))
 """
 
 
@@ -37,23 +47,29 @@ def main() -> None:
     parser.add_argument("--tiles", default="0,256")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--state-memory", default="auto", help="comma-separated: auto, none, 0 or bytes")
+    parser.add_argument("--repeat", type=int, default=1, help="upscales of the frame to take the median time of")
     args = parser.parse_args()
     width, height = args.size.split("x")
     print(f"{args.preset}, one {args.size} frame, {args.device} {args.precision}")
     for tile in args.tiles.split(","):
-        start = time.perf_counter()
-        run = subprocess.run(
-            [sys.executable, "-c", CHILD, args.preset, width, height, tile, args.device, args.precision],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        child = json.loads(run.stdout.strip().splitlines()[-1])
-        peak_kib, gpu = child["rss_kib"], child["gpu_peak"]
-        line = f"  tile {tile:>4}: peak RSS {peak_kib / 1024**2:6.2f} GiB"
-        if gpu:
-            line += f", peak GPU {gpu / 1024**3:6.2f} GiB"
-        print(line + f", {time.perf_counter() - start:6.1f} s")
+        for state_memory in args.state_memory.split(","):
+            start = time.perf_counter()
+            run = subprocess.run(
+                [sys.executable, "-c", CHILD, args.preset, width, height, tile, args.device, args.precision]
+                + [state_memory, str(args.repeat)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            child = json.loads(run.stdout.strip().splitlines()[-1])
+            peak_kib, gpu = child["rss_kib"], child["gpu_peak"]
+            line = f"  tile {tile:>4}, state memory {state_memory:>5}: peak RSS {peak_kib / 1024**2:6.2f} GiB"
+            if gpu:
+                line += f", peak GPU {gpu / 1024**3:6.2f} GiB"
+            line += f", tile states {child['states'] / 1024**3:5.2f} GiB"
+            line += f", upscale {child['seconds']:6.1f} s (median of {args.repeat})"
+            print(line + f", process {time.perf_counter() - start:6.1f} s")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from remaster.errors import UsageError
 # 4096 x 2304 = 9.4 MP, the 16:9 frame 4096 wide: 4K UHD (3840x2160) and DCI 4K (4096x2160) fit, a
 # 300 dpi A4 scan (2480x3508, 8.7 MP) too, and anime sources (at most 1920x1080, 2.1 MP) 4.5 times
 # over. Memory decides the rest: `remaster image` at --tile 256, 2x, CPU fp32 peaked at 1.26 GiB for
-# 1 MP and 3.84 GiB for 4.2 MP (0.4 GiB + 883 bytes a pixel: mostly the ~200 float32 values a pixel
-# that exact tiling keeps between SE stages, docs/engine.md), so about 8.2 GiB at this limit, and 14 GiB at 4096x4096.
+# 1 MP and 3.84 GiB for 4.2 MP with the tile states kept in memory (0.4 GiB + 883 bytes a pixel, about
+# 8.2 GiB at this limit); past the state budget they go to a temporary file (engine/states.py), which
+# brought 4.2 MP to 0.88 GiB, so what is left per pixel is the frames themselves (about 60 bytes).
 DEFAULT_MAX_PIXELS = 4096 * 2304
 MAX_PIXELS_ENV = "REMASTER_MAX_PIXELS"
 MAX_PIXELS_HELP = (

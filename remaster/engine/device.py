@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 
 import torch
@@ -19,6 +20,13 @@ ACTIVATIONS_PER_PIXEL = {2: 1400, 3: 3200, 4: 1800}
 # Fraction of free memory the tile plan may use: the rest is for the model, the output frame
 # and the kept tile states between SE stages.
 MEMORY_SHARE = 0.5
+# Fraction of free host memory the states that tiles keep between SE stages may hold; past it
+# they go to a temporary file (engine/states.py). With MEMORY_SHARE for the tile that is 0.8 of
+# free memory, leaving the rest for the input and output frames and the process's own
+# (about 0.4 GiB: model, PyTorch, Python; measured with benchmarks/memory.py).
+STATE_MEMORY_SHARE = 0.3
+STATE_MEMORY_ENV = "REMASTER_STATE_MEMORY"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_TILE = 64
 
 
@@ -91,3 +99,31 @@ def auto_tile(scale: int, height: int, width: int, batch: int, dtype: torch.dtyp
     if height * width * per_pixel <= budget:
         return 0
     return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
+
+
+def parse_bytes(value: str) -> int:
+    """`0`, `1500000000`, `512M`, `2G`, `2GiB` -> bytes (K, M, G, T are powers of 1024)."""
+    text = value.strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "")
+    try:
+        amount = float(number)
+    except ValueError:
+        raise UsageError(f"want a size such as 0, 512M or 2G, got {value!r}") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise UsageError(f"want a size such as 0, 512M or 2G, got {value!r}")
+    return int(amount * _UNITS[unit])
+
+
+def state_memory_budget(option: int | None = None) -> int:
+    """Bytes of host memory the kept tile states may use before they spill to disk: the option
+    if given, else $REMASTER_STATE_MEMORY (0 = always spill), else a share of free memory now."""
+    if option is not None:
+        return option
+    value = os.environ.get(STATE_MEMORY_ENV)
+    if value:
+        try:
+            return parse_bytes(value)
+        except UsageError as exc:
+            raise UsageError(f"${STATE_MEMORY_ENV}: {exc}") from None
+    return int(free_memory(torch.device("cpu")) * STATE_MEMORY_SHARE)
+

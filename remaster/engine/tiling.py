@@ -10,7 +10,8 @@ stage, and at the SE point adds up the part of the map that it *owns*: tiles sta
 multiples of 4, so each tile's map is an exact window of the frame's map, and the owned parts
 partition it. The sums make the frame's mean, the gate follows, and the next stage resumes
 each tile from its kept state. Cost: the kept state between stages (moved to host memory on
-a GPU) and one recomputed layer (unet2.conv1) in the last stage.
+a GPU, to a temporary file past a memory budget: `remaster.engine.states`) and one recomputed
+layer (unet2.conv1) in the last stage.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-import torch
 from torch import Tensor
 
 from remaster.arch.upcunet import State, UpCunet
+from remaster.engine.states import TileStates
 
 StageFn = Callable[[State, Tensor | None], State]
 
@@ -86,21 +87,18 @@ def _segments(model: UpCunet, stages: list[StageFn]) -> Iterator[list[StageFn]]:
         yield stages
 
 
-def _move(state: State, device: torch.device, drop: tuple[str, ...] = ()) -> State:
-    return {k: v.to(device, non_blocking=True) for k, v in state.items() if k not in drop}
-
-
 def run_body_tiled(
     model: UpCunet,
     padded: Tensor,
     tiles: list[Tile],
     stages: list[StageFn] | None = None,
-    store: torch.device | None = None,
+    store: TileStates | None = None,
 ) -> Tensor:
     """The body's output for a padded batch (N x 3 x Hp x Wp), computed tile by tile.
 
     `stages` defaults to the model's (pass compiled ones to use them); `store` is where tile
-    states wait between stages (host memory for a GPU run; default: where they are).
+    states wait between stages (host memory for a GPU run, a file past a budget; default: in
+    memory where they are). The caller closes it.
     """
     g = model.geometry
     stages = stages or model.stages
@@ -108,7 +106,7 @@ def run_body_tiled(
     n = padded.shape[0]
     core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
     out: Tensor | None = None
-    states: list[State | None] = [None] * len(tiles)
+    store = store if store is not None else TileStates(padded.device)
     # With one tile the state never leaves the device, so nothing is worth recomputing.
     drop = UpCunet.RECOMPUTABLE if len(tiles) > 1 else ()
     gate: Tensor | None = None
@@ -117,8 +115,7 @@ def run_body_tiled(
         sums: Tensor | None = None
         count = 0
         for t, tile in enumerate(tiles):
-            kept = states[t]
-            state = {"x": tile.window(padded, g.pad)} if kept is None else _move(kept, padded.device)
+            state = {"x": tile.window(padded, g.pad)} if index == 0 else store.take(t, padded.device)
             for stage in segment:
                 state = stage(state, gate)
             if at_se_point:
@@ -129,7 +126,8 @@ def run_body_tiled(
                 part = se_map[..., :rows, :cols].float().sum(dim=(2, 3))
                 sums = part if sums is None else sums + part
                 count += rows * cols
-                states[t] = _move(state, store or padded.device, drop)
+                store.put(t, {k: v for k, v in state.items() if k not in drop})
+                del state, se_map  # the tile's memory is free before the next tile runs
             else:
                 result = state["out"]
                 if out is None:
@@ -137,7 +135,6 @@ def run_body_tiled(
                 r, c, s = tile.rows, tile.cols, g.scale
                 assert result.shape[-2:] == (s * r.length, s * c.length)
                 out[..., s * r.start : s * (r.start + r.length), s * c.start : s * (c.start + c.length)] = result
-                states[t] = None
         if at_se_point:
             gate = blocks[index].gate(sums / count)
     assert out is not None

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision
+from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision, state_memory_budget
 from remaster.engine.precision import Precision
+from remaster.engine.states import TileStates
 from remaster.engine.tiling import plan_tiles, run_body_tiled
 from remaster.errors import UsageError
 from remaster.models.descriptor import TILE_MULTIPLE
@@ -37,6 +38,9 @@ class EngineSettings:
     precision: Precision = Precision.AUTO
     tile: str | int = "auto"
     compile: bool = False
+    # Bytes of host memory that tile states may hold between SE stages before the rest goes to
+    # a temporary file; None: $REMASTER_STATE_MEMORY, else a share of free memory (device.py).
+    state_memory: int | None = None
 
 
 class Upscaler:
@@ -53,8 +57,12 @@ class Upscaler:
             stages = [torch.compile(stage, dynamic=False) for stage in stages]
         self.stages = stages
         # Tile states wait in host memory between SE stages, so that GPU memory is bounded
-        # by the tile and not by the frame.
-        self.store = torch.device("cpu") if self.device.type == "cuda" else None
+        # by the tile and not by the frame; past this budget, in a temporary file, so that
+        # host memory is too. Measured once, before any frame: the memory a frame frees stays
+        # with the process (glibc keeps it: process_settings.py), so free memory read later would shrink.
+        self.state_memory = state_memory_budget(settings.state_memory)
+        # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
+        self.kept_state_bytes = 0
 
     @property
     def precision(self) -> str:
@@ -93,9 +101,12 @@ class Upscaler:
         if c == 4:
             y = torch.cat([y[:n], y[n:].mean(dim=1, keepdim=True)], dim=1)
         # Round half up, as the ncnn runner and upcunet_v3.py's (x * 255).round() do for >= 0.
-        out = y.mul_(max_value).add_(0.5).floor_().clamp_(0, max_value)
-        out = out.to(torch.int32 if max_value > 255 else torch.uint8).to(x.dtype)
-        out = out.permute(0, 2, 3, 1).contiguous().to(x.device)
+        out = y.mul_(max_value).add_(0.5).floor_().clamp_(0, max_value).permute(0, 2, 3, 1)
+        # Straight to the output's type and layout, one copy (16-bit through int32: PyTorch's
+        # float -> uint16 conversion is not there on every version).
+        if max_value > 255:
+            out = out.to(torch.int32, memory_format=torch.contiguous_format)
+        out = out.to(x.dtype, memory_format=torch.contiguous_format).to(x.device)
         return out.numpy() if as_numpy else out
 
     @torch.inference_mode()
@@ -126,5 +137,7 @@ class Upscaler:
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tile = self.tile_for(x.shape[-2], x.shape[-1], x.shape[0])
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
-        body = run_body_tiled(model, padded, tiles, self.stages, self.store)
+        with TileStates(torch.device("cpu"), self.state_memory) as store:
+            body = run_body_tiled(model, padded, tiles, self.stages, store)
+        self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         return model.finish(body, x)
