@@ -69,11 +69,12 @@ def _write_atomically(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder, so that a rename after it never names a file whose data is lost."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -157,7 +158,7 @@ class WorkDir:
             json.dump({"remaster_workdir": 1, "created": created or self.owned}, f)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(self.root)
+        fsync_path(self.root)
 
     def _created(self) -> bool:
         """Whether remaster made the folder (so that it may remove it); when unsure, it did not."""
@@ -282,7 +283,7 @@ class WorkDir:
             os.fsync(f.fileno())
         final = self.segment_path(segment)
         os.replace(partial, final)
-        _fsync_dir(self.root)
+        fsync_path(self.root)
         self.records[segment.key] = SegmentRecord(
             key=segment.key,
             file=final.name,

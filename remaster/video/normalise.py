@@ -24,7 +24,7 @@ import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
 from remaster.processes import dies_with_this_process
-from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, sha256_file
+from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, fsync_path, sha256_file
 from remaster.video.probe import MediaInfo, TimestampReset, fingerprint, probe
 
 COPY_NAME = "timeline.mkv"  # names checkpoint._OWN_NAME knows, so that cleanup removes them
@@ -79,14 +79,14 @@ def _copy_on_one_timeline(source: Path, root: Path, source_fingerprint: str) -> 
         lines = result.stderr.strip().splitlines() or ["no message"]
         # The first lines name the cause; the last ones are threads shutting down.
         raise RemasterError(f"{source}: ffmpeg could not put it on one timeline: {' | '.join(lines[:2])}")
-    _durable(partial)
+    fsync_path(partial)
     os.replace(partial, copy)
     info = {"source": source_fingerprint, "size": copy.stat().st_size, "sha256": sha256_file(copy)}
     staged = record.with_name(record.name + ".partial")
     staged.write_text(json.dumps(info))
-    _durable(staged)
+    fsync_path(staged)
     os.replace(staged, record)
-    _durable(root)
+    fsync_path(root)
     return copy
 
 
@@ -100,15 +100,6 @@ def _intact(copy: Path, record: Path, source_fingerprint: str) -> bool:
         )
     except (OSError, ValueError, KeyError, TypeError):  # none, unreadable, or from another version
         return False
-
-
-def _durable(path: Path) -> None:
-    """fsync a file or folder, so that a rename after it never names a file whose data is lost."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def forget_copy(root: Path, owned: bool) -> None:
