@@ -118,7 +118,7 @@ def test_a_bad_state_memory_value_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 PEAK_CHILD = """
-import json, resource, sys
+import json, sys
 import numpy as np
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
@@ -127,7 +127,10 @@ side, budget = int(sys.argv[1]), int(sys.argv[2])
 up = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "128", state_memory=budget))
 out = up.upscale(photo_frame(side, side)[None])
 digest = int(np.frombuffer(out.tobytes(), dtype=np.uint64).sum(dtype=np.uint64))
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, this process's own peak: ru_maxrss also counts the parent's resident size at the fork
+# (Linux carries it over the exec), which in a long test session is larger than this child's peak.
+status = open("/proc/self/status").read().splitlines()
+rss = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024
 print(json.dumps({"rss": rss, "states": up.kept_state_bytes, "digest": digest}))
 """
 
