@@ -50,7 +50,7 @@ import av
 import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
-from remaster.outputs import refuse_to_destroy
+from remaster.outputs import apply_umask_mode, refuse_to_destroy
 from remaster.processes import dies_with_this_process
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
@@ -541,10 +541,7 @@ def export_video(
     )
     fcntl.flock(partial_fd, fcntl.LOCK_EX)
     partial = Path(partial_name)
-    # mkstemp makes the file private (0600); the output gets the usual mode, as the umask says.
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o666 & ~umask)
+    apply_umask_mode(partial)  # mkstemp makes the file private (0600); the output gets the usual mode
     try:
         with _work_folder() as (work, work_fd):
             burn = None

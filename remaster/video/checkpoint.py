@@ -37,7 +37,7 @@ _OWN_NAME = re.compile(
     r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
     r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
     r"|incoming-[0-9a-f]{32}\.mkv"  # segments that Ray tasks wrote into a shared work folder (cluster.py)
-    r"|timeline\.(mkv|json)(\.partial)?"  # an input with a timestamp reset on one timeline (normalise.py)
+    r"|timeline\.(mkv(\.partial)?|json(\.tmp)?)"  # an input with a timestamp reset on one timeline (normalise.py)
 )
 # What a run needs from an earlier one; every other file of remaster's is a killed run's leftover.
 _KEPT_NAME = re.compile(r"lock|remaster-workdir\.json|manifest\.json|segment--?\d+-\d+\.mkv|timeline\.(mkv|json)")
@@ -62,7 +62,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` whole or not at all: `<name>.tmp`, fsync, rename, fsync of the folder."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w") as f:
         f.write(text)
@@ -250,7 +251,7 @@ class WorkDir:
         }
         if self.output is not None:
             data["output"] = self.output
-        _write_atomically(self.root / MANIFEST_NAME, json.dumps(data, indent=1))
+        write_atomically(self.root / MANIFEST_NAME, json.dumps(data, indent=1))
 
     def segment_path(self, segment: Segment) -> Path:
         return self.root / f"segment-{segment.first_pts}-{segment.frame_count}.mkv"

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from remaster.video.frames import plane_view
-from remaster.video.probe import VideoInfo, open_media
+from remaster.video.probe import MAX_REORDER_FRAMES, VideoInfo, open_media
 from remaster.video.segments import Segment
 
 # Planar Y'CbCr layouts we read directly, with log2 chroma subsampling (x, y).
@@ -27,11 +27,6 @@ _PLANAR_YUV = re.compile(r"yuvj?(420|422|444)p(?:(\d+)le)?")
 # land a GOP late (DESIGN.md section 6). Asking for a point 2 s early and dropping frames by pts
 # is exact in all of them.
 SEEK_MARGIN_SECONDS = 2.0
-# How far past a segment's last frame a pass looks for frames it still misses, in frames. Decoders
-# give frames in presentation order; out of that order only by their reorder buffer, at most 16
-# frames in H.264 and HEVC (max_dec_frame_buffering, sps_max_dec_pic_buffering). A frame not seen
-# by then is lost (damage): the segment ends short, and the pass goes on with the next.
-REORDER_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,18 @@ class DecodeStats:
 
 
 def decoded_frames(path: Path, video: VideoInfo, first_pts: int, stats: DecodeStats) -> Iterator[av.VideoFrame]:
-    """Decoded frames in presentation order, each with its pts, starting at or before `first_pts`.
+    """Decoded frames in presentation order, each with its pts on the probe's timeline (for a file
+    whose frames share timestamps, the repaired one: VideoInfo.decoded_pts), starting at or before
+    `first_pts`; see _frames_from_keyframe."""
+    frames = _frames_from_keyframe(path, video, first_pts, stats)
+    return _on_repaired_timeline(frames, video) if video.decoded_pts else frames
+
+
+def _frames_from_keyframe(
+    path: Path, video: VideoInfo, first_pts: int, stats: DecodeStats
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames in presentation order, each with the pts the file gives, from the keyframe at
+    or before `first_pts`.
 
     `first_pts` may be any frame: decoding starts at the keyframe at or before it (from the
     packet scan), for a file with a single keyframe at the very start. Seeks SEEK_MARGIN_SECONDS
@@ -177,8 +183,6 @@ def _one_pass(
     """Consecutive segments from one decoding pass, which starts at the keyframe before the first."""
     whole = DecodeStats()  # the pass's counts; each segment gets what was counted while it was decoded
     frames = decoded_frames(path, video, run[0].first_pts, whole)
-    if video.decoded_pts:
-        frames = _on_repaired_timeline(frames, video)
     owner = {pts: k for k, segment in enumerate(run) for pts in segment.pts}
     early: deque[av.VideoFrame] = deque()  # frames of later segments, decoded before this one was complete
 
@@ -189,7 +193,10 @@ def _one_pass(
         held, early = early, deque()
         past = 0  # frames decoded past the segment while it still misses some
         try:
-            while wanted and past <= REORDER_FRAMES:
+            # Decoders give frames out of presentation order only by their reorder buffer: a frame
+            # not seen MAX_REORDER_FRAMES frames past the segment is lost (damage), and the pass
+            # goes on with the next segment.
+            while wanted and past <= MAX_REORDER_FRAMES:
                 frame = held.popleft() if held else next(frames, None)
                 if frame is None:
                     return  # the end of the file

@@ -26,7 +26,7 @@ import av
 import numpy as np
 
 from remaster.modes import parse_mode
-from remaster.video.decode import DecodeStats, Planes, _on_repaired_timeline, decoded_frames, frame_to_planes
+from remaster.video.decode import DecodeStats, Planes, decoded_frames, frame_to_planes
 from remaster.video.frames import plane_view
 from remaster.video.probe import VideoInfo
 from remaster.video.segments import Segment
@@ -239,10 +239,7 @@ def filtered_segment(
             yield frame_to_planes(out, video.full_range)
 
     wanted = set(segment.pts)
-    frames = decoded_frames(path, video, video.pts[max(0, feed_from)], stats)
-    if video.decoded_pts:  # frames share timestamps: put them on the probe's repaired timeline first
-        frames = _on_repaired_timeline(frames, video)
-    for frame in frames:
+    for frame in decoded_frames(path, video, video.pts[max(0, feed_from)], stats):
         index = index_of.get(frame.pts)
         if index is None or index < feed_from:
             continue

@@ -24,7 +24,7 @@ import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
 from remaster.processes import dies_with_this_process
-from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, fsync_path, sha256_file
+from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, fsync_path, sha256_file, write_atomically
 from remaster.video.probe import MediaInfo, TimestampReset, fingerprint, probe
 
 COPY_NAME = "timeline.mkv"  # names checkpoint._OWN_NAME knows, so that cleanup removes them
@@ -82,11 +82,7 @@ def _copy_on_one_timeline(source: Path, root: Path, source_fingerprint: str) -> 
     fsync_path(partial)
     os.replace(partial, copy)
     info = {"source": source_fingerprint, "size": copy.stat().st_size, "sha256": sha256_file(copy)}
-    staged = record.with_name(record.name + ".partial")
-    staged.write_text(json.dumps(info))
-    fsync_path(staged)
-    os.replace(staged, record)
-    fsync_path(root)
+    write_atomically(record, json.dumps(info))
     return copy
 
 

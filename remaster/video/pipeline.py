@@ -92,10 +92,6 @@ class VideoSettings:
     max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (limits.py)
 
 
-def default_output(source: Path, preset: str) -> Path:
-    return source.with_name(f"{source.stem}.{preset}.mkv")
-
-
 def default_workdir(output: Path) -> Path:
     return output.with_name(f".{output.name}.remaster")
 

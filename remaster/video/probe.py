@@ -241,7 +241,8 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
     timeline all index frames by pts on one clock."""
     tb = video.time_base
     origin = min(scan.pts)
-    for (_, w0, h0), (at, w1, h1) in zip(scan.sizes, scan.sizes[1:], strict=False):
+    if len(scan.sizes) > 1:
+        (_, w0, h0), (at, w1, h1) = scan.sizes[:2]
         raise UsageError(
             f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
             "not supported: cut the file there and remaster each part"
