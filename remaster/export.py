@@ -48,7 +48,7 @@ from pathlib import Path
 import av
 
 from remaster.errors import RemasterError, UsageError
-from remaster.media.ffmpeg import run_ffmpeg
+from remaster.media.ffmpeg import FFmpegProgress, run_ffmpeg
 from remaster.outputs import refuse_to_destroy
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
@@ -454,14 +454,18 @@ def _ffmpeg(
     """Run ffmpeg in `work` (so filter arguments name files there without escaping); returns its log.
     ffmpeg inherits `locks` (fds holding flocks), so what it writes counts as in use while it runs."""
     env = {**os.environ, "SVT_LOG": os.environ.get("SVT_LOG", "1")}  # SVT-AV1: errors only
-    on_report = (lambda report: report.frame is not None and progress(report.frame)) if progress else None
+
+    def on_report(report: FFmpegProgress) -> None:
+        if progress is not None and report.frame is not None:
+            progress(report.frame)
+
     # The log is kept at info level for libass's font messages; the runner picks the errors out of it.
     return run_ffmpeg(
         args,
         source,
         "exporting",
         loglevel="info",
-        progress=on_report,
+        progress=on_report if progress else None,
         log=work / "ffmpeg.log",
         cwd=work,
         env=env,

@@ -36,9 +36,6 @@ from remaster.processes import dies_with_this_process
 # "[libx264 @ 0x55...] [error] " or "[error] ": what -loglevel level+... puts before a message.
 _LOG_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] |\[(error|fatal)\] ")
 _ERROR_TAGS = ("[error]", "[fatal]")
-# How many error lines the one-line message quotes: the first name the cause; the ones after them
-# are ffmpeg's threads winding down ("Error while filtering", "Conversion failed!").
-_CAUSE_LINES = 2
 
 
 class FFmpegError(RemasterError):
@@ -98,7 +95,7 @@ def run_ffmpeg(
     pass_fds: Sequence[int] = (),
 ) -> str:
     """Run ffmpeg to the end and return its log; raise FFmpegError, one line, if it fails:
-    "`file`: ffmpeg failed while `doing`: its first error lines".
+    "`file`: ffmpeg failed while `doing`: its first and last error lines" (error_cause).
 
     `file` is the file the user knows the run by (the input being muxed, the sample being made).
     `progress` gets ffmpeg's `-progress` reports as they come. `log` keeps ffmpeg's log in a file
@@ -110,7 +107,9 @@ def run_ffmpeg(
     use then, and the caller removes its partial file only once ffmpeg no longer writes it.
     """
     args = ffmpeg_command(command, loglevel, global_args, output_args, progress is not None)
-    with (log.open("w+") if log is not None else tempfile.TemporaryFile("w+")) as log_file:
+    # ffmpeg logs bytes (file and font names as the system has them): read back, never refused.
+    text_mode = {"mode": "w+", "encoding": "utf-8", "errors": "replace"}
+    with (log.open(**text_mode) if log is not None else tempfile.TemporaryFile(**text_mode)) as log_file:
         returncode = _run(args, log_file, progress, cwd, env, pass_fds)
         log_file.seek(0)
         text = log_file.read()
@@ -166,8 +165,12 @@ def _read_progress(lines: IO[str], progress: Callable[[FFmpegProgress], None]) -
 
 def error_cause(log: str) -> str:
     """ffmpeg's reason for failing, one line, from a log written with level tags: its first error
-    lines, or its last line if it tagged none as an error."""
+    line (the cause as ffmpeg met it: "Unknown encoder 'x'", "No space left on device") and its last
+    (its own summary: "Error opening output files: Encoder not found"); the ones between are mostly
+    its threads winding down. Its last line if it tagged none as an error."""
     lines = log.strip().splitlines()
     errors = [_LOG_PREFIX.sub("", line) for line in lines if any(tag in line for tag in _ERROR_TAGS)]
-    return " | ".join((errors or lines[-1:] or ["no message"])[:_CAUSE_LINES])
+    if not errors:
+        return lines[-1] if lines else "no message"
+    return " | ".join(dict.fromkeys([errors[0], errors[-1]]))
 
