@@ -38,7 +38,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,11 +46,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
+from remaster.media.ffmpeg import FFmpegProgress, run_ffmpeg
 from remaster.outputs import apply_umask_mode, refuse_to_destroy
-from remaster.processes import dies_with_this_process
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
 from remaster.video.mux import (
@@ -78,7 +76,6 @@ _HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG"}  # AVCOL_TRC_*: would nee
 # libass's log (at ffmpeg's info level): which font file each (family, weight, italic) was drawn with.
 _FONTSELECT = re.compile(r"fontselect: \((.*), (\d+), (\d+)\) -> (.*), \d+, \S*$")
 _NO_GLYPH = re.compile(r"failed to find any fallback with glyph (0x[0-9A-Fa-f]+) for font: \((.*), \d+, \d+\)")
-_LOG_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] |\[(error|fatal)\] ")  # "[libx264 @ 0x55...] [error] "
 DEFAULT_TRACK = "default"  # --burn-subs without a value
 WORK_PREFIX = "remaster-export-"  # the temporary folder: remaster-export-<pid>-<random>, in the system temp folder
 _WORK_NAME = re.compile(rf"{WORK_PREFIX}(\d+)-\w+")
@@ -456,41 +453,24 @@ def _ffmpeg(
 ) -> str:
     """Run ffmpeg in `work` (so filter arguments name files there without escaping); returns its log.
     ffmpeg inherits `locks` (fds holding flocks), so what it writes counts as in use while it runs."""
-    # Global options go before the inputs: ffmpeg 9 rejects them after the output. The log is kept
-    # at info level (with level tags) for libass's font messages; errors are picked out of it.
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "level+info", "-nostats", "-y"]
-    command += ["-progress", "pipe:1"] if progress else []
     env = {**os.environ, "SVT_LOG": os.environ.get("SVT_LOG", "1")}  # SVT-AV1: errors only
-    log_path = work / "ffmpeg.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command + args,
-            cwd=work,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=env,
-            pass_fds=locks,
-            # SIGKILL when remaster dies (Ctrl-C and SIGTERM stop it below): never an encode nobody waits for.
-            preexec_fn=dies_with_this_process(),
-        )
-        try:
-            for line in process.stdout:
-                key, _, value = line.strip().partition("=")
-                if key == "frame" and value.isdigit() and progress:
-                    progress(int(value))
-            returncode = process.wait()
-        finally:
-            if process.poll() is None:  # interrupted: stop ffmpeg before the partial file is removed
-                process.kill()
-                process.wait()
-    text = log_path.read_text(errors="replace")
-    if returncode != 0:
-        # The first errors name the cause; the ones after it are ffmpeg's threads winding down.
-        errors = [_LOG_PREFIX.sub("", line) for line in text.splitlines() if "[error]" in line or "[fatal]" in line]
-        cause = " | ".join((errors or text.strip().splitlines()[-1:] or ["no message"])[:2])
-        raise RemasterError(f"{source}: ffmpeg failed while exporting: {cause}")
-    return text
+
+    def on_report(report: FFmpegProgress) -> None:
+        if progress is not None and report.frame is not None:
+            progress(report.frame)
+
+    # The log is kept at info level for libass's font messages; the runner picks the errors out of it.
+    return run_ffmpeg(
+        args,
+        source,
+        "exporting",
+        loglevel="info",
+        progress=on_report if progress else None,
+        log=work / "ffmpeg.log",
+        cwd=work,
+        env=env,
+        pass_fds=locks,
+    )
 
 
 def _verify(path: Path, media: MediaInfo) -> MediaInfo:

@@ -493,24 +493,19 @@ def test_exported_video_track_is_described_truthfully(tmp_path: Path, user_home:
     assert "title" not in _video_tags(report.output)
 
 
-# A child that starts an ffmpeg through one of remaster's own helpers and waits for it. The ffmpeg
-# reads its input in real time (-re) for 60 s, so it is still running when the child is killed.
-_FFMPEG_HELPERS = {
-    "mux": "from remaster.video.mux import _run_ffmpeg\n"
-    "from remaster.video.probe import probe\n"
-    "_run_ffmpeg(ARGS, probe(Path(sys.argv[1])))\n",
-    "samples": "from remaster.demo.samples import _ffmpeg_exe, _run_ffmpeg\n_run_ffmpeg([_ffmpeg_exe(), *ARGS])\n",
-}
+# A child that starts an ffmpeg through remaster's runner (every ffmpeg remaster starts goes through
+# it: test_media_ffmpeg checks) and waits for it. The ffmpeg reads its input in real time (-re) for
+# 60 s, so it is still running when the child is killed.
+_RUNNER_CHILD = "from remaster.media.ffmpeg import run_ffmpeg\nrun_ffmpeg(ARGS, 'slow.mkv', 'testing')\n"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ffmpeg through /proc (Linux)")
-@pytest.mark.parametrize("helper", list(_FFMPEG_HELPERS))
-def test_every_ffmpeg_remaster_starts_dies_with_it(helper: str, episode: Path, tmp_path: Path):
-    """The short ffmpeg runs too (the mux's cover extraction and cuts, the sample maker's mux): killed
-    with remaster, they do not go on writing files nobody will use."""
+def test_every_ffmpeg_remaster_starts_dies_with_it(episode: Path, tmp_path: Path):
+    """The short ffmpeg runs too (the mux's cover extraction and cuts, the sample maker's mux, the
+    copy on one timeline): killed with remaster, they do not go on writing files nobody will use."""
     written = tmp_path / "slow.mkv"
     args = ["-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=24:d=60", "-c:v", "rawvideo", str(written)]
-    script = f"import sys\nfrom pathlib import Path\nARGS = {args!r}\n" + _FFMPEG_HELPERS[helper]
+    script = f"import sys\nfrom pathlib import Path\nARGS = {args!r}\n" + _RUNNER_CHILD
     run = subprocess.Popen([sys.executable, "-c", script, str(episode)])
     writers: list[int] = []
     try:

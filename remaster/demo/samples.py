@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError
-from remaster.processes import dies_with_this_process
+from remaster.media.ffmpeg import FFmpegError, run_ffmpeg
 from remaster.testcard import anime_frame
 
 
@@ -369,8 +367,10 @@ def make_episode(path: Path | str, spec: EpisodeSpec = EpisodeSpec()) -> Path:
         _encode_video(video, spec, {"nut": "nut", "mkv": "matroska"}.get(via, fmt))
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
-            _run_ffmpeg(_mux_command(spec, video, work, partial, fmt))
+            run_ffmpeg(_mux_command(spec, video, work, partial, fmt), path, "making a sample episode")
             os.replace(partial, path)
+        except FFmpegError as error:
+            raise SampleError(str(error)) from error
         finally:
             partial.unlink(missing_ok=True)
     return path
@@ -802,9 +802,10 @@ def _sprite(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str) -> list[str]:
+    """ffmpeg's arguments (inputs, maps, options, output) for the episode; raw, not ffmpeg-python:
+    inputs with their own options (-itsoffset, -f lavfi) and repeated per-stream options."""
     mkv = spec.container == "mkv"
-    # ffmpeg 9 wants global options before the first input.
-    inputs: list[str] = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    inputs: list[str] = []
     maps: list[str] = []
     codecs: list[str] = ["-c:v:0", "copy"]
     if spec.container == "avi":
@@ -908,7 +909,7 @@ def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str
     if spec.container == "ts":
         # No mux delay, then the offset: the first decode timestamp is exactly start_time.
         tail[:0] = ["-muxdelay", "0", "-output_ts_offset", f"{spec.start_time}"]
-    return [_ffmpeg_exe(), *inputs, *maps, *codecs, *meta, *attachments, *tail]
+    return [*inputs, *maps, *codecs, *meta, *attachments, *tail]
 
 
 def _stream_meta(spec: str, language: str, title: str, dispositions: list[str]) -> list[str]:
@@ -1033,25 +1034,3 @@ def _ffmetadata_chapters(spec: EpisodeSpec) -> str:
         lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(start * 1000)}", f"END={round(end * 1000)}"]
         lines.append("title=" + "".join("\\" + c if c in "=;#\\" else c for c in title))
     return "\n".join(lines) + "\n"
-
-
-def _ffmpeg_exe() -> str:
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as error:
-        found = shutil.which("ffmpeg")
-        if found:
-            return found
-        raise SampleError(f"no ffmpeg found (pip install imageio-ffmpeg, or put ffmpeg on PATH): {error}") from error
-
-
-def _run_ffmpeg(command: list[str]) -> None:
-    # Killed with remaster (the kernel's SIGKILL, however remaster dies): no file written for nobody.
-    result = subprocess.run(
-        command, capture_output=True, text=True, errors="replace", preexec_fn=dies_with_this_process()
-    )
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise SampleError(f"ffmpeg failed (exit {result.returncode}) making a sample episode:\n{tail}")

@@ -1,7 +1,7 @@
 """Mux: the new video with every other stream of the original, copied bit-exact, by ffmpeg.
 
-The command is built with ffmpeg-python and run with the ffmpeg binary of imageio-ffmpeg (no
-system ffmpeg needed). `-copyts` keeps the original timestamps, so audio and subtitle start
+The command is built with ffmpeg-python and run by remaster.media.ffmpeg (the ffmpeg binary of
+imageio-ffmpeg, no system ffmpeg needed). `-copyts` keeps the original timestamps, so audio and subtitle start
 offsets stay as they were (without it ffmpeg shifted the original streams by the AAC priming;
 DESIGN.md section 6). Cover images, which FFmpeg's demuxers show as one-frame video streams,
 are written back as attachments rather than mapped as video.
@@ -9,16 +9,13 @@ are written back as attachments rather than mapped as video.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import ffmpeg
-import imageio_ffmpeg
 
-from remaster.errors import RemasterError
-from remaster.processes import dies_with_this_process
+from remaster.media.ffmpeg import run_ffmpeg
 from remaster.video.probe import MediaInfo, StreamInfo
 
 # What MP4 can carry as-is (FFmpeg's mov muxer, mp4 mode); other audio becomes AAC.
@@ -107,24 +104,12 @@ def cover_attachment_args(media: MediaInfo, covers: list[StreamInfo], folder: Pa
             mimetype = metadata.get("mimetype", mimetype)
             filename = metadata.get("filename", default_name)
             path = folder / f"cover-{info.index}{Path(filename).suffix}"
-            copy_stream = ["-map", f"0:{info.index}", "-c", "copy", "-f", "data"]
-            _run_ffmpeg(["-i", str(media.path), *copy_stream, str(path)], media)
+            cover = ffmpeg.input(str(media.path))[str(info.index)].output(str(path), c="copy", f="data")
+            run_ffmpeg(cover, media.path, "muxing")
             n = first + i
             args += ["-attach", str(path), f"-metadata:s:t:{n}", f"mimetype={mimetype}"]
             args += [f"-metadata:s:t:{n}", f"filename={filename}"]
     return args
-
-
-def _run_ffmpeg(args: list[str], media: MediaInfo) -> None:
-    # Global options go before the inputs: ffmpeg 9 rejects them after the output, where
-    # ffmpeg-python's global_args() would put them.
-    command_line = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    # Killed with remaster (the kernel's SIGKILL, however remaster dies): no file written for nobody.
-    result = subprocess.run(command_line + args, capture_output=True, text=True, preexec_fn=dies_with_this_process())
-    if result.returncode != 0:
-        # The first lines name the cause; the last ones are threads shutting down.
-        lines = result.stderr.strip().splitlines()
-        raise RemasterError(f"{media.path}: ffmpeg failed while muxing: {' | '.join(lines[:2])}")
 
 
 def _tag_name(key: str) -> str:
@@ -173,14 +158,15 @@ def _video_tags(media: MediaInfo, title: str) -> tuple[dict[str, str], str]:
 def _cut(media: MediaInfo, indices: list[str], time_range: tuple[float, float], work: Path):
     """Copy the given streams of the original, from time_range[0] to time_range[1] on its clock."""
     path = work / "cut.mkv"
-    maps = [arg for i in indices for arg in ("-map", f"0:{i}")]
+    original = ffmpeg.input(str(media.path))
     # Matroska cannot hold mov_text; the main mux converts it again as the output needs.
-    subtitle_codec = ["-c:s", "srt"] if any(media.streams[int(i)].codec == "mov_text" for i in indices) else []
+    subtitle_codec = {"c:s": "srt"} if any(media.streams[int(i)].codec == "mov_text" for i in indices) else {}
     # Output -ss drops the packets before the cut but restarts the clock at zero even with
     # -copyts (ffmpeg 9); -output_ts_offset puts it back on the original's clock.
     start = f"{time_range[0]:.6f}"
-    window = ["-ss", start, "-to", f"{time_range[1]:.6f}", "-output_ts_offset", start]
-    _run_ffmpeg(["-copyts", "-i", str(media.path), *maps, "-c", "copy", *subtitle_codec, *window, str(path)], media)
+    window = {"ss": start, "to": f"{time_range[1]:.6f}", "output_ts_offset": start}
+    cut = ffmpeg.output(*[original[i] for i in indices], str(path), c="copy", **subtitle_codec, **window)
+    run_ffmpeg(cut, media.path, "muxing", global_args=["-copyts"])
     return ffmpeg.input(str(path))
 
 
@@ -208,14 +194,16 @@ def mux(
             cut = _cut(media, timed, time_range, work)
             sources.update({index: cut[str(n)] for n, index in enumerate(timed)})
     streams = [new_video["v:0"]] + [sources[index] for index in plan.maps]
+    # ffmpeg-python lists only the inputs that streams come from; chapters and tags still come from
+    # the original, which must then be input 1 all the same: with no stream of its own to keep, its
+    # first stream is mapped (`-map 1:0`) and unmapped again (`-map -1:0`, after the streams' maps).
+    unmapped = {} if plan.maps else {"map": "-1:0"}
+    streams += [] if plan.maps else [original["0"]]
     command = ffmpeg.output(
-        *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **plan.options
+        *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **plan.options, **unmapped
     )
-    args = command.get_args()
-    if not plan.maps:
-        # ffmpeg-python lists only the inputs that streams come from; chapters and tags still
-        # come from the original, which must then be input 1 all the same.
-        args[2:2] = ["-i", str(media.path)]
+    # Repeated output options (a -metadata:s:v:0 per tag, an -attach per cover), which
+    # ffmpeg-python's keyword arguments cannot write.
     extra: list[str] = []
     tags, disposition = _video_tags(media, video_title(video_file, made_with))
     for key, value in tags.items():
@@ -224,6 +212,5 @@ def mux(
     extra += cover_attachment_args(media, plan.covers, work)
     if output_format == "mp4":
         extra += ["-movflags", "+faststart"]
-    args[-1:-1] = extra
-    _run_ffmpeg(["-copyts", *args], media)
+    run_ffmpeg(command, media.path, "muxing", global_args=["-copyts"], output_args=extra)
     return plan.notes

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
+import ffmpeg
 
-from remaster.errors import RemasterError, UsageError
-from remaster.processes import dies_with_this_process
+from remaster.errors import UsageError
+from remaster.media.ffmpeg import run_ffmpeg
 from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, fsync_path, sha256_file, write_atomically
 from remaster.video.probe import MediaInfo, TimestampReset, fingerprint, probe
 
@@ -66,19 +65,15 @@ def _copy_on_one_timeline(source: Path, root: Path, source_fingerprint: str) -> 
     record.unlink(missing_ok=True)  # first: a kill below must never leave a record beside another copy
     partial = root / (COPY_NAME + ".partial")
     # Data streams (SCTE-35, EPG) go: Matroska cannot hold them, and the mux drops them anyway.
-    options = ["-map", "0", "-map", "-0:d?", "-c", "copy", "-f", "matroska"]
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    result = subprocess.run(
-        [*command, "-i", str(source), *options, str(partial)],
-        capture_output=True,
-        text=True,
-        preexec_fn=dies_with_this_process(),  # no ffmpeg left writing into the work folder after a kill
-    )
-    if result.returncode != 0:
+    # `-map 0` (every stream) is a keyword: ffmpeg-python writes no -map for an input's default
+    # streams. A keyword takes one value, so the second -map, the exclusion, is an output argument.
+    copy_command = ffmpeg.output(ffmpeg.input(str(source)), str(partial), map="0", c="copy", f="matroska")
+    try:
+        # ffmpeg dies with remaster: none is left writing into the work folder after a kill.
+        run_ffmpeg(copy_command, source, "putting it on one timeline", output_args=["-map", "-0:d?"])
+    except BaseException:
         partial.unlink(missing_ok=True)
-        lines = result.stderr.strip().splitlines() or ["no message"]
-        # The first lines name the cause; the last ones are threads shutting down.
-        raise RemasterError(f"{source}: ffmpeg could not put it on one timeline: {' | '.join(lines[:2])}")
+        raise
     fsync_path(partial)
     os.replace(partial, copy)
     info = {"source": source_fingerprint, "size": copy.stat().st_size, "sha256": sha256_file(copy)}

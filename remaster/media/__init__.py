@@ -1,0 +1,1 @@
+"""remaster's media layer: the one ffmpeg runner (`remaster.media.ffmpeg`)."""
