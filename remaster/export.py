@@ -49,17 +49,12 @@ import av
 
 from remaster.errors import RemasterError, UsageError
 from remaster.media.ffmpeg import FFmpegProgress, run_ffmpeg
+from remaster.media.pixels import pix_fmt_layout, square_pixel_size
+from remaster.media.streams import TEXT_SUBTITLES, StreamPlan, StreamPolicy, plan_streams
 from remaster.outputs import apply_umask_mode, refuse_to_destroy
-from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
-from remaster.video.encode import CODECS, pix_fmt_layout
-from remaster.video.mux import (
-    MP4_AUDIO,
-    TEXT_SUBTITLES,
-    cover_attachment_args,
-    describe_video,
-    is_stale_video_tag,
-    is_title_tag,
-)
+from remaster.targets import Target, VideoTarget, get_target
+from remaster.video.encode import CODECS
+from remaster.video.mux import cover_attachment_args, describe_video, is_stale_video_tag, is_title_tag
 from remaster.video.probe import MediaInfo, StreamInfo, probe
 from remaster.wording import counted
 
@@ -80,10 +75,6 @@ DEFAULT_TRACK = "default"  # --burn-subs without a value
 WORK_PREFIX = "remaster-export-"  # the temporary folder: remaster-export-<pid>-<random>, in the system temp folder
 _WORK_NAME = re.compile(rf"{WORK_PREFIX}(\d+)-\w+")
 _PARTIAL_NAME = re.compile(r"\.(?P<output>.+)\.(?P<pid>\d+)-\w+\.partial")  # beside the output
-# The channel layouts libopus encodes (mapping family 1, Vorbis order), by channel count; another
-# layout with that many channels (5.1(side) from AC-3 or DTS, 7.1(wide)...) is remapped to it first.
-# swresample moves side channels to back ones (and the like) with a gain of 1: nothing is mixed down.
-OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 @dataclass(frozen=True)
@@ -114,11 +105,7 @@ def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) 
     the target's box (never enlarged), even sides (4:2:0 and 4:2:2 encoders need them)."""
     w, h = Fraction(width), Fraction(height)
     if video.square_pixels and sar != 1:
-        # Shrink the longer side of the pixel rather than stretch the other: no invented detail.
-        if sar < 1:
-            w *= sar
-        else:
-            h /= sar
+        w, h = square_pixel_size(w, h, sar)
         sar = Fraction(1)
     if video.max_size is not None:
         box_w, box_h = video.max_size
@@ -212,76 +199,23 @@ def _title_args(tags: dict[str, str], title: str) -> list[str]:
     return [*cleared, "-metadata:s:v:0", f"title={title}"]
 
 
-@dataclass
-class _StreamPlan:
-    args: list[str] = field(default_factory=list)  # -map and per-stream options, after the video's
-    covers: list[StreamInfo] = field(default_factory=list)  # to extract and attach (MKV)
-    notes: list[str] = field(default_factory=list)
+def stream_policy(target: Target) -> StreamPolicy:
+    """What the target allows of the source's other streams: its audio rule (copy some codecs, encode the rest)."""
+    audio = target.audio
+    return StreamPolicy("exported", target.name, audio.copy, audio.encoder, audio.bitrate)
 
 
 def _plan_streams(
     media: MediaInfo, target: Target, burned: StreamInfo | None, details: dict[int, _Details]
-) -> _StreamPlan:
-    """Every stream but the main video: copied, converted, or dropped with a note saying why."""
-    plan = _StreamPlan()
-    mp4 = target.container == "mp4"
-    audio = target.audio
-    counts = {"v": 1, "a": 0, "s": 0}  # output stream numbers by kind; v:0 is the new video
-    attachments_dropped = 0
-    for s in media.streams:
-        if s.index == media.video.index or (burned is not None and s.index == burned.index):
-            continue
-        if s.kind == "video" and s.attached_pic:
-            if mp4:  # cover art: a one-frame video stream with the attached_pic disposition
-                n = counts["v"]
-                plan.args += ["-map", f"0:{s.index}", f"-c:v:{n}", "copy", f"-disposition:v:{n}", "attached_pic"]
-                counts["v"] += 1
-            else:  # Matroska wants it back as an attachment, or it becomes a video track
-                plan.covers.append(s)
-        elif s.kind == "video":
-            plan.notes.append(f"dropped {s.describe()}: only the main video stream is exported")
-        elif s.kind == "audio":
-            n = counts["a"]
-            counts["a"] += 1
-            plan.args += ["-map", f"0:{s.index}"]
-            copyable = ANY_CODEC in audio.copy or s.codec in audio.copy
-            if copyable and (not mp4 or s.codec in MP4_AUDIO):
-                plan.args += [f"-c:a:{n}", "copy"]
-                continue
-            plan.args += [f"-c:a:{n}", audio.encoder, *([f"-b:a:{n}", audio.bitrate] if audio.bitrate else [])]
-            plan.args += _cleared_tags(details[s.index].tags, f"a:{n}")
-            encoded = f"{AUDIO_ENCODERS[audio.encoder]} {audio.bitrate}".strip()
-            layout, channels = details[s.index].layout, details[s.index].channels
-            if audio.encoder == "libopus" and layout not in OPUS_LAYOUTS.values() and channels in OPUS_LAYOUTS:
-                plan.args += [f"-filter:a:{n}", f"aformat=channel_layouts={OPUS_LAYOUTS[channels]}"]
-                encoded += f" ({layout} as {OPUS_LAYOUTS[channels]})"
-            copied = ", ".join(audio.copy) or "no audio"
-            plan.notes.append(f"encoded {s.describe()} as {encoded}: {target.name} copies {copied}")
-        elif s.kind == "subtitle":
-            if mp4 and s.codec not in TEXT_SUBTITLES:
-                plan.notes.append(f"dropped {s.describe()}: MP4 cannot carry {s.codec} subtitles")
-                continue
-            n = counts["s"]
-            counts["s"] += 1
-            codec = "copy"
-            if mp4 and s.codec != "mov_text":
-                codec = "mov_text"
-                styled = " (styling lost)" if s.codec in ("ass", "ssa") else ""
-                plan.notes.append(f"converted {s.describe()} to mov_text{styled}: MP4's only text subtitle format")
-            elif not mp4 and s.codec == "mov_text":
-                codec = "srt"
-                plan.notes.append(f"converted {s.describe()} to srt: Matroska cannot carry mov_text")
-            plan.args += ["-map", f"0:{s.index}", f"-c:s:{n}", codec]
-        elif s.kind == "attachment" and not mp4:
-            plan.args += ["-map", f"0:{s.index}"]
-        elif s.kind == "attachment":
-            attachments_dropped += 1
-        else:
-            plan.notes.append(f"dropped {s.describe()}: {s.kind} streams are not kept")
-    if attachments_dropped:
-        dropped = counted(attachments_dropped, "attachment")
-        plan.notes.append(f"dropped {dropped} (fonts...): MP4 cannot carry attachments")
-    return plan
+) -> tuple[StreamPlan, list[str]]:
+    """Every stream but the main video: copied, converted, or dropped with a note saying why; and the
+    ffmpeg arguments that map them (after a global `-c copy`)."""
+    layouts = {i: (d.layout, d.channels) for i, d in details.items()}
+    plan = plan_streams(media, target.muxer, stream_policy(target), burned.index if burned else None, layouts)
+    args = plan.args()
+    for decision in plan.converted("audio"):  # encoded anew: the old encode's statistics tags are wrong
+        args += _cleared_tags(details[decision.stream.index].tags, decision.output)
+    return plan, args
 
 
 def _colour_input(media: MediaInfo) -> str:
@@ -512,7 +446,7 @@ def export_video(
         burned = choose_subtitles(media, burn_subs, {i: d.default for i, d in details.items()})
     video = media.video
     geometry = output_geometry(video.width, video.height, video.sar, target.video)
-    plan = _plan_streams(media, target, burned, details)
+    plan, stream_args = _plan_streams(media, target, burned, details)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Named after the output and this process, and locked while this process or its ffmpeg holds
     # it: if both are killed, the next export to this output removes it (remove_leftovers).
@@ -534,9 +468,11 @@ def export_video(
                 _font_folder(source, work / "fonts")
                 track = [s.index for s in media.streams if s.kind == "subtitle"].index(burned.index)
                 burn = (link.name, track)
-            args = ["-copyts", "-i", str(source)]
+            # Every stream is copied but those given a codec after this (the video, converted ones):
+            # ffmpeg takes the last codec option that matches a stream.
+            args = ["-copyts", "-i", str(source), "-c", "copy"]
             args += _video_args(media, geometry, target, burn, details[video.index].tags)
-            args += plan.args + cover_attachment_args(media, plan.covers, work)
+            args += stream_args + cover_attachment_args(media, plan.covers, work)
             args += ["-map_chapters", "0", "-map_metadata", "0"]
             args += ["-movflags", "+faststart"] if target.container == "mp4" else []
             args += ["-f", target.muxer, str(partial.resolve())]

@@ -14,14 +14,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from remaster.errors import UsageError
+from remaster.media.pixels import pix_fmt_layout
+from remaster.media.streams import ANY_CODEC, AUDIO_ENCODERS, MP4_AUDIO
 from remaster.resources import named_tomls, search_dirs
-from remaster.video.encode import CODECS, EncoderSettings, pix_fmt_layout
-from remaster.video.mux import MP4_AUDIO
+from remaster.video.encode import CODECS, EncoderSettings
 
 CONTAINERS = {"mp4": ".mp4", "mkv": ".mkv"}
-# ffmpeg audio encoders a target may name, and the codec each writes (what `copy` lists compare with).
-AUDIO_ENCODERS = {"aac": "aac", "libopus": "opus", "flac": "flac", "ac3": "ac3", "eac3": "eac3", "libmp3lame": "mp3"}
-ANY_CODEC = "*"
 _RATE = re.compile(r"\d+(\.\d+)?[kKM]?")
 _SIZE = re.compile(r"(\d+)x(\d+)")
 

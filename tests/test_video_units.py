@@ -106,7 +106,8 @@ def test_mp4_output_names_what_it_drops_or_converts():
     assert "converted #2 audio vorbis [eng] to aac 256k" in notes
     assert 'converted #3 subtitle ass [eng] "Signs" to mov_text (styling lost)' in notes
     assert "dropped #4 subtitle hdmv_pgs_subtitle" in notes
-    assert 'dropped #5 attachment font/ttf "font.ttf"' in notes
+    # Attachments in one line, as export says it: an anime release may carry dozens of fonts.
+    assert "dropped 1 attachment (font.ttf): MP4 cannot carry attachments" in notes
 
 
 def test_hd_output_is_bt709_and_sd_keeps_its_matrix():

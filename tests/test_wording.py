@@ -47,4 +47,4 @@ def test_export_of_one_frame_with_one_attachment(one_frame, tmp_path, monkeypatc
     assert main(["export", str(one_frame), "--target", "upload-1080p-h264", "-o", str(output)]) == 0
     err = capsys.readouterr().err
     assert f"-> {output}: 64x48, 1 frame, " in err, err
-    assert "note: dropped 1 attachment (fonts...): MP4 cannot carry attachments" in err, err
+    assert f"note: dropped 1 attachment ({find_font().name}): MP4 cannot carry attachments" in err, err

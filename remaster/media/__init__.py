@@ -1,1 +1,1 @@
-"""remaster's media layer: the one ffmpeg runner (`remaster.media.ffmpeg`)."""
+"""The media layer: what remaster does with ffmpeg, streams and pixels, apart from the commands that use it."""

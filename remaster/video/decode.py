@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,13 +15,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from remaster.media.pixels import planar_layout, sample_dtype
 from remaster.video.frames import plane_view
 from remaster.video.probe import MAX_REORDER_FRAMES, VideoInfo, open_media
 from remaster.video.segments import Segment
 
-# Planar Y'CbCr layouts we read directly, with log2 chroma subsampling (x, y).
-_SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}
-_PLANAR_YUV = re.compile(r"yuvj?(420|422|444)p(?:(\d+)le)?")
 # Seeking lands on the keyframe before the target, except in MPEG-PS/TS and AVI, where it may
 # land a GOP late (DESIGN.md section 6). Asking for a point 2 s early and dropping frames by pts
 # is exact in all of them.
@@ -42,22 +39,14 @@ class Planes:
     full_range: bool
 
 
-def _layout(format_name: str) -> tuple[tuple[int, int], int] | None:
-    """yuv420p10le -> ((1, 1), 10); None for anything that is not planar little-endian Y'CbCr."""
-    match = _PLANAR_YUV.fullmatch(format_name)
-    if match is None:
-        return None
-    return _SUBSAMPLING[match[1]], int(match[2] or 8)
-
-
 def frame_to_planes(frame: av.VideoFrame, full_range: bool) -> Planes:
-    layout = _layout(frame.format.name)
+    layout = planar_layout(frame.format.name)
     if layout is None:
         # nv12, p010, gray, RGB...: swscale rearranges them into 16-bit 4:4:4; rare in anime sources.
         frame = frame.reformat(format="yuv444p16le")
         layout = ((0, 0), 16)
     shift, bits = layout
-    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    dtype = sample_dtype(bits)
     planes = []
     for plane in frame.planes:
         # Rows are padded to line_size bytes; view the padded buffer, then crop to the picture.

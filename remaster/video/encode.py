@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +10,7 @@ import av
 import numpy as np
 
 from remaster.errors import RemasterError, UsageError
+from remaster.media.pixels import SEMI_PLANAR, pix_fmt_layout, sample_dtype
 from remaster.video.frames import plane_view
 
 
@@ -32,9 +32,6 @@ CODECS = {
     "nvenc-h264": Codec("h264_nvenc", "yuv420p", "cq", "p5", (("rc", "vbr"), ("b", "0"))),
     "nvenc-av1": Codec("av1_nvenc", "p010le", "cq", "p5", (("rc", "vbr"), ("b", "0"))),
 }
-# Pixel formats the writer fills: planar Y'CbCr, and the semi-planar ones NVENC wants.
-_PLANAR = re.compile(r"yuv(420|422|444)p(?:(\d+)le)?")
-_SEMI_PLANAR = {"nv12": 8, "p010le": 10}
 
 
 @dataclass(frozen=True)
@@ -59,16 +56,6 @@ class EncoderSettings:
         options = {self.spec.quality_option: f"{self.crf:g}", "preset": self.speed}
         options.update(self.spec.fixed_options)
         return options
-
-
-def pix_fmt_layout(pix_fmt: str) -> tuple[tuple[int, int], int]:
-    """Chroma subsampling (log2 x, y) and bits of a pixel format the writer can fill."""
-    if pix_fmt in _SEMI_PLANAR:
-        return (1, 1), _SEMI_PLANAR[pix_fmt]
-    match = _PLANAR.fullmatch(pix_fmt)
-    if match is None:
-        raise UsageError(f"--pix-fmt {pix_fmt}: want planar Y'CbCr such as yuv420p or yuv420p10le (or nv12, p010le)")
-    return {"420": (1, 1), "422": (1, 0), "444": (0, 0)}[match[1]], int(match[2] or 8)
 
 
 def check_encoder(settings: EncoderSettings) -> None:
@@ -264,15 +251,15 @@ class SegmentWriter:
 def fill_frame(frame: av.VideoFrame, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
     """Copy planes into a frame's buffers, whose rows are padded to line_size."""
     name = frame.format.name
-    bits = _SEMI_PLANAR.get(name)
+    bits = SEMI_PLANAR.get(name)
     if bits is not None:
-        dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+        dtype = sample_dtype(bits)
         # P010 keeps its 10 bits in the high end of each 16-bit word.
         shift = 16 - bits if bits > 8 else 0
         uv = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)
         sources = [y, uv]
     else:
-        dtype = np.uint8 if pix_fmt_layout(name)[1] == 8 else np.dtype("<u2")
+        dtype = sample_dtype(pix_fmt_layout(name)[1])
         shift = 0
         sources = [y, u, v]
     for plane, data in zip(frame.planes, sources, strict=True):

@@ -23,8 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
+from remaster.media.pixels import sample_dtype
 from remaster.modes import parse_mode
 from remaster.video.decode import DecodeStats, Planes, decoded_frames, frame_to_planes
 from remaster.video.frames import plane_view
@@ -198,7 +198,7 @@ def _black_frames(like: av.VideoFrame, count: int, video: VideoInfo) -> list[av.
     for i in range(count):
         frame = av.VideoFrame(like.width, like.height, like.format.name)
         bits = max(c.bits for c in like.format.components)
-        dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+        dtype = sample_dtype(bits)
         for i_plane, plane in enumerate(frame.planes):  # limited-range black, neutral chroma
             plane_view(plane, dtype)[:] = (16 if i_plane == 0 else 128) << (bits - 8)
         frame.pts = like.pts - (count - i) * step

@@ -9,19 +9,15 @@ are written back as attachments rather than mapped as video.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import ffmpeg
 
 from remaster.media.ffmpeg import run_ffmpeg
+from remaster.media.streams import MUX_POLICY, StreamPlan, plan_streams
 from remaster.video.probe import MediaInfo, StreamInfo
 
-# What MP4 can carry as-is (FFmpeg's mov muxer, mp4 mode); other audio becomes AAC.
-MP4_AUDIO = {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "flac", "alac"}
-TEXT_SUBTITLES = {"ass", "ssa", "subrip", "srt", "webvtt", "mov_text", "text"}
-MP4_AUDIO_FALLBACK = ("aac", "256k")
 # Per-stream tags that describe the old encode, not the new one (mkvmerge's statistics tags).
 STALE_VIDEO_TAGS = {"duration", "bps", "number_of_frames", "number_of_bytes", "encoder", "handler_name", "vendor_id"}
 # The new video track's title names its codec, like the titles release groups give tracks.
@@ -31,61 +27,10 @@ TITLE_TAGS = {"title", "name"}
 COVER_MIMETYPES = {"mjpeg": ("image/jpeg", "cover.jpg"), "png": ("image/png", "cover.png")}
 
 
-@dataclass
-class MuxPlan:
-    maps: list[str] = field(default_factory=list)  # original stream indices, in output order
-    options: dict[str, str] = field(default_factory=dict)  # per-output-stream codec options
-    covers: list[StreamInfo] = field(default_factory=list)  # to re-attach from files
-    notes: list[str] = field(default_factory=list)  # what was dropped or converted, one line each
-
-
-def plan_mux(media: MediaInfo, output_format: str) -> MuxPlan:
-    """Which original streams go into the output, and how; `output_format` is matroska or mp4."""
-    plan = MuxPlan()
-    mp4 = output_format == "mp4"
-    counts = {"a": 0, "s": 0, "t": 0, "v": 1}  # output stream counters by kind; v:0 is the new video
-    for s in media.streams:
-        if s.index == media.video.index:
-            continue
-        if s.kind == "video" and s.attached_pic:
-            if mp4:
-                plan.maps.append(str(s.index))
-                plan.options[f"disposition:v:{counts['v']}"] = "attached_pic"
-                counts["v"] += 1
-            else:
-                plan.covers.append(s)
-        elif s.kind == "video":
-            plan.notes.append(f"dropped {s.describe()}: only the main video stream is remastered")
-        elif s.kind == "audio":
-            plan.maps.append(str(s.index))
-            if mp4 and s.codec not in MP4_AUDIO:
-                codec, bitrate = MP4_AUDIO_FALLBACK
-                plan.options[f"c:a:{counts['a']}"] = codec
-                plan.options[f"b:a:{counts['a']}"] = bitrate
-                plan.notes.append(f"converted {s.describe()} to {codec} {bitrate}: MP4 cannot carry {s.codec}")
-            counts["a"] += 1
-        elif s.kind == "subtitle":
-            if s.codec not in TEXT_SUBTITLES and mp4:
-                plan.notes.append(f"dropped {s.describe()}: MP4 cannot carry {s.codec} subtitles")
-                continue
-            plan.maps.append(str(s.index))
-            if mp4 and s.codec != "mov_text":
-                plan.options[f"c:s:{counts['s']}"] = "mov_text"
-                styled = " (styling lost)" if s.codec in ("ass", "ssa") else ""
-                plan.notes.append(f"converted {s.describe()} to mov_text{styled}: MP4's only text subtitle format")
-            elif not mp4 and s.codec == "mov_text":
-                plan.options[f"c:s:{counts['s']}"] = "srt"
-                plan.notes.append(f"converted {s.describe()} to srt: Matroska cannot carry mov_text")
-            counts["s"] += 1
-        elif s.kind == "attachment":
-            if mp4:
-                plan.notes.append(f"dropped {s.describe()}: MP4 cannot carry attachments")
-                continue
-            plan.maps.append(str(s.index))
-            counts["t"] += 1
-        else:
-            plan.notes.append(f"dropped {s.describe()}: {s.kind} streams are not kept")
-    return plan
+def plan_mux(media: MediaInfo, output_format: str) -> StreamPlan:
+    """Which original streams go into the output, and how; `output_format` is matroska or mp4.
+    The video job keeps every stream the container can hold (remaster/media/streams.py)."""
+    return plan_streams(media, output_format, MUX_POLICY)
 
 
 def cover_attachment_args(media: MediaInfo, covers: list[StreamInfo], folder: Path) -> list[str]:

@@ -29,6 +29,7 @@ from remaster.engine.device import resolve_device, resolve_precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import DamagedInput, Interrupted, RemasterError, ResourceError, UsageError
 from remaster.limits import check_pixels
+from remaster.media.pixels import pix_fmt_layout, square_pixel_size
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
 from remaster.models.loader import load_model
@@ -46,7 +47,6 @@ from remaster.video.encode import (
     VideoFormat,
     check_encoder,
     check_output_size,
-    pix_fmt_layout,
 )
 from remaster.video.fields import (
     CYCLE,
@@ -189,12 +189,8 @@ class Remasterer:
         shift, bits = pix_fmt_layout(self.settings.encoder.pix_fmt)
         width, height, sar = video.width * scale, video.height * scale, video.sar
         if self.settings.square_pixels and sar != 1:
-            # Shrink the longer side of the pixel rather than stretch the other: no invented detail.
-            if sar < 1:
-                width = round(width * sar)
-            else:
-                height = round(height / sar)
-            sar = Fraction(1)
+            square_width, square_height = square_pixel_size(Fraction(width), Fraction(height), sar)
+            width, height, sar = round(square_width), round(square_height), Fraction(1)
         width, height = _even(width, shift[0]), _even(height, shift[1])
         resample = (width, height) != (video.width * scale, video.height * scale) and sar == 1 and video.sar != 1
         colour = output_colour(video, height)
