@@ -50,7 +50,7 @@ import av
 import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
-from remaster.outputs import refuse_to_destroy
+from remaster.outputs import commit_file, export_output_path, refuse_to_destroy, stage_output
 from remaster.processes import dies_with_this_process
 from remaster.targets import ANY_CODEC, AUDIO_ENCODERS, Target, VideoTarget, get_target
 from remaster.video.encode import CODECS, pix_fmt_layout
@@ -138,10 +138,6 @@ def _fit(w: Fraction, h: Fraction, sar: Fraction, box_w: int, box_h: int) -> tup
 def _round_to(value: Fraction, multiple: int) -> int:
     """The nearest multiple (halves up), at least `multiple`."""
     return max(multiple, multiple * math.floor(value / multiple + Fraction(1, 2)))
-
-
-def default_output(source: Path, target: Target) -> Path:
-    return source.with_name(f"{source.stem}.{target.name}{target.suffix}")
 
 
 def check_output(source: Path, output: Path, target: Target, overwrite: bool) -> None:
@@ -536,15 +532,8 @@ def export_video(
     output.parent.mkdir(parents=True, exist_ok=True)
     # Named after the output and this process, and locked while this process or its ffmpeg holds
     # it: if both are killed, the next export to this output removes it (remove_leftovers).
-    partial_fd, partial_name = tempfile.mkstemp(
-        prefix=f".{output.name}.{os.getpid()}-", suffix=".partial", dir=output.parent
-    )
+    partial_fd, partial = stage_output(output)
     fcntl.flock(partial_fd, fcntl.LOCK_EX)
-    partial = Path(partial_name)
-    # mkstemp makes the file private (0600); the output gets the usual mode, as the umask says.
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o666 & ~umask)
     try:
         with _work_folder() as (work, work_fd):
             burn = None
@@ -570,7 +559,7 @@ def export_video(
             if burned is not None:
                 notes += _font_notes(log, source, burned.codec in ("ass", "ssa"))
         result = _verify(partial, media)
-        os.replace(partial, output)
+        commit_file(partial, output)
     finally:
         partial.unlink(missing_ok=True)
         os.close(partial_fd)
@@ -616,7 +605,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     target = get_target(args.target)
-    output = default_output(args.input, target)
+    output = export_output_path(args.input, target.name, target.suffix)
     if args.output is not None:
         output = args.output / output.name if args.output.is_dir() else args.output
     console = Console(stderr=True, soft_wrap=True, quiet=args.quiet)

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError
+from remaster.outputs import commit_file
 from remaster.processes import dies_with_this_process
 from remaster.testcard import anime_frame
 
@@ -370,7 +371,7 @@ def make_episode(path: Path | str, spec: EpisodeSpec = EpisodeSpec()) -> Path:
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
             _run_ffmpeg(_mux_command(spec, video, work, partial, fmt))
-            os.replace(partial, path)
+            commit_file(partial, path)
         finally:
             partial.unlink(missing_ok=True)
     return path

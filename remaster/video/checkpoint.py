@@ -14,7 +14,6 @@ so). A folder that holds anything else is refused before anything is written int
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from remaster.errors import UsageError
+from remaster.outputs import atomic_output, commit_file, fsync_path, sha256_file
 from remaster.video.segments import Segment
 
 MANIFEST_NAME = "manifest.json"
@@ -32,7 +32,8 @@ LOCK_NAME = "lock"
 MARKER_NAME = "remaster-workdir.json"
 # Every name remaster writes in a work folder (pipeline, mux, cluster); nothing else is ever deleted.
 _OWN_NAME = re.compile(
-    r"lock|remaster-workdir\.json|manifest\.json(\.tmp)?"
+    r"lock|remaster-workdir\.json|manifest\.json(\.tmp)?"  # .tmp: the staged manifest of earlier versions
+    r"|\.manifest\.json\.\d+-\w+\.partial"  # a staged manifest (outputs.stage_output)
     r"|segment--?\d+-\d+\.mkv(\.partial)?"  # checkpoints and the one being written (first pts, frames)
     r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
     r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
@@ -54,31 +55,9 @@ class SegmentRecord:
     sha256: str
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or folder, so that a rename after it never names a file whose data is lost."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_output(path) as staged:
+        staged.write_text(text)
 
 
 def _listing(names: list[str], shown: int = 3) -> str:
@@ -279,11 +258,8 @@ class WorkDir:
         unless the source was damaged and --allow-damaged let the run go on without the
         missing frames.
         """
-        with partial.open("rb") as f:
-            os.fsync(f.fileno())
         final = self.segment_path(segment)
-        os.replace(partial, final)
-        fsync_path(self.root)
+        commit_file(partial, final)
         self.records[segment.key] = SegmentRecord(
             key=segment.key,
             file=final.name,

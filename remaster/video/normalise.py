@@ -16,15 +16,15 @@ in the copy, and the run is refused with the probe's one line, as before.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
 
 from remaster.errors import RemasterError, UsageError
+from remaster.outputs import commit_file, sha256_file
 from remaster.processes import dies_with_this_process
-from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, fsync_path, sha256_file
+from remaster.video.checkpoint import MANIFEST_NAME, WorkDir
 from remaster.video.probe import MediaInfo, TimestampReset, fingerprint, probe
 
 COPY_NAME = "timeline.mkv"  # names checkpoint._OWN_NAME knows, so that cleanup removes them
@@ -79,14 +79,11 @@ def _copy_on_one_timeline(source: Path, root: Path, source_fingerprint: str) -> 
         lines = result.stderr.strip().splitlines() or ["no message"]
         # The first lines name the cause; the last ones are threads shutting down.
         raise RemasterError(f"{source}: ffmpeg could not put it on one timeline: {' | '.join(lines[:2])}")
-    fsync_path(partial)
-    os.replace(partial, copy)
+    commit_file(partial, copy)
     info = {"source": source_fingerprint, "size": copy.stat().st_size, "sha256": sha256_file(copy)}
     staged = record.with_name(record.name + ".partial")
     staged.write_text(json.dumps(info))
-    fsync_path(staged)
-    os.replace(staged, record)
-    fsync_path(root)
+    commit_file(staged, record)
     return copy
 
 

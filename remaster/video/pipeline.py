@@ -32,7 +32,7 @@ from remaster.limits import check_pixels
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
 from remaster.models.loader import load_model
-from remaster.outputs import refuse_to_destroy
+from remaster.outputs import commit_file, refuse_to_destroy
 from remaster.presets import Preset
 from remaster.video.checkpoint import WorkDir, remove_finished
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
@@ -90,10 +90,6 @@ class VideoSettings:
     field_rate: bool = False  # deinterlace to one frame per field
     square_pixels: bool = False  # resample anamorphic video to square pixels
     max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (limits.py)
-
-
-def default_output(source: Path, preset: str) -> Path:
-    return source.with_name(f"{source.stem}.{preset}.mkv")
 
 
 def default_workdir(output: Path) -> Path:
@@ -488,7 +484,7 @@ class Remasterer:
             streams = _verify_output(tmp, video_file)
             if not self.settings.keep_workdir:
                 work.record_output(tmp)
-            os.replace(tmp, output)
+            commit_file(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
         return Summary(
