@@ -90,7 +90,9 @@ OPUS_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1",
 
 
 @dataclass(frozen=True)
-class Geometry:
+class ExportFrame:
+    """The export's picture size and pixel shape, fitted into the target's box (output_geometry)."""
+
     width: int
     height: int
     sar: Fraction  # of the output's pixels
@@ -112,7 +114,7 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)  # streams dropped or converted, fonts not found
 
 
-def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) -> Geometry:
+def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) -> ExportFrame:
     """The output's size and sample aspect ratio: the same display aspect as the source, within
     the target's box (never enlarged), even sides (4:2:0 and 4:2:2 encoders need them)."""
     w, h = Fraction(width), Fraction(height)
@@ -127,7 +129,7 @@ def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) 
         box_w, box_h = video.max_size
         w, h = _fit(w, h, sar, box_w, box_h)
     (shift_x, shift_y), _ = pix_fmt_layout(video.encoder.pix_fmt)
-    return Geometry(_round_to(w, 1 << shift_x), _round_to(h, 1 << shift_y), sar)
+    return ExportFrame(_round_to(w, 1 << shift_x), _round_to(h, 1 << shift_y), sar)
 
 
 def _fit(w: Fraction, h: Fraction, sar: Fraction, box_w: int, box_h: int) -> tuple[Fraction, Fraction]:
@@ -295,7 +297,7 @@ def _colour_input(media: MediaInfo) -> str:
     return f"matrixin={_ZSCALE_MATRIX[video.matrix]}:primariesin={primaries}:transferin=709:rangein={range_in}"
 
 
-def _video_filter(media: MediaInfo, geometry: Geometry, target: Target, burn: tuple[str, int] | None) -> str:
+def _video_filter(media: MediaInfo, geometry: ExportFrame, target: Target, burn: tuple[str, int] | None) -> str:
     """zscale (size, colour, depth) -> pixel format -> SAR [-> subtitles drawn at the output size]."""
     video = media.video
     # error_diffusion dithers where depth is lost (10-bit sources, the float matrix conversion),
@@ -317,7 +319,7 @@ def _video_filter(media: MediaInfo, geometry: Geometry, target: Target, burn: tu
 
 
 def _video_args(
-    media: MediaInfo, geometry: Geometry, target: Target, burn: tuple[str, int] | None, tags: dict[str, str]
+    media: MediaInfo, geometry: ExportFrame, target: Target, burn: tuple[str, int] | None, tags: dict[str, str]
 ) -> list[str]:
     video = target.video
     spec = CODECS[video.encoder.codec]
