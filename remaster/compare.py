@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError, UsageError
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
+from remaster.outputs import refuse_to_destroy
 from remaster.presets import get_preset
 from remaster.video.decode import DecodeStats, decode_segment
 from remaster.video.probe import probe
@@ -193,11 +194,6 @@ def render_grid(columns: list[tuple[str, np.ndarray, int]], layout: Layout) -> n
     return np.asarray(grid)
 
 
-def default_output(source: Path, at: float | None) -> Path:
-    suffix = "" if at is None else f"-{at:g}s"
-    return source.with_name(f"{source.stem}.compare{suffix}.png")
-
-
 def compare(
     source: Path,
     output: Path,
@@ -212,10 +208,7 @@ def compare(
     t0 = time.monotonic()
     if output.suffix.lower() not in OUTPUT_FORMATS:
         raise UsageError(f"{output}: the grid is a picture; use {', '.join(OUTPUT_FORMATS)}")
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
-        raise UsageError(f"{output}: is the input; choose another output")
-    if output.exists() and not overwrite:
-        raise UsageError(f"{output}: exists; add --overwrite to replace it")
+    refuse_to_destroy(source, output, overwrite)
     if not presets:
         raise UsageError("--presets: name at least one preset")
     chosen = [get_preset(name) for name in presets]  # unknown names fail before any decoding

@@ -51,7 +51,7 @@ from remaster.errors import RemasterError, UsageError
 from remaster.media.ffmpeg import FFmpegProgress, run_ffmpeg
 from remaster.media.pixels import pix_fmt_layout, square_pixel_size
 from remaster.media.streams import TEXT_SUBTITLES, StreamPlan, StreamPolicy, plan_streams
-from remaster.outputs import apply_umask_mode, refuse_to_destroy
+from remaster.outputs import commit_file, export_output_path, refuse_to_destroy, stage_output
 from remaster.targets import Target, VideoTarget, get_target
 from remaster.video.encode import CODECS
 from remaster.video.mux import cover_attachment_args, describe_video, is_stale_video_tag, is_title_tag
@@ -78,7 +78,9 @@ _PARTIAL_NAME = re.compile(r"\.(?P<output>.+)\.(?P<pid>\d+)-\w+\.partial")  # be
 
 
 @dataclass(frozen=True)
-class Geometry:
+class ExportFrame:
+    """The export's picture size and pixel shape, fitted into the target's box (output_geometry)."""
+
     width: int
     height: int
     sar: Fraction  # of the output's pixels
@@ -100,7 +102,7 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)  # streams dropped or converted, fonts not found
 
 
-def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) -> Geometry:
+def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) -> ExportFrame:
     """The output's size and sample aspect ratio: the same display aspect as the source, within
     the target's box (never enlarged), even sides (4:2:0 and 4:2:2 encoders need them)."""
     w, h = Fraction(width), Fraction(height)
@@ -111,7 +113,7 @@ def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) 
         box_w, box_h = video.max_size
         w, h = _fit(w, h, sar, box_w, box_h)
     (shift_x, shift_y), _ = pix_fmt_layout(video.encoder.pix_fmt)
-    return Geometry(_round_to(w, 1 << shift_x), _round_to(h, 1 << shift_y), sar)
+    return ExportFrame(_round_to(w, 1 << shift_x), _round_to(h, 1 << shift_y), sar)
 
 
 def _fit(w: Fraction, h: Fraction, sar: Fraction, box_w: int, box_h: int) -> tuple[Fraction, Fraction]:
@@ -122,10 +124,6 @@ def _fit(w: Fraction, h: Fraction, sar: Fraction, box_w: int, box_h: int) -> tup
 def _round_to(value: Fraction, multiple: int) -> int:
     """The nearest multiple (halves up), at least `multiple`."""
     return max(multiple, multiple * math.floor(value / multiple + Fraction(1, 2)))
-
-
-def default_output(source: Path, target: Target) -> Path:
-    return source.with_name(f"{source.stem}.{target.name}{target.suffix}")
 
 
 def check_output(source: Path, output: Path, target: Target, overwrite: bool) -> None:
@@ -230,7 +228,7 @@ def _colour_input(media: MediaInfo) -> str:
     return f"matrixin={_ZSCALE_MATRIX[video.matrix]}:primariesin={primaries}:transferin=709:rangein={range_in}"
 
 
-def _video_filter(media: MediaInfo, geometry: Geometry, target: Target, burn: tuple[str, int] | None) -> str:
+def _video_filter(media: MediaInfo, geometry: ExportFrame, target: Target, burn: tuple[str, int] | None) -> str:
     """zscale (size, colour, depth) -> pixel format -> SAR [-> subtitles drawn at the output size]."""
     video = media.video
     # error_diffusion dithers where depth is lost (10-bit sources, the float matrix conversion),
@@ -252,7 +250,7 @@ def _video_filter(media: MediaInfo, geometry: Geometry, target: Target, burn: tu
 
 
 def _video_args(
-    media: MediaInfo, geometry: Geometry, target: Target, burn: tuple[str, int] | None, tags: dict[str, str]
+    media: MediaInfo, geometry: ExportFrame, target: Target, burn: tuple[str, int] | None, tags: dict[str, str]
 ) -> list[str]:
     video = target.video
     spec = CODECS[video.encoder.codec]
@@ -450,12 +448,8 @@ def export_video(
     output.parent.mkdir(parents=True, exist_ok=True)
     # Named after the output and this process, and locked while this process or its ffmpeg holds
     # it: if both are killed, the next export to this output removes it (remove_leftovers).
-    partial_fd, partial_name = tempfile.mkstemp(
-        prefix=f".{output.name}.{os.getpid()}-", suffix=".partial", dir=output.parent
-    )
+    partial_fd, partial = stage_output(output)
     fcntl.flock(partial_fd, fcntl.LOCK_EX)
-    partial = Path(partial_name)
-    apply_umask_mode(partial)  # mkstemp makes the file private (0600); the output gets the usual mode
     try:
         with _work_folder() as (work, work_fd):
             burn = None
@@ -483,7 +477,7 @@ def export_video(
             if burned is not None:
                 notes += _font_notes(log, source, burned.codec in ("ass", "ssa"))
         result = _verify(partial, media)
-        os.replace(partial, output)
+        commit_file(partial, output)
     finally:
         partial.unlink(missing_ok=True)
         os.close(partial_fd)
@@ -529,7 +523,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     target = get_target(args.target)
-    output = default_output(args.input, target)
+    output = export_output_path(args.input, target.name, target.suffix)
     if args.output is not None:
         output = args.output / output.name if args.output.is_dir() else args.output
     console = Console(stderr=True, soft_wrap=True, quiet=args.quiet)

@@ -15,6 +15,7 @@ from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import RemasterError, UsageError, describe_failure
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
 from remaster.models.loader import load_model
+from remaster.outputs import image_output_path, refuse_to_destroy
 from remaster.presets import get_preset
 
 
@@ -50,26 +51,17 @@ def plan_outputs(
     """
     single_file = len(inputs) == 1 and not inputs[0].is_dir()
     to_file = single_file and output is not None and output.suffix.lower() in OUTPUT_FORMATS and not output.is_dir()
-    pairs = []
-    for src in files:
-        if output is None:
-            dst = src.with_name(f"{src.stem}.{preset}.png")
-        elif to_file:
-            dst = output
-        else:
-            dst = output / f"{src.stem}.png"
-        pairs.append((src, dst))
+    pairs = [(src, output if to_file else image_output_path(src, preset, output)) for src in files]
     sources = {src.resolve() for src in files}
     targets: set[Path] = set()
-    for _, dst in pairs:
+    for src, dst in pairs:
         resolved = dst.resolve()
-        if resolved in sources:
+        if resolved in sources:  # any input, not only its own: a.jpg and a.png into their own folder
             raise UsageError(f"{dst}: output would overwrite an input; choose another -o")
         if resolved in targets:
             raise UsageError(f"{dst}: two inputs would write this same output")
         targets.add(resolved)
-        if dst.exists() and not overwrite:
-            raise UsageError(f"{dst}: exists; pass --overwrite to replace it")
+        refuse_to_destroy(src, dst, overwrite)
     return pairs
 
 

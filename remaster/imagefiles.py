@@ -6,8 +6,6 @@ reads 48- and 64-bit RGB(A) PNGs as 8-bit.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import av
@@ -16,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from remaster.errors import UsageError
 from remaster.limits import check_pixels
-from remaster.outputs import apply_umask_mode
+from remaster.outputs import atomic_output
 
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -71,15 +69,11 @@ def _is_png16(path: Path) -> bool:
 
 
 def write_image(path: Path, pixels: np.ndarray) -> None:
-    """Write atomically: a temporary file beside `path`, renamed when complete."""
+    """Write atomically: a temporary file beside `path`, renamed when complete (outputs.atomic_output)."""
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UsageError(f"{path}: unsupported output type; use {', '.join(OUTPUT_FORMATS)}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        apply_umask_mode(tmp)
+    with atomic_output(path, suffix=path.suffix) as tmp:
         if pixels.dtype == np.uint16 and fmt == "PNG":
             _write_png16(tmp, pixels)
         else:
@@ -87,9 +81,6 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
                 pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
             img = Image.fromarray(pixels)
             img.save(tmp, format=fmt, **({"quality": 95} if fmt != "PNG" else {}))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_png16(path: Path, pixels: np.ndarray) -> None:

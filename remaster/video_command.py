@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from remaster.errors import RemasterError, UsageError, batch_exit_code, describe_failure
-from remaster.outputs import check_input, check_output_location, video_output_path
+from remaster.outputs import check_input, check_output_location, export_output_path, video_output_path
 from remaster.wording import counted
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
@@ -81,7 +81,6 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
         clean_finished_work(dst, settings.workdir)
     target = None
     if batch.target is not None:
-        from remaster.export import default_output as export_output
         from remaster.export import export_video
         from remaster.targets import get_target
 
@@ -143,7 +142,8 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
             else:
                 remasterer.run(src, dst)
             if target is not None:
-                exported = export_video(dst, target, export_output(dst, target), batch.burn_subs, settings.overwrite)
+                exported_path = export_output_path(dst, target.name, target.suffix)
+                exported = export_video(dst, target, exported_path, batch.burn_subs, settings.overwrite)
                 if not batch.quiet and not batch.json_progress:
                     Console(stderr=True).print(f"exported {exported.output} ({target.name})", highlight=False)
         except Interrupted:

@@ -25,7 +25,7 @@ from videotools import exact_rgb_frames, flat_mask, frame_times, stream_payloads
 
 from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.errors import UsageError
-from remaster.export import Geometry, add_export_arguments, export_video, output_geometry, run_export_command
+from remaster.export import ExportFrame, add_export_arguments, export_video, output_geometry, run_export_command
 from remaster.targets import get_target, load_targets
 from remaster.video.mux import video_title
 
@@ -153,16 +153,16 @@ def test_cap_keeps_display_aspect(episode: Path, user_home: Path, tmp_path: Path
 def test_geometry_rules():
     target = get_target("upload-1080p-h264").video
     # 4K is brought down to 1080p; 1440x1080 (4:3) fits and is left alone; nothing is enlarged.
-    assert output_geometry(3840, 2160, Fraction(1), target) == Geometry(1920, 1080, Fraction(1))
-    assert output_geometry(1440, 1080, Fraction(1), target) == Geometry(1440, 1080, Fraction(1))
-    assert output_geometry(640, 360, Fraction(1), target) == Geometry(640, 360, Fraction(1))
+    assert output_geometry(3840, 2160, Fraction(1), target) == ExportFrame(1920, 1080, Fraction(1))
+    assert output_geometry(1440, 1080, Fraction(1), target) == ExportFrame(1440, 1080, Fraction(1))
+    assert output_geometry(640, 360, Fraction(1), target) == ExportFrame(640, 360, Fraction(1))
     # NTSC DVD 16:9 (SAR 32:27): the pixel's longer side shrinks, 480 lines become 405, then even.
-    assert output_geometry(720, 480, Fraction(32, 27), target) == Geometry(720, 406, Fraction(1))
+    assert output_geometry(720, 480, Fraction(32, 27), target) == ExportFrame(720, 406, Fraction(1))
     # Upscaled 4x, the same DVD is 2880x1920 -> 2880x1620 square -> fits 1920x1080.
-    assert output_geometry(2880, 1920, Fraction(32, 27), target) == Geometry(1920, 1080, Fraction(1))
+    assert output_geometry(2880, 1920, Fraction(32, 27), target) == ExportFrame(1920, 1080, Fraction(1))
     # Keeping the SAR, the box applies to the display size: 2880x1920 at 32:27 shows as 3413x1920.
     archive = replace(target, square_pixels=False)
-    assert output_geometry(2880, 1920, Fraction(32, 27), archive) == Geometry(1620, 1080, Fraction(32, 27))
+    assert output_geometry(2880, 1920, Fraction(32, 27), archive) == ExportFrame(1620, 1080, Fraction(32, 27))
 
 
 def test_bt601_source_is_converted_to_bt709(tmp_path: Path):

@@ -33,7 +33,7 @@ State = dict[str, Tensor]
 
 
 @dataclass(frozen=True)
-class Geometry:
+class UpcunetPadding:
     """How a frame is padded before the body and where the output is cut from.
 
     Values from upcunet_v3.py, UpCunet{2,3,4}x.forward (tile_mode 0): reflect padding of
@@ -55,12 +55,12 @@ class Geometry:
         return (self.pad, self.pad + extra_w, self.pad, self.pad + extra_h)
 
 
-def geometry_for(scale: int) -> Geometry:
+def geometry_for(scale: int) -> UpcunetPadding:
     unet1_scale = 3 if scale == 3 else 2
     half, quarter = Fraction(unet1_scale, 2), Fraction(unet1_scale, 4)
     se_res = (Fraction(1, 2), half, quarter, half)
     pad, align = {2: (18, 2), 3: (14, 4), 4: (19, 2)}[scale]
-    return Geometry(scale=scale, pad=pad, align=align, se_resolution=se_res)
+    return UpcunetPadding(scale=scale, pad=pad, align=align, se_resolution=se_res)
 
 
 def _lrelu(x: Tensor) -> Tensor:

@@ -39,10 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from remaster.compare import compare, default_output
+    from remaster.compare import compare
+    from remaster.outputs import compare_output_path
 
     presets = tuple(name.strip() for name in args.presets.split(",") if name.strip())
-    output = args.output or default_output(args.input, args.at)
+    output = args.output or compare_output_path(args.input, args.at)
     report = compare(
         args.input, output, args.at, presets, args.crop, args.crop_at, engine_settings(args), args.overwrite
     )

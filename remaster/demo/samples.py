@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError
 from remaster.media.ffmpeg import FFmpegError, run_ffmpeg
+from remaster.outputs import commit_file
 from remaster.testcard import anime_frame
 
 
@@ -368,7 +369,7 @@ def make_episode(path: Path | str, spec: EpisodeSpec = EpisodeSpec()) -> Path:
         partial = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
             run_ffmpeg(_mux_command(spec, video, work, partial, fmt), path, "making a sample episode")
-            os.replace(partial, path)
+            commit_file(partial, path)
         except FFmpegError as error:
             raise SampleError(str(error)) from error
         finally:

@@ -9,7 +9,6 @@ Nothing is downloaded: a model whose package is not installed is simply not list
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from remaster.errors import WeightsError
 from remaster.models.descriptor import model_name
+from remaster.outputs import sha256_file
 from remaster.resources import builtin_dir
 
 MANIFEST_NAME = "MANIFEST.sha256"
@@ -48,10 +48,6 @@ class PackagedModel:
                     f"{path}: checksum mismatch (sha256 {actual[:16]}..., expected {expected[:16]}...);"
                     " reinstall the package that ships it"
                 )
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @cache

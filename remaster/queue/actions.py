@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from remaster.errors import EXIT_FAILURE, EXIT_INTERRUPTED, RemasterError, UsageError
+from remaster.outputs import atomic_output
 from remaster.processes import die_with_parent
 from remaster.queue.plan import plan_jobs
 from remaster.queue.store import (
@@ -156,9 +157,9 @@ def export(path: Path, output: Path | None) -> int:
     if output is None:
         sys.stdout.write(text)
     else:
-        try:
-            with output.open("x") as f:  # "x": never replace a file the user has
-                f.write(text)
+        try:  # whole or not at all, and never over a file the user has (replace=False)
+            with atomic_output(output, replace=False) as staged:
+                staged.write_text(text)
         except FileExistsError:
             raise UsageError(f"{output}: exists; export writes a new file") from None
         except OSError as exc:

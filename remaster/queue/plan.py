@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from remaster.commands.video import parse_video_options
 from remaster.errors import UsageError
-from remaster.outputs import video_output_path
+from remaster.outputs import refuse_to_destroy, video_output_path
 from remaster.presets import get_preset
 from remaster.queue.store import JobSpec
 
@@ -57,9 +57,6 @@ def plan_jobs(
         if output in seen:
             raise UsageError(f"{output}: two of the inputs would write it")
         seen.add(output)
-        if output.is_dir():
-            raise UsageError(f"{output}: is a folder")
-        if output.exists() and not overwrite:
-            raise UsageError(f"{output}: exists; add `-- --overwrite` to replace it")
+        refuse_to_destroy(source, output, overwrite, overwrite_option="`-- --overwrite`")
         specs.append(JobSpec(str(source), str(output), name, cwd, tuple(options), priority))
     return specs

@@ -14,7 +14,6 @@ so). A folder that holds anything else is refused before anything is written int
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from remaster.errors import UsageError
+from remaster.outputs import atomic_output, commit_file, fsync_path, sha256_file
 from remaster.video.segments import Segment
 
 MANIFEST_NAME = "manifest.json"
@@ -32,7 +32,8 @@ LOCK_NAME = "lock"
 MARKER_NAME = "remaster-workdir.json"
 # Every name remaster writes in a work folder (pipeline, mux, cluster); nothing else is ever deleted.
 _OWN_NAME = re.compile(
-    r"lock|remaster-workdir\.json|manifest\.json(\.tmp)?"
+    r"lock|remaster-workdir\.json|manifest\.json(\.tmp)?"  # .tmp: the staged manifest of earlier versions
+    r"|\.(manifest|timeline)\.json\.\d+-\w+\.partial"  # a staged manifest or record (outputs.stage_output)
     r"|segment--?\d+-\d+\.mkv(\.partial)?"  # checkpoints and the one being written (first pts, frames)
     r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
     r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
@@ -52,34 +53,6 @@ class SegmentRecord:
     last_pts: int
     size: int
     sha256: str
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` whole or not at all: `<name>.tmp`, fsync, rename, fsync of the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or folder, so that a rename after it never names a file whose data is lost."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _listing(names: list[str], shown: int = 3) -> str:
@@ -251,7 +224,8 @@ class WorkDir:
         }
         if self.output is not None:
             data["output"] = self.output
-        write_atomically(self.root / MANIFEST_NAME, json.dumps(data, indent=1))
+        with atomic_output(self.root / MANIFEST_NAME) as staged:
+            staged.write_text(json.dumps(data, indent=1))
 
     def segment_path(self, segment: Segment) -> Path:
         return self.root / f"segment-{segment.first_pts}-{segment.frame_count}.mkv"
@@ -280,11 +254,8 @@ class WorkDir:
         unless the source was damaged and --allow-damaged let the run go on without the
         missing frames.
         """
-        with partial.open("rb") as f:
-            os.fsync(f.fileno())
         final = self.segment_path(segment)
-        os.replace(partial, final)
-        fsync_path(self.root)
+        commit_file(partial, final)
         self.records[segment.key] = SegmentRecord(
             key=segment.key,
             file=final.name,

@@ -16,14 +16,14 @@ in the copy, and the run is refused with the probe's one line, as before.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import ffmpeg
 
 from remaster.errors import UsageError
 from remaster.media.ffmpeg import run_ffmpeg
-from remaster.video.checkpoint import MANIFEST_NAME, WorkDir, fsync_path, sha256_file, write_atomically
+from remaster.outputs import atomic_output, commit_file, sha256_file
+from remaster.video.checkpoint import MANIFEST_NAME, WorkDir
 from remaster.video.probe import MediaInfo, TimestampReset, fingerprint, probe
 
 COPY_NAME = "timeline.mkv"  # names checkpoint._OWN_NAME knows, so that cleanup removes them
@@ -74,10 +74,10 @@ def _copy_on_one_timeline(source: Path, root: Path, source_fingerprint: str) -> 
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    fsync_path(partial)
-    os.replace(partial, copy)
+    commit_file(partial, copy)
     info = {"source": source_fingerprint, "size": copy.stat().st_size, "sha256": sha256_file(copy)}
-    write_atomically(record, json.dumps(info))
+    with atomic_output(record) as staged:
+        staged.write_text(json.dumps(info))
     return copy
 
 

@@ -33,7 +33,7 @@ from remaster.media.pixels import pix_fmt_layout, square_pixel_size
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
 from remaster.models.loader import load_model
-from remaster.outputs import refuse_to_destroy
+from remaster.outputs import commit_file, refuse_to_destroy
 from remaster.presets import Preset
 from remaster.video.checkpoint import WorkDir, remove_finished
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
@@ -131,7 +131,10 @@ def _even(value: int, shift: int) -> int:
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class _OutputFrame:
+    """A remastered frame as the encoder takes it: the model's output, cut or resampled to this
+    size, in these planes (not the export's ExportFrame, made from a finished file by FFmpeg)."""
+
     width: int
     height: int
     spec: ColourSpec  # of the output planes
@@ -149,7 +152,7 @@ class Job:
     media: MediaInfo
     fields: FieldPlan
     segments: list[Segment]
-    geometry: _Geometry
+    geometry: _OutputFrame
     colour: OutputColour
     work: WorkDir
     done: dict[int, Path]  # segment index -> finished file; grows as segments are committed
@@ -184,7 +187,7 @@ class Remasterer:
         packaged = packaged_models().get(self.settings.model)
         return packaged.scale if packaged else self.upscaler().descriptor.scale
 
-    def _geometry(self, video: VideoInfo) -> _Geometry:
+    def _geometry(self, video: VideoInfo) -> _OutputFrame:
         scale = self._scale()
         shift, bits = pix_fmt_layout(self.settings.encoder.pix_fmt)
         width, height, sar = video.width * scale, video.height * scale, video.sar
@@ -194,9 +197,9 @@ class Remasterer:
         width, height = _even(width, shift[0]), _even(height, shift[1])
         resample = (width, height) != (video.width * scale, video.height * scale) and sar == 1 and video.sar != 1
         colour = output_colour(video, height)
-        return _Geometry(width, height, ColourSpec(colour.matrix, False, bits, shift), video.matrix, sar, resample)
+        return _OutputFrame(width, height, ColourSpec(colour.matrix, False, bits, shift), video.matrix, sar, resample)
 
-    def output_settings(self, media: MediaInfo, geometry: _Geometry, colour: OutputColour) -> dict:
+    def output_settings(self, media: MediaInfo, geometry: _OutputFrame, colour: OutputColour) -> dict:
         """What decides the output's pixels and bytes: a change to any of it invalidates checkpoints."""
         engine = self.settings.engine
         precision = resolve_precision(engine.precision, resolve_device(engine.device), auto_bf16(self.settings.model))
@@ -440,7 +443,7 @@ class Remasterer:
         return counts["computed"], counts["reused"]
 
     @torch.inference_mode()
-    def _upscale(self, upscaler: Upscaler, batch: list[Planes], geometry: _Geometry) -> list:
+    def _upscale(self, upscaler: Upscaler, batch: list[Planes], geometry: _OutputFrame) -> list:
         first = batch[0]
         device = upscaler.device
         spec = ColourSpec(geometry.source_matrix, first.full_range, first.bits, first.chroma_shift)
@@ -480,7 +483,7 @@ class Remasterer:
             streams = _verify_output(tmp, video_file)
             if not self.settings.keep_workdir:
                 work.record_output(tmp)
-            os.replace(tmp, output)
+            commit_file(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
         return Summary(
