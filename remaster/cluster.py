@@ -1,31 +1,35 @@
 """Scale-out on Ray: one episode's segments run as Ray tasks, on every GPU (or CPU) of a cluster.
 
 The driver plans the episode and holds its work folder, exactly as a local run does; each
-segment still to do becomes a task that computes that one segment on whatever node Ray gives it
+segment still to do becomes a task, given the driver's plan (video/plan.py: JobPlan, through
+Ray's object store once) and the segment's index, that computes that one segment, without
+probing the input again, on whatever node Ray gives it
 (asking for `num_gpus` GPUs, so Ray sets CUDA_VISIBLE_DEVICES) and hands the segment file back:
 through Ray's object store by default, or, with a shared work folder, as a file written there.
 The driver commits each returned segment as a checkpoint, and assembles the episode when all
 are done. A rerun resumes from the finished segments, as a local run does.
 
 The input must be readable at the same path on every node (a shared filesystem, or the same
-copy everywhere). Ray is an optional dependency: `pip install 'remaster[cluster]'`.
+copy everywhere); so must the work folder for an input whose timestamps restart, since the tasks
+read the copy on one timeline the driver made there. Ray is an optional dependency: `pip install 'remaster[cluster]'`.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from remaster.engine.device import precision_name, resolve_precision
+from remaster.engine.upscaler import Upscaler
 from remaster.errors import UsageError
-from remaster.models.fidelity import auto_bf16
+from remaster.models.loader import load_model
 from remaster.process_settings import apply_process_settings
-from remaster.video.pipeline import Remasterer, VideoSettings
+from remaster.video.checkpoint import WorkDir
+from remaster.video.pipeline import Job, Remasterer, compute_segments
+from remaster.video.plan import JobPlan, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
 
 
@@ -42,18 +46,18 @@ class SegmentResult:
     worker: str  # host and process that computed it, for the record
 
 
-def compute_segment(source: str, output: str, settings: VideoSettings, index: int, shared: str | None) -> SegmentResult:
-    """Compute one segment of an episode into a private work folder, and hand the file back."""
+def compute_segment(plan: JobPlan, index: int, shared: str | None) -> SegmentResult:
+    """Compute one segment of the driver's plan into a private work folder, and hand the file
+    back. The plan is the driver's, whole: the task never probes the input or decides anything."""
     apply_process_settings(signals=False)  # a Ray worker never ran cli.main; Ray owns its signals
+    segment = plan.segments[index]
     with tempfile.TemporaryDirectory(prefix="remaster-segment-") as tmp:
-        local = replace(settings, workdir=Path(tmp) / "work", keep_workdir=True, overwrite=True)
-        remasterer = Remasterer(local, QuietProgress())
-        job = remasterer.prepare(Path(source), Path(output))
+        work = WorkDir(Path(tmp) / "work", plan.fingerprint, plan.output_settings(), owned=True).open()
         try:
-            segment = job.segments[index]
-            computed, held = remasterer.compute(job, [segment])
-            record = job.work.records[segment.key]
-            file = job.done[index]
+            job = Job(plan, work, {}, time.monotonic())
+            upscaler = Upscaler(load_model(plan.model), plan.engine)
+            computed, held = compute_segments(job, [segment], upscaler, QuietProgress())
+            record, file = work.records[segment.key], job.done[index]
             data = path = None
             if shared is None:
                 data = file.read_bytes()
@@ -63,25 +67,15 @@ def compute_segment(source: str, output: str, settings: VideoSettings, index: in
                     file.read_bytes()
                 )
         finally:
-            job.work.close()
+            work.close()
     worker = f"{os.uname().nodename}:{os.getpid()}"
     return SegmentResult(index, record.frames, record.first_pts, record.last_pts, computed, held, data, path, worker)
 
 
-def one_precision(settings: VideoSettings, on_gpu: bool) -> VideoSettings:
-    """`--precision auto` resolved once, by the driver, for the devices the tasks will run on.
-
-    Left to each node, `auto` could give fp16 on a GPU node, bf16 on a CPU node with AVX-512
-    BF16 and fp32 on an older one: one episode with segments at three precisions, and a
-    checkpoint record naming only one. Decided here, every segment runs what the record says;
-    a CPU node that cannot run bf16 fails its task with a clear error instead.
-    """
-    engine = settings.engine
-    if engine.precision != "auto":
-        return settings
-    on_gpu = engine.device.startswith("cuda") or (on_gpu and engine.device == "auto")
-    dtype = resolve_precision("auto", torch.device("cuda" if on_gpu else "cpu"), auto_bf16(settings.model))
-    return replace(settings, engine=replace(engine, precision=precision_name(dtype)))
+def task_device(engine_device: str, on_gpu: bool) -> str:
+    """Where the tasks run: Ray gives each GPU task its own CUDA_VISIBLE_DEVICES, so a GPU task
+    runs on "cuda" whatever index the driver's option named; a device named cpu stays on the CPU."""
+    return "cuda" if engine_device.startswith("cuda") or (on_gpu and engine_device == "auto") else "cpu"
 
 
 def _same_filesystem(a: Path, b: Path) -> bool:
@@ -117,17 +111,16 @@ def remaster_on_ray(
     progress = progress or QuietProgress()
     if gpus_per_task is None:
         gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    settings = one_precision(settings, on_gpu=gpus_per_task > 0)
     remasterer = Remasterer(settings, progress)
-    job = remasterer.prepare(source, output)
+    # The driver plans, once, for the tasks' device: one precision for every segment (plan.resolve_engine).
+    job = remasterer.prepare(source, output, task_device(settings.engine.device, on_gpu=gpus_per_task > 0))
     workers: list[str] = []
     try:
         # Ray retries a task whose worker died (out of memory, a lost node) on another one.
         task = ray.remote(num_gpus=gpus_per_task, max_retries=2)(compute_segment)
         shared = str(job.work.root) if shared_workdir else None
-        pending = {
-            task.remote(str(source.absolute()), str(job.output), settings, seg.index, shared): seg for seg in job.todo
-        }
+        plan = ray.put(job.plan)  # once into the object store, not once per task
+        pending = {task.remote(plan, seg.index, shared): seg for seg in job.todo}
         computed = held = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -15,7 +15,7 @@ from remaster.outputs import check_input, check_output_location, export_output_p
 from remaster.wording import counted
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
-    from remaster.video.pipeline import VideoSettings
+    from remaster.video.plan import VideoSettings
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     from rich.console import Console
 
     from remaster.errors import Interrupted
-    from remaster.video.pipeline import Remasterer, check_output, clean_finished_work
+    from remaster.video.pipeline import Remasterer, clean_finished_work
+    from remaster.video.plan import check_output
     from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
 
     if batch.json_progress:

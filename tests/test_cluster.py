@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import av
@@ -11,6 +13,7 @@ import pytest
 
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode
+from remaster.video import probe
 
 ray = pytest.importorskip("ray")  # installed with the test extra; `pip install 'remaster[cluster]'` for users
 pytestmark = pytest.mark.slow
@@ -18,9 +21,38 @@ pytestmark = pytest.mark.slow
 OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264"]
 
 
+SCAN_LOG = "REMASTER_TEST_SCAN_LOG"
+
+
+def _log_scans() -> None:
+    """Run in every Ray worker as it starts (and in this process by the test): each packet scan
+    of a file (probe.py's one pass over every packet) is written to $REMASTER_TEST_SCAN_LOG."""
+    import os
+
+    from remaster.video import probe
+
+    scan = probe._scan_packets
+
+    def logged(container, video, path):
+        with open(os.environ[SCAN_LOG], "a") as log:
+            log.write(f"{os.getpid()} {path}\n")
+        return scan(container, video, path)
+
+    probe._scan_packets = logged
+
+
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def scan_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("scans") / "scans.log"
+
+
+@pytest.fixture(scope="module")
+def local_ray(scan_log):
+    # The hook goes by value: the workers cannot import this test module.
+    cloudpickle = pytest.importorskip("ray.cloudpickle")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    runtime_env = {"worker_process_setup_hook": _log_scans, "env_vars": {SCAN_LOG: str(scan_log)}}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
     yield
     ray.shutdown()
 
@@ -31,12 +63,21 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("shared", [False, True])
-def test_segments_spread_over_ray_tasks_give_the_local_result(tmp_path, local_ray, capsys, shared):
+def test_segments_spread_over_ray_tasks_give_the_local_result(
+    tmp_path, local_ray, scan_log, monkeypatch, capsys, shared
+):
     source = make_episode(tmp_path / "ep.mkv", EpisodeSpec(width=64, height=48, seconds=1.5, gop_seconds=0.25))
     local, spread = tmp_path / "local.mkv", tmp_path / "ray.mkv"
     assert main([str(source), "-o", str(local), *OPTIONS, "--quiet"]) == 0
     extra = ["--ray-shared-workdir"] if shared else []
+    monkeypatch.setenv(SCAN_LOG, str(scan_log))
+    monkeypatch.setattr(probe, "_scan_packets", probe._scan_packets)  # put back after _log_scans
+    _log_scans()
     assert main([str(source), "-o", str(spread), *OPTIONS, "--ray", "local", *extra, "--json-progress"]) == 0
+    # The driver scans the input once, to plan; the tasks run the driver's plan and scan it never.
+    scans = [line.split() for line in scan_log.read_text().splitlines()]
+    scan_log.unlink()
+    assert [pid for pid, path in scans if path == str(source)] == [str(os.getpid())], scans
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     start = next(e for e in events if e["event"] == "start")
     note = next(e["message"] for e in events if e["event"] == "note" and "Ray workers" in e["message"])
@@ -48,22 +89,23 @@ def test_segments_spread_over_ray_tasks_give_the_local_result(tmp_path, local_ra
         assert len(f.streams.audio) == 2 and len(f.streams.subtitles) == 2
 
 
-def test_the_driver_fixes_one_precision_for_every_task():
-    from remaster.cluster import one_precision
+def test_the_driver_fixes_one_device_and_precision_for_every_task():
+    from remaster.cluster import task_device
     from remaster.engine.device import cpu_has_bf16
     from remaster.engine.upscaler import EngineSettings
-    from remaster.presets import get_preset
-    from remaster.video.encode import EncoderSettings
-    from remaster.video.pipeline import VideoSettings
+    from remaster.video.plan import resolve_engine
 
-    def settings(model: str, device: str = "auto", precision: str = "auto") -> VideoSettings:
-        preset = get_preset("2x-conservative")
-        return VideoSettings(preset, model, EngineSettings(device, precision), EncoderSettings())
+    def engine(model: str, device: str = "auto", precision: str = "auto", on_gpu: bool = False) -> tuple[str, str]:
+        resolved = resolve_engine(EngineSettings(device, precision), model, task_device(device, on_gpu))
+        return resolved.device, resolved.precision
 
+    # 2x-conservative is measured fit for bf16 (models/fidelity.py), 2x-pro-conservative is not.
     cpu_auto = "bf16" if cpu_has_bf16() else "fp32"
-    assert one_precision(settings("2x-conservative"), on_gpu=False).engine.precision == cpu_auto
-    assert one_precision(settings("2x-pro-conservative"), on_gpu=False).engine.precision == "fp32"
-    assert one_precision(settings("2x-conservative"), on_gpu=True).engine.precision == "fp16"
+    assert engine("2x-conservative") == ("cpu", cpu_auto)
+    assert engine("2x-pro-conservative") == ("cpu", "fp32")
+    assert engine("2x-conservative", on_gpu=True) == ("cuda", "fp16")
+    # Ray gives each GPU task its own visible device: a driver's cuda:1 is the task's cuda.
+    assert engine("2x-conservative", device="cuda:1", on_gpu=True) == ("cuda", "fp16")
     # An explicit choice is the user's; a device named cpu keeps the CPU's rule even with GPUs.
-    assert one_precision(settings("2x-conservative", precision="fp32"), on_gpu=True).engine.precision == "fp32"
-    assert one_precision(settings("2x-conservative", device="cpu"), on_gpu=True).engine.precision == cpu_auto
+    assert engine("2x-conservative", precision="fp32", on_gpu=True) == ("cuda", "fp32")
+    assert engine("2x-conservative", device="cpu", on_gpu=True) == ("cpu", cpu_auto)

@@ -17,7 +17,7 @@ from remaster.video.checkpoint import WorkDir
 from remaster.video.concat import reorder_depth
 from remaster.video.encode import EncoderSettings, check_encoder, fill_frame, pix_fmt_layout
 from remaster.video.mux import plan_mux
-from remaster.video.pipeline import output_colour
+from remaster.video.plan import output_colour
 from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 

@@ -10,11 +10,12 @@ import pytest
 
 from remaster.cli import main
 from remaster.demo.samples import find_font
+from remaster.errors import DamagedInput
 from remaster.video.damage import Hole
 from remaster.video.decode import DecodeStats
-from remaster.video.pipeline import DamagedInput, _check_decoded
 from remaster.video.probe import probe
 from remaster.video.segments import Segment
+from remaster.video.stages import _check_decoded
 
 
 @pytest.fixture(scope="module")

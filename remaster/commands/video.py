@@ -24,7 +24,7 @@ from remaster.video.fields import FieldMode, parse_fields
 from remaster.video.reuse import ReuseMode, parse_reuse
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
-    from remaster.video.pipeline import VideoSettings
+    from remaster.video.plan import VideoSettings
 
 NAME = "video"
 
@@ -112,7 +112,7 @@ def parse_video_options(argv: Sequence[str]) -> argparse.Namespace:
 
 def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
     from remaster.video.encode import EncoderSettings
-    from remaster.video.pipeline import VideoSettings
+    from remaster.video.plan import VideoSettings
 
     defaults = preset.encoder
     encoder = EncoderSettings(

@@ -112,11 +112,14 @@ class QuietProgress:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock  # seconds; a test gives its own timeline
+        self._lock = threading.Lock()
+        self._frames_total = 0
+        self._eta = EtaEstimator(0)  # a Ray task reports frames of a job it did not start()
 
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
-        self._frames_total = frames_total
-        self._eta = EtaEstimator(frames_total)
-        self._lock = threading.Lock()
+        with self._lock:
+            self._frames_total = frames_total
+            self._eta = EtaEstimator(frames_total)
 
     @property
     def _done(self) -> int:
