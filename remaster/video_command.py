@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,9 @@ from remaster.outputs import check_input, check_output_location, export_output_p
 from remaster.wording import counted
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
+    from remaster.targets import Target
     from remaster.video.plan import VideoSettings
+    from remaster.video.progress import QuietProgress
 
 
 @dataclass(frozen=True)
@@ -69,66 +73,23 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     from remaster.errors import Interrupted
     from remaster.video.pipeline import Remasterer, clean_finished_work
     from remaster.video.plan import check_output
-    from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
 
-    if batch.json_progress:
-        progress: QuietProgress = JsonProgress()
-    elif batch.quiet:
-        progress = QuietProgress()
-    else:
-        progress = RichProgress()
+    progress = _progress_display(batch)
     pairs = plan_video_outputs(batch.inputs, batch.output, settings.preset.name, batch.output_is_folder)
     for _, dst in pairs:  # before an output that exists is skipped or refused: its run may have been killed
         clean_finished_work(dst, settings.workdir)
-    target = None
-    if batch.target is not None:
-        from remaster.export import export_video
-        from remaster.targets import get_target
-
-        target = get_target(batch.target)
-    elif batch.burn_subs is not None:
-        raise UsageError("--burn-subs goes with --target (burning subtitles in is part of an export)")
+    target = _export_target(batch)
     if len(pairs) > 1 and settings.workdir is not None:
         raise UsageError("--workdir names one work folder: give one input at a time with it")
     if len(pairs) > 1 and not settings.overwrite:
-        # A season rerun after a crash: the episodes that were finished stay as they are.
-        finished = [(src, dst) for src, dst in pairs if dst.exists()]
-        for src, dst in finished:
-            progress.note(f"{dst}: exists, skipped (--overwrite to remaster {src.name} again)")
-        pairs = [pair for pair in pairs if pair not in finished]
+        pairs = _skip_finished(pairs, progress)
     for src, dst in pairs:  # refuse before any work, not after the first episode
         check_output(src, dst, settings.overwrite)
     failures: list[RemasterError] = []
-
-    def failed(src: Path, exc: BaseException) -> None:
-        """One input failed: one line naming it and the cause, and the batch goes on."""
-        error = describe_failure(exc, src)
-        if len(batch.inputs) == 1:
-            raise error from exc
-        if batch.debug:
-            traceback.print_exception(exc)
-        failures.append(error)
-        print(f"remaster: error: {error}", file=sys.stderr)
-        if batch.json_progress:
-            print(json.dumps({"event": "error", "input": str(src), "message": str(error)}), flush=True)
-
-    if batch.output is not None and pairs and pairs[0][1].parent == batch.output:
-        try:
-            batch.output.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise describe_failure(exc) from exc
+    failed = partial(_report_failure, batch, failures)
+    _make_output_folder(batch, pairs)
     remasterer = Remasterer(settings, progress)
-    # Before any work: a missing input, or an output folder that is read-only or full, costs
-    # that input alone, now rather than after hours of computing.
-    runnable = []
-    for src, dst in pairs:
-        try:
-            check_input(src)
-            check_output_location(src, dst, settings.workdir, room_check=_room_check(batch, settings))
-        except RemasterError as exc:
-            failed(src, exc)
-        else:
-            runnable.append((src, dst))
+    runnable = _runnable(pairs, batch, settings, failed)
     for src, dst in runnable:
         try:
             if batch.ray is not None:
@@ -143,10 +104,7 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
             else:
                 remasterer.run(src, dst)
             if target is not None:
-                exported_path = export_output_path(dst, target.name, target.suffix)
-                exported = export_video(dst, target, exported_path, batch.burn_subs, settings.overwrite)
-                if not batch.quiet and not batch.json_progress:
-                    Console(stderr=True).print(f"exported {exported.output} ({target.name})", highlight=False)
+                _export(dst, target, batch, settings.overwrite)
         except Interrupted:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one input: reported, and the next one runs
@@ -154,6 +112,93 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     if failures:
         Console(stderr=True).print(f"{len(pairs) - len(failures)} done, {len(failures)} failed", highlight=False)
     return batch_exit_code(failures)
+
+
+def _progress_display(batch: VideoBatch) -> QuietProgress:
+    """How the batch shows its progress: JSON lines, nothing but notes, or rich bars."""
+    from remaster.video.progress import JsonProgress, QuietProgress, RichProgress
+
+    if batch.json_progress:
+        return JsonProgress()
+    if batch.quiet:
+        return QuietProgress()
+    return RichProgress()
+
+
+def _export_target(batch: VideoBatch) -> Target | None:
+    """The target each output is exported to after it is made, if the batch asks for one."""
+    if batch.target is not None:
+        from remaster.targets import get_target
+
+        return get_target(batch.target)
+    if batch.burn_subs is not None:
+        raise UsageError("--burn-subs goes with --target (burning subtitles in is part of an export)")
+    return None
+
+
+def _skip_finished(pairs: list[tuple[Path, Path]], progress: QuietProgress) -> list[tuple[Path, Path]]:
+    """The pairs whose output does not exist yet, each skipped one noted."""
+    # A season rerun after a crash: the episodes that were finished stay as they are.
+    finished = [(src, dst) for src, dst in pairs if dst.exists()]
+    for src, dst in finished:
+        progress.note(f"{dst}: exists, skipped (--overwrite to remaster {src.name} again)")
+    return [pair for pair in pairs if pair not in finished]
+
+
+def _report_failure(batch: VideoBatch, failures: list[RemasterError], src: Path, exc: BaseException) -> None:
+    """One input failed: one line naming it and the cause, added to `failures`, and the batch goes on.
+    A batch of one input has nothing to go on with: the failure is raised."""
+    error = describe_failure(exc, src)
+    if len(batch.inputs) == 1:
+        raise error from exc
+    if batch.debug:
+        traceback.print_exception(exc)
+    failures.append(error)
+    print(f"remaster: error: {error}", file=sys.stderr)
+    if batch.json_progress:
+        print(json.dumps({"event": "error", "input": str(src), "message": str(error)}), flush=True)
+
+
+def _make_output_folder(batch: VideoBatch, pairs: list[tuple[Path, Path]]) -> None:
+    """Create the `-o` folder the outputs go into, if they go into one."""
+    if batch.output is not None and pairs and pairs[0][1].parent == batch.output:
+        try:
+            batch.output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise describe_failure(exc) from exc
+
+
+def _runnable(
+    pairs: list[tuple[Path, Path]],
+    batch: VideoBatch,
+    settings: VideoSettings,
+    failed: Callable[[Path, Exception], None],
+) -> list[tuple[Path, Path]]:
+    """The pairs that can be remastered; the others are reported as failed."""
+    # Before any work: a missing input, or an output folder that is read-only or full, costs
+    # that input alone, now rather than after hours of computing.
+    runnable = []
+    for src, dst in pairs:
+        try:
+            check_input(src)
+            check_output_location(src, dst, settings.workdir, room_check=_room_check(batch, settings))
+        except RemasterError as exc:
+            failed(src, exc)
+        else:
+            runnable.append((src, dst))
+    return runnable
+
+
+def _export(dst: Path, target: Target, batch: VideoBatch, overwrite: bool) -> None:
+    """Export a finished output to the target, and say where it went unless the batch is quiet."""
+    from rich.console import Console
+
+    from remaster.export import export_video
+
+    exported_path = export_output_path(dst, target.name, target.suffix)
+    exported = export_video(dst, target, exported_path, batch.burn_subs, overwrite)
+    if not batch.quiet and not batch.json_progress:
+        Console(stderr=True).print(f"exported {exported.output} ({target.name})", highlight=False)
 
 
 def _room_check(batch: VideoBatch, settings: VideoSettings) -> bool:

@@ -27,7 +27,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -150,11 +150,24 @@ class EpisodeSpec:
     crf: int | None = None  # x264/x265 quality; None: CRF 20 (x264) or 24 (x265), what fansubs upload
 
     def __post_init__(self) -> None:
+        # Each step uses the fields the steps before it resolved, and a spec with several problems
+        # reports the first one found: the steps run in this order.
         set_ = object.__setattr__
-        if isinstance(self.tags, Mapping):
-            set_(self, "tags", tuple((str(k), str(v)) for k, v in self.tags.items()))
-        else:
-            set_(self, "tags", tuple((str(k), str(v)) for k, v in self.tags))
+        set_(self, "tags", _tag_pairs(self.tags))
+        self._check_choices()
+        self._resolve_rate_and_codec()
+        set_(self, "audio", _DEFAULT_AUDIO_BY_CONTAINER[self.container] if self.audio is None else tuple(self.audio))
+        set_(self, "hold_pattern", tuple(int(n) for n in self.hold_pattern))
+        set_(self, "pan_px", self.pan_px if self.pan_px is not None else (2 if self.scan == "progressive" else 4))
+        self._resolve_container_features()
+        self._check_picture()
+        self._check_audio()
+        self._check_scan_and_motion()
+        if self.marker:
+            self._check_marker()
+
+    def _check_choices(self) -> None:
+        """The fields that name one of a few choices name one of them."""
         if self.container not in _FORMATS:
             raise ValueError(f"container must be one of {sorted(_FORMATS)}, got {self.container!r}")
         if self.scan not in _SCANS:
@@ -163,9 +176,12 @@ class EpisodeSpec:
             raise ValueError(f"motion must be one of {_MOTIONS}, got {self.motion!r}")
         if self.content not in _CONTENTS:
             raise ValueError(f"content must be one of {_CONTENTS}, got {self.content!r}")
-        progressive = self.scan == "progressive"
+
+    def _resolve_rate_and_codec(self) -> None:
+        """The frame rate and the video codec, by default the ones of the scan and the container."""
+        set_ = object.__setattr__
         if self.rate is None:
-            rate = _FILM_RATE if progressive else _VIDEO_RATE
+            rate = _FILM_RATE if self.scan == "progressive" else _VIDEO_RATE
         else:
             rate = self.rate if isinstance(self.rate, Fraction) else Fraction(self.rate).limit_denominator(100_000)
         set_(self, "rate", rate)
@@ -175,9 +191,11 @@ class EpisodeSpec:
             raise ValueError(
                 f"{self.container} takes video codecs {sorted(_VIDEO_CODECS[self.container])}, got {codec!r}"
             )
-        set_(self, "audio", _DEFAULT_AUDIO_BY_CONTAINER[self.container] if self.audio is None else tuple(self.audio))
-        set_(self, "hold_pattern", tuple(int(n) for n in self.hold_pattern))
-        set_(self, "pan_px", self.pan_px if self.pan_px is not None else (2 if progressive else 4))
+
+    def _resolve_container_features(self) -> None:
+        """Subtitles, chapters, the cover and the TS start time: by default what the container can
+        carry; asked for where it cannot, a ValueError."""
+        set_ = object.__setattr__
         for name, allowed in (
             ("ass_subtitles", ("mkv",)),
             ("srt_subtitles", ("mkv", "mp4", "webm")),
@@ -196,19 +214,25 @@ class EpisodeSpec:
         elif self.start_time is not None and (self.container != "ts" or self.start_time < 0):
             raise ValueError(f"start_time is for ts only and must be >= 0, got {self.start_time} for {self.container}")
 
+    def _check_picture(self) -> None:
+        """Size, duration, rate, GOP length and colour tag are ones the codec can make."""
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"width and height must be positive, got {self.width}x{self.height}")
-        if (self.width % 2 or self.height % 2) and (codec in _EVEN_ONLY_CODECS or self.content == "gradient"):
+        odd = self.width % 2 or self.height % 2
+        if odd and (self.video_codec in _EVEN_ONLY_CODECS or self.content == "gradient"):
             # 4:2:0 chroma covers 2x2 pixels: libx264 and libx265 refuse odd sizes (MPEG-2, MPEG-4 ASP,
             # VP9 and AV1 code them, as odd-sized WebM and AVI rips have them).
             raise ValueError(
-                f"width and height must be even for {codec} 4:2:0 (odd sizes only with "
+                f"width and height must be even for {self.video_codec} 4:2:0 (odd sizes only with "
                 f"{sorted(set(_ALL_VIDEO_CODECS) - _EVEN_ONLY_CODECS)}), got {self.width}x{self.height}"
             )
         if self.seconds <= 0 or self.rate <= 0 or self.gop_seconds <= 0:
             raise ValueError("seconds, rate and gop_seconds must be positive")
         if self.colour is not None and self.colour not in _COLOURS:
             raise ValueError(f"colour must be None or one of {sorted(_COLOURS)}, got {self.colour!r}")
+
+    def _check_audio(self) -> None:
+        """Every track starts within the episode, in a codec the container takes."""
         for track in self.audio:
             if track.start_offset >= self.seconds:
                 raise ValueError(f"audio start_offset {track.start_offset} is not within the {self.seconds} s episode")
@@ -216,13 +240,18 @@ class EpisodeSpec:
             if allowed_audio is not None and track.codec not in allowed_audio:
                 raise ValueError(f"{self.container} takes audio codecs {allowed_audio}, got {track.codec!r}")
 
+    def _check_scan_and_motion(self) -> None:
+        """VFR, interlacing, held drawings, the pan and the gradient go together only where they can."""
+        progressive = self.scan == "progressive"
         if self.vfr and (not progressive or self.container in ("avi", "vob")):
             # AVI has one frame duration for the whole stream; DVD video is constant-rate; interlaced
             # and telecined video is 29.97 fields-pairs a second by definition.
             raise ValueError("vfr needs progressive scan and a container other than avi or vob")
         if not progressive:
-            if codec not in _INTERLACED_CODECS:
-                raise ValueError(f"{self.scan} video needs one of {sorted(_INTERLACED_CODECS)}, got {codec!r}")
+            if self.video_codec not in _INTERLACED_CODECS:
+                raise ValueError(
+                    f"{self.scan} video needs one of {sorted(_INTERLACED_CODECS)}, got {self.video_codec!r}"
+                )
             if self.height % 2:
                 raise ValueError(f"{self.scan} video needs an even height (two fields), got {self.height}")
         if self.hold_pattern:
@@ -234,15 +263,17 @@ class EpisodeSpec:
             raise ValueError(f"pan_px must be >= 0, got {self.pan_px}")
         if self.content == "gradient" and (not progressive or self.hold_pattern or self.motion != "pan"):
             raise ValueError("content='gradient' is a still, progressive picture: no scan, holds or motion")
-        if self.marker:
-            cell, cells = _marker_layout(self.width, self.height)
-            if cell * cells > self.width or 2 * cell > self.height:
-                raise ValueError(
-                    f"marker needs at least {_MARKER_CELLS * _MARKER_MIN_CELL}x{2 * _MARKER_MIN_CELL} pixels, "
-                    f"got {self.width}x{self.height}"
-                )
-            if self.film_frame_count > 1 << _MARKER_BITS:
-                raise ValueError(f"marker counts {1 << _MARKER_BITS} frames at most, got {self.film_frame_count}")
+
+    def _check_marker(self) -> None:
+        """The frame-index marker fits in the picture and counts every frame."""
+        cell, cells = _marker_layout(self.width, self.height)
+        if cell * cells > self.width or 2 * cell > self.height:
+            raise ValueError(
+                f"marker needs at least {_MARKER_CELLS * _MARKER_MIN_CELL}x{2 * _MARKER_MIN_CELL} pixels, "
+                f"got {self.width}x{self.height}"
+            )
+        if self.film_frame_count > 1 << _MARKER_BITS:
+            raise ValueError(f"marker counts {1 << _MARKER_BITS} frames at most, got {self.film_frame_count}")
 
     @property
     def frame_count(self) -> int:
@@ -262,6 +293,12 @@ class EpisodeSpec:
             return self.frame_count
         end = Fraction(self.seconds).limit_denominator(1_000_000)
         return max(4, 4 * round(end * self.film_rate / 4))
+
+
+def _tag_pairs(tags: tuple[tuple[str, str], ...] | Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Global tags as (key, value) pairs of strings, so the spec stays hashable."""
+    items = tags.items() if isinstance(tags, Mapping) else tags
+    return tuple((str(k), str(v)) for k, v in items)
 
 
 # Container name -> ffmpeg muxer.
@@ -802,37 +839,61 @@ def _sprite(size: int) -> tuple[np.ndarray, np.ndarray]:
 # Everything else, muxed by ffmpeg
 
 
+@dataclass
+class _MuxArgs:
+    """ffmpeg's arguments for the episode as they are gathered, by kind: on the command line each
+    kind is one run (inputs, then maps, codecs, metadata)."""
+
+    inputs: list[str] = field(default_factory=list)
+    maps: list[str] = field(default_factory=list)
+    codecs: list[str] = field(default_factory=list)
+    meta: list[str] = field(default_factory=list)
+    n_inputs: int = 0
+
+    def add_input(self, *args: str) -> int:
+        """One input, with its own options before its -i; returns its index."""
+        self.inputs.extend(args)
+        self.n_inputs += 1
+        return self.n_inputs - 1
+
+
 def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str) -> list[str]:
     """ffmpeg's arguments (inputs, maps, options, output) for the episode; raw, not ffmpeg-python:
     inputs with their own options (-itsoffset, -f lavfi) and repeated per-stream options."""
     mkv = spec.container == "mkv"
-    inputs: list[str] = []
-    maps: list[str] = []
-    codecs: list[str] = ["-c:v:0", "copy"]
+    args = _MuxArgs()
+    _add_video(args, spec, video)
+    _add_audio(args, spec)
+    font = find_font() if (mkv and spec.ass_subtitles) else None
+    _add_subtitles(args, spec, work, font)
+    cover = _add_cover(args, spec, work, mkv)
+    _add_chapters_and_tags(args, spec, work)
+    attachments = _mkv_attachments(font, cover) if mkv else []
+    return [*args.inputs, *args.maps, *args.codecs, *args.meta, *attachments, *_output_args(spec, out, fmt)]
+
+
+def _add_video(args: _MuxArgs, spec: EpisodeSpec, video: Path) -> None:
+    """The encoded picture, copied, with what the container needs to store it as the spec says."""
+    args.codecs += ["-c:v:0", "copy"]
     if spec.container == "avi":
         # AVI counts frames: its time base must be 1/rate (ffmpeg would pick the input's 1/1000 and
         # write a mostly empty chunk per ms). XVID is the FourCC XviD-era players and tools look for.
-        codecs += ["-time_base:v:0", f"{1 / spec.rate}", "-tag:v:0", "XVID" if spec.video_codec == "mpeg4" else "H264"]
+        fourcc = "XVID" if spec.video_codec == "mpeg4" else "H264"
+        args.codecs += ["-time_base:v:0", f"{1 / spec.rate}", "-tag:v:0", fourcc]
         if spec.video_codec == "libx264":
-            codecs += ["-bsf:v:0", "h264_mp4toannexb"]  # AVI carries H.264 as a byte stream, not as MKV does
+            args.codecs += ["-bsf:v:0", "h264_mp4toannexb"]  # AVI carries H.264 as a byte stream, not as MKV does
     if spec.sar:
         # The container's own aspect field (Matroska's display size, AVI's vprp). With stream copy
         # ffmpeg takes it from the input's bitstream, and VP9 has none: WebM would come out square.
         width, height = spec.width * spec.sar[0], spec.height * spec.sar[1]
-        codecs += ["-aspect:v:0", f"{width // math.gcd(width, height)}:{height // math.gcd(width, height)}"]
-    meta: list[str] = []
-    n_inputs = 0
+        args.codecs += ["-aspect:v:0", f"{width // math.gcd(width, height)}:{height // math.gcd(width, height)}"]
+    args.add_input("-i", str(video))
+    args.maps += ["-map", "0:v:0"]
+    args.meta += _stream_meta("v:0", spec.video_language, _video_title(spec), ["default"])
 
-    def add_input(*args: str) -> int:
-        nonlocal n_inputs
-        inputs.extend(args)
-        n_inputs += 1
-        return n_inputs - 1
 
-    add_input("-i", str(video))
-    maps += ["-map", "0:v:0"]
-    meta += _stream_meta("v:0", spec.video_language, _video_title(spec), ["default"])
-
+def _add_audio(args: _MuxArgs, spec: EpisodeSpec) -> None:
+    """Each audio track: a tone from lavfi, encoded, starting at its offset."""
     for a, track in enumerate(spec.audio):
         duration = spec.seconds - track.start_offset
         # A stereo sine from lavfi, as long as the rest of the episode; -itsoffset delays the input,
@@ -842,75 +903,91 @@ def _mux_command(spec: EpisodeSpec, video: Path, work: Path, out: Path, fmt: str
             "aformat=channel_layouts=stereo"
         )
         offset = ["-itsoffset", f"{track.start_offset}"] if track.start_offset else []
-        index = add_input(*offset, "-f", "lavfi", "-i", source)
-        maps += ["-map", f"{index}:a:0"]
-        codecs += [f"-c:a:{a}", track.codec]
+        index = args.add_input(*offset, "-f", "lavfi", "-i", source)
+        args.maps += ["-map", f"{index}:a:0"]
+        args.codecs += [f"-c:a:{a}", track.codec]
         if track.codec in _AUDIO_BITRATES:
-            codecs += [f"-b:a:{a}", _AUDIO_BITRATES[track.codec]]
+            args.codecs += [f"-b:a:{a}", _AUDIO_BITRATES[track.codec]]
         title = track.title or f"{_CODEC_LABELS.get(track.codec, track.codec)} 2.0"
-        meta += _stream_meta(f"a:{a}", track.language, title, ["default"] * track.default + list(track.dispositions))
+        args.meta += _stream_meta(
+            f"a:{a}", track.language, title, ["default"] * track.default + list(track.dispositions)
+        )
 
-    font = find_font() if (mkv and spec.ass_subtitles) else None
+
+def _add_subtitles(args: _MuxArgs, spec: EpisodeSpec, work: Path, font: Path | None) -> None:
+    """The styled ASS track (when there is a font to embed for it), then the SRT track, written into `work`."""
     s = 0
     if font is not None:
         ass = work / "subtitles.ass"
         ass.write_text(_ass_script(spec, _font_family(font)), encoding="utf-8")
-        index = add_input("-i", str(ass))
-        maps += ["-map", f"{index}:s:0"]
-        codecs += [f"-c:s:{s}", "copy"]
-        meta += _stream_meta(f"s:{s}", "eng", "English (Styled)", ["default"])
+        index = args.add_input("-i", str(ass))
+        args.maps += ["-map", f"{index}:s:0"]
+        args.codecs += [f"-c:s:{s}", "copy"]
+        args.meta += _stream_meta(f"s:{s}", "eng", "English (Styled)", ["default"])
         s += 1
     if spec.srt_subtitles:
         srt = work / "subtitles.srt"
         srt.write_text(_srt_script(spec), encoding="utf-8")
-        index = add_input("-i", str(srt))
-        maps += ["-map", f"{index}:s:0"]
+        index = args.add_input("-i", str(srt))
+        args.maps += ["-map", f"{index}:s:0"]
         # Matroska keeps SubRip as is; MP4 can only carry subtitles as mov_text (3GPP timed text),
         # WebM as WebVTT.
-        codecs += [f"-c:s:{s}", {"mkv": "copy", "mp4": "mov_text", "webm": "webvtt"}[spec.container]]
+        args.codecs += [f"-c:s:{s}", {"mkv": "copy", "mp4": "mov_text", "webm": "webvtt"}[spec.container]]
         # Hearing_impaired, and default only when it is the only subtitle track: flags a remux must keep.
-        meta += _stream_meta(f"s:{s}", "eng", "English (SDH)", ["hearing_impaired"] + ["default"] * (s == 0))
-        s += 1
+        args.meta += _stream_meta(f"s:{s}", "eng", "English (SDH)", ["hearing_impaired"] + ["default"] * (s == 0))
 
-    cover = None
-    if spec.cover_image:
-        cover = work / "cover.jpg"
-        Image.fromarray(anime_frame(300, 212, seed=11)).save(cover, quality=85)  # a small portrait poster
-        if not mkv:
-            # MP4 cover art is a video stream with the attached_pic disposition (the 'covr' atom).
-            index = add_input("-i", str(cover))
-            maps += ["-map", f"{index}:v:0"]
-            codecs += ["-c:v:1", "copy"]
-            meta += ["-disposition:v:1", "attached_pic"]
 
+def _add_cover(args: _MuxArgs, spec: EpisodeSpec, work: Path, mkv: bool) -> Path | None:
+    """The cover image, written into `work` when the spec asks for one; returns it. In MP4 it is an
+    input here; Matroska takes it as an attachment (`_mkv_attachments`)."""
+    if not spec.cover_image:
+        return None
+    cover = work / "cover.jpg"
+    Image.fromarray(anime_frame(300, 212, seed=11)).save(cover, quality=85)  # a small portrait poster
+    if not mkv:
+        # MP4 cover art is a video stream with the attached_pic disposition (the 'covr' atom).
+        index = args.add_input("-i", str(cover))
+        args.maps += ["-map", f"{index}:v:0"]
+        args.codecs += ["-c:v:1", "copy"]
+        args.meta += ["-disposition:v:1", "attached_pic"]
+    return cover
+
+
+def _add_chapters_and_tags(args: _MuxArgs, spec: EpisodeSpec, work: Path) -> None:
+    """The chapters (an ffmetadata file written into `work`) and the spec's global tags, and nothing
+    else: no metadata or chapters come from the inputs."""
     if spec.chapters:
         chapters = work / "chapters.txt"
         chapters.write_text(_ffmetadata_chapters(spec), encoding="utf-8")
-        index = add_input("-f", "ffmetadata", "-i", str(chapters))
+        index = args.add_input("-f", "ffmetadata", "-i", str(chapters))
         # Global tags come from this file (it has none) and the -metadata options below, not from
         # the video file, whose only tag is ffmpeg's ENCODER.
-        meta += ["-map_metadata", str(index), "-map_chapters", str(index)]
+        args.meta += ["-map_metadata", str(index), "-map_chapters", str(index)]
     else:
-        meta += ["-map_metadata", "-1", "-map_chapters", "-1"]
+        args.meta += ["-map_metadata", "-1", "-map_chapters", "-1"]
     for key, value in spec.tags:
-        meta += ["-metadata", f"{key}={value}"]
+        args.meta += ["-metadata", f"{key}={value}"]
 
+
+def _mkv_attachments(font: Path | None, cover: Path | None) -> list[str]:
+    """Matroska attachments need a filename and a mimetype; the demuxer shows image attachments
+    as attached_pic video streams, fonts as attachment streams."""
+    files = ([(font, font.name, "font/ttf")] if font else []) + ([(cover, "cover.jpg", "image/jpeg")] if cover else [])
     attachments: list[str] = []
-    if mkv:
-        # Matroska attachments need a filename and a mimetype; the demuxer shows image attachments
-        # as attached_pic video streams, fonts as attachment streams.
-        files = ([(font, font.name, "font/ttf")] if font else []) + (
-            [(cover, "cover.jpg", "image/jpeg")] if cover else []
-        )
-        for t, (file, name, mimetype) in enumerate(files):
-            attachments += ["-attach", str(file), f"-metadata:s:t:{t}", f"mimetype={mimetype}"]
-            attachments += [f"-metadata:s:t:{t}", f"filename={name}"]
+    for t, (file, name, mimetype) in enumerate(files):
+        attachments += ["-attach", str(file), f"-metadata:s:t:{t}", f"mimetype={mimetype}"]
+        attachments += [f"-metadata:s:t:{t}", f"filename={name}"]
+    return attachments
+
+
+def _output_args(spec: EpisodeSpec, out: Path, fmt: str) -> list[str]:
+    """The options of the output file, and the file."""
     # bitexact: no random Matroska UIDs or version strings, so the same spec makes the same bytes.
     tail = ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", fmt, str(out)]
     if spec.container == "ts":
         # No mux delay, then the offset: the first decode timestamp is exactly start_time.
         tail[:0] = ["-muxdelay", "0", "-output_ts_offset", f"{spec.start_time}"]
-    return [*inputs, *maps, *codecs, *meta, *attachments, *tail]
+    return tail
 
 
 def _stream_meta(spec: str, language: str, title: str, dispositions: list[str]) -> list[str]:
