@@ -16,70 +16,25 @@ read the copy on one timeline the driver made there. Ray is an optional dependen
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-from remaster.engine.upscaler import Upscaler
 from remaster.errors import UsageError
-from remaster.models.loader import load_model
 from remaster.process_settings import apply_process_settings
-from remaster.video.checkpoint import WorkDir
-from remaster.video.pipeline import Job, Remasterer, compute_segments
+from remaster.video.pipeline import Remasterer
 from remaster.video.plan import JobPlan, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
+from remaster.video.tasks import SegmentResult, commit_result, compute_segment
 
 
-@dataclass(frozen=True)
-class SegmentResult:
-    index: int
-    frames: int
-    first_pts: int
-    last_pts: int
-    computed: int  # frames the model ran on
-    held: int  # frames that reused a held drawing's result
-    data: bytes | None  # the segment file, through the object store
-    path: str | None  # or where it was written in the shared work folder
-    worker: str  # host and process that computed it, for the record
-
-
-def compute_segment(plan: JobPlan, index: int, shared: str | None) -> SegmentResult:
-    """Compute one segment of the driver's plan into a private work folder, and hand the file
-    back. The plan is the driver's, whole: the task never probes the input or decides anything."""
+def _ray_task(plan: JobPlan, index: int, shared: str | None) -> SegmentResult:
     apply_process_settings(signals=False)  # a Ray worker never ran cli.main; Ray owns its signals
-    segment = plan.segments[index]
-    with tempfile.TemporaryDirectory(prefix="remaster-segment-") as tmp:
-        work = WorkDir(Path(tmp) / "work", plan.fingerprint, plan.output_settings(), owned=True).open()
-        try:
-            job = Job(plan, work, {}, time.monotonic())
-            upscaler = Upscaler(load_model(plan.model), plan.engine)
-            computed, held = compute_segments(job, [segment], upscaler, QuietProgress())
-            record, file = work.records[segment.key], job.done[index]
-            data = path = None
-            if shared is None:
-                data = file.read_bytes()
-            else:
-                path = str(Path(shared) / f"incoming-{uuid.uuid4().hex}.mkv")
-                os.replace(file, path) if _same_filesystem(file, Path(shared)) else Path(path).write_bytes(
-                    file.read_bytes()
-                )
-        finally:
-            work.close()
-    worker = f"{os.uname().nodename}:{os.getpid()}"
-    return SegmentResult(index, record.frames, record.first_pts, record.last_pts, computed, held, data, path, worker)
+    return compute_segment(plan, index, shared)
 
 
 def task_device(engine_device: str, on_gpu: bool) -> str:
     """Where the tasks run: Ray gives each GPU task its own CUDA_VISIBLE_DEVICES, so a GPU task
     runs on "cuda" whatever index the driver's option named; a device named cpu stays on the CPU."""
     return "cuda" if engine_device.startswith("cuda") or (on_gpu and engine_device == "auto") else "cpu"
-
-
-def _same_filesystem(a: Path, b: Path) -> bool:
-    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def _import_ray():
@@ -117,28 +72,18 @@ def remaster_on_ray(
     workers: list[str] = []
     try:
         # Ray retries a task whose worker died (out of memory, a lost node) on another one.
-        task = ray.remote(num_gpus=gpus_per_task, max_retries=2)(compute_segment)
+        task = ray.remote(num_gpus=gpus_per_task, max_retries=2)(_ray_task)
         shared = str(job.work.root) if shared_workdir else None
         plan = ray.put(job.plan)  # once into the object store, not once per task
         pending = {task.remote(plan, seg.index, shared): seg for seg in job.todo}
         computed = held = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            segment = pending.pop(ready[0])
+            pending.pop(ready[0])
             result: SegmentResult = ray.get(ready[0])
-            partial = job.work.partial_path(segment)
-            if result.data is not None:
-                partial.write_bytes(result.data)
-            else:
-                os.replace(result.path, partial)
-            job.done[segment.index] = job.work.commit(
-                segment, partial, result.frames, result.first_pts, result.last_pts
-            )
+            commit_result(job, result, progress)
             computed, held = computed + result.computed, held + result.held
             workers.append(result.worker)
-            progress.segment_started(segment.index, result.frames)
-            progress.frames_done(result.frames)
-            progress.segment_done(segment.index, result.frames)
         summary = remasterer.finish(job, computed, held)
     except BaseException:
         remasterer.abandon(job)

@@ -73,8 +73,10 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     from remaster.errors import Interrupted
     from remaster.video.pipeline import Remasterer, clean_finished_work
     from remaster.video.plan import check_output
+    from remaster.video.spread import parse_devices, remaster_on_devices
 
     progress = _progress_display(batch)
+    devices = None if batch.ray is not None else parse_devices(settings.engine.device)
     pairs = plan_video_outputs(batch.inputs, batch.output, settings.preset.name, batch.output_is_folder)
     for _, dst in pairs:  # before an output that exists is skipped or refused: its run may have been killed
         clean_finished_work(dst, settings.workdir)
@@ -101,6 +103,10 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
                 progress.note(
                     f"{counted(len(workers), 'segment')} computed by {counted(len(set(workers)), 'Ray worker')}"
                 )
+            elif devices is not None:
+                _, workers = remaster_on_devices(src, dst, settings, devices, progress)
+                on = f"{counted(len(set(workers)), 'worker')} on {', '.join(devices)}"
+                progress.note(f"{counted(len(workers), 'segment')} computed by {on}")
             else:
                 remasterer.run(src, dst)
             if target is not None:

@@ -162,12 +162,7 @@ class Remasterer:
         try:
             return compute_segments(job, todo, self.upscaler(job.plan), self.progress)
         except KeyboardInterrupt:
-            if not job.done:  # nothing to resume, and abandon() removes the work folder it would name
-                raise Interrupted("interrupted; nothing was finished") from None
-            raise Interrupted(
-                f"interrupted; {counted(len(job.done), 'segment')} finished and kept in {job.work.root}: "
-                "run the same command again to resume"
-            ) from None
+            raise interrupted(job) from None
 
     def _assemble(self, job: Job) -> Summary:
         plan, work, output = job.plan, job.work, job.plan.output
@@ -202,6 +197,16 @@ class Remasterer:
             streams=streams,
             notes=notes,
         )
+
+
+def interrupted(job: Job) -> Interrupted:
+    """What Ctrl-C or SIGTERM while computing says: what is kept, and how to go on."""
+    if not job.done:  # nothing to resume, and abandon() removes the work folder it would name
+        return Interrupted("interrupted; nothing was finished")
+    return Interrupted(
+        f"interrupted; {counted(len(job.done), 'segment')} finished and kept in {job.work.root}: "
+        "run the same command again to resume"
+    )
 
 
 def compute_segments(job: Job, todo: list[Segment], upscaler: Upscaler, progress: QuietProgress) -> tuple[int, int]:
