@@ -11,8 +11,8 @@ NAME = "presets"
 OTHER = "other"
 # When to use each family, one line; the figures behind them are in docs/guide.md.
 FAMILY_USE = {
-    "realcugan": "Real-CUGAN: the most faithful on old, grainy or noisy cel sources; denoise levels to choose",
-    "realesrgan": "Real-ESRGAN: the fast one (published, V100 1080p: 10 fps, Real-CUGAN 3.4); clean digital anime",
+    "realcugan": "Real-CUGAN: the default; denoise levels and Pro weights for old, grainy or noisy sources",
+    "realesrgan": "Real-ESRGAN: animevideov3 is the fast one on a GPU (3x Real-CUGAN); no denoise; clean sources",
     OTHER: "your own models and presets whose model package is not installed",
 }
 FAMILY_ORDER = list(FAMILY_USE)
