@@ -9,8 +9,11 @@ import torch
 from conftest import PICTURES, max_diff, picture, psnr
 
 from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.errors import WeightsError
+from remaster.models.catalog import packaged_models
 from remaster.models.descriptor import Family, ReceptiveField
-from remaster.models.loader import load_model
+from remaster.models.loader import load_checkpoint, load_model
+from remaster.models.ncnn import read_ncnn
 from remaster.testcard import anime_frame, photo_frame
 
 MODELS = ["2x-esrgan-animevideo", "3x-esrgan-animevideo", "4x-esrgan-animevideo"]
@@ -97,6 +100,46 @@ def test_rrdb_tiles_are_exact():
     whole = fp32("4x-esrgan-anime6b").upscale_rgb(x)
     tiled = fp32("4x-esrgan-anime6b", 64).upscale_rgb(x)
     assert (tiled - whole).abs().max().item() <= 1e-5
+
+
+def _official_state(name: str, keys: list[str]) -> dict[str, torch.Tensor]:
+    """The packaged ncnn weights under the official checkpoint's key names, written out here."""
+    packaged = packaged_models()[name]
+    state = {}
+    for key, layer in zip(keys, read_ncnn(packaged.param, packaged.bin), strict=True):
+        state[f"{key}.weight"] = layer.weight.clone()
+        if layer.bias is not None:
+            state[f"{key}.bias"] = layer.bias.clone()
+    return state
+
+
+# srvgg_arch.py: body.0 conv, body.1 PReLU, ... body.34 the last conv (num_conv 16).
+COMPACT_KEYS = [f"body.{i}" for i in range(35)]
+# rrdbnet_arch.py, 6 blocks: conv_first, body.B.rdbR.convC, conv_body, conv_up1, conv_up2, conv_hr, conv_last.
+RRDB6_KEYS = [
+    "conv_first",
+    *(f"body.{b}.rdb{r}.conv{c}" for b in range(6) for r in (1, 2, 3) for c in range(1, 6)),
+    *("conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"),
+]
+
+
+@pytest.mark.parametrize("name,keys", [("4x-esrgan-animevideo", COMPACT_KEYS), ("4x-esrgan-anime6b", RRDB6_KEYS)])
+def test_official_checkpoint_is_detected_and_matches(tmp_path, name, keys):
+    path = tmp_path / f"{name}.pth"
+    torch.save(_official_state(name, keys), path)
+    loaded = load_checkpoint(path)
+    assert loaded.descriptor.architecture == load_model(name).descriptor.architecture
+    frame = anime_frame(37, 29, seed=8)[None]
+    assert np.array_equal(
+        fp32(name).upscale(frame), Upscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    )
+
+
+def test_unknown_architecture_names_the_supported_ones(tmp_path):
+    path = tmp_path / "swinir.pth"
+    torch.save({"layers.0.weight": torch.zeros(4, 4)}, path)
+    with pytest.raises(WeightsError, match="UpCunet, SRVGGNetCompact, RRDBNet"):
+        load_checkpoint(path)
 
 
 def test_batch_size_does_not_change_results():
