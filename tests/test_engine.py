@@ -121,6 +121,9 @@ AUTO_BF16_MODELS = {
     "2x-denoise3x",
     "4x-conservative",
     "2x-nose-no-denoise",
+    "2x-esrgan-animevideo",
+    "3x-esrgan-animevideo",
+    "4x-esrgan-animevideo",
 }
 
 
@@ -187,7 +190,17 @@ def test_auto_bf16_on_cpu_stays_above_50_db(model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["2x-conservative", "2x-pro-no-denoise", "3x-denoise3x", "4x-conservative"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "2x-conservative",
+        "2x-pro-no-denoise",
+        "3x-denoise3x",
+        "4x-conservative",
+        "3x-esrgan-animevideo",
+        "4x-esrgan-anime6b",
+    ],
+)
 def test_fp16_the_cuda_default_stays_above_50_db(model):
     # CUDA's auto precision is fp16; its arithmetic is checked here on the CPU.
     frame = anime_frame(48, 56, seed=4)[None]

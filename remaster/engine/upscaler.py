@@ -9,14 +9,16 @@ import torch
 from torch import Tensor
 
 from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision, state_memory_budget
+from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.states import TileStates
 from remaster.engine.tiling import plan_tiles, run_body_tiled
 from remaster.errors import UsageError
-from remaster.models.descriptor import TILE_MULTIPLE
-from remaster.models.loader import LoadedModel
+from remaster.models.descriptor import LoadedModel, ReceptiveField, SeStages
 
 MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
+# `--tile` takes multiples of this: every architecture's tile multiple divides it (SE stages: 4).
+TILE_MULTIPLE = 4
 
 
 def parse_tile(value: str | int) -> int | None:
@@ -52,10 +54,14 @@ class Upscaler:
         self.dtype = resolve_precision(settings.precision, self.device, self.descriptor.auto_cpu_bf16)
         self.tile = parse_tile(settings.tile)
         self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
-        stages = self.model.stages
-        if settings.compile:
-            stages = [torch.compile(stage, dynamic=False) for stage in stages]
-        self.stages = stages
+        self.tiling = self.descriptor.tiling
+        if isinstance(self.tiling, SeStages):
+            stages = self.model.stages
+            if settings.compile:
+                stages = [torch.compile(stage, dynamic=False) for stage in stages]
+            self.stages = stages
+        else:
+            self.body = torch.compile(self.model, dynamic=False) if settings.compile else self.model
         # Tile states wait in host memory between SE stages, so that GPU memory is bounded
         # by the tile and not by the frame; past this budget, in a temporary file, so that
         # host memory is too. Measured once, before any frame: the memory a frame frees stays
@@ -71,7 +77,7 @@ class Upscaler:
     def tile_for(self, height: int, width: int, batch: int) -> int:
         if self.tile is not None:
             return self.tile
-        return auto_tile(self.descriptor.scale, height, width, batch, self.dtype, self.device)
+        return auto_tile(self.descriptor.activations_per_pixel, height, width, batch, self.dtype, self.device)
 
     @torch.inference_mode()
     def upscale(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
@@ -130,6 +136,8 @@ class Upscaler:
         return self._run_batch(x)
 
     def _run_batch(self, x: Tensor) -> Tensor:
+        if isinstance(self.tiling, ReceptiveField):
+            return self._run_local(x, self.tiling)
         model = self.model
         # Left in float32: the first layer reads the picture in float32 (UpCunet.FLOAT32_LAYERS).
         padded = model.pad(x).contiguous(memory_format=torch.channels_last)
@@ -141,3 +149,14 @@ class Upscaler:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
         self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         return model.finish(body, x)
+
+    def _run_local(self, x: Tensor, tiling: ReceptiveField) -> Tensor:
+        border = self.descriptor.border
+        padded = pad_frame(x, border).contiguous(memory_format=torch.channels_last)
+        h, w = x.shape[-2:]
+        tile = self.tile_for(h, w, x.shape[0])
+        core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
+        tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
+        s = self.descriptor.scale
+        out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s)
+        return out[..., : s * h, : s * w].float()

