@@ -507,3 +507,12 @@ def test_worker_options_reach_every_child_last():
         "0.5",
         "--json-progress",
     ]
+
+
+def test_run_places_one_worker_per_listed_device(tmp_path, capsys):
+    assert command._worker_devices("cuda:0,cuda:1") == ["cuda:0", "cuda:1"]
+    assert command._worker_devices(None) == [None]
+    if __import__("torch").cuda.device_count() == 0:
+        queue = tmp_path / "queue.db"
+        assert command.main(["run", "--device", "all", "--queue", str(queue)]) == 2
+        assert "--device all: no CUDA GPU is available to PyTorch here" in capsys.readouterr().err

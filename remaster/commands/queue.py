@@ -71,8 +71,13 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     status.add_argument("--all", action="store_true", help=f"every job in the table, not the first {TABLE_ROWS}")
 
     run = action("run", "run queued jobs until none is left; start one per GPU to share a queue")
-    run.add_argument("--device", help="passed to every job; a comma list goes round the workers (cuda:0,cuda:1)")
-    run.add_argument("--workers", type=int, default=1, help="jobs at a time, a process each (default: %(default)s)")
+    run.add_argument(
+        "--device",
+        help="passed to every job; a comma list (cuda:0,cuda:1) or all (every CUDA GPU) goes round the workers",
+    )
+    run.add_argument(
+        "--workers", type=int, help="jobs at a time, a process each (default: one per device of --device, else 1)"
+    )
     run.add_argument("--watch", action="store_true", help="keep waiting for new jobs")
     run.add_argument(
         "--ray", metavar="ADDRESS", help="spread each job's segments over a Ray cluster: local, auto or ray://HOST:PORT"
@@ -132,17 +137,32 @@ def _action(path: Path, args: argparse.Namespace) -> int:
 
 
 def _run(path: Path, args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise UsageError(f"--workers {args.workers}: want 1 or more")
+    devices = _worker_devices(args.device)
+    workers = len(devices) if args.workers is None else args.workers
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: want 1 or more")
     if args.retries < 0:
         raise UsageError(f"--retries {args.retries}: want 0 or more")
     if args.lease < 1:
         raise UsageError(f"--lease {args.lease:g}: want 1 second or more")
-    devices = args.device.split(",") if args.device else [None]
     options = WorkerOptions(
         retries=args.retries, lease_seconds=args.lease, watch=args.watch, ray=args.ray, ray_gpus=args.ray_gpus
     )
-    return actions.run(path, args.workers, options, devices)
+    return actions.run(path, workers, options, devices)
+
+
+def _worker_devices(value: str | None) -> list[str | None]:
+    """The device each worker in turn passes to its jobs: one job per GPU with `all` or a list."""
+    if not value:
+        return [None]
+    if value != "all":
+        return value.split(",")
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise UsageError("--device all: no CUDA GPU is available to PyTorch here")
+    return [f"cuda:{i}" for i in range(count)]
 
 
 def main(argv: list[str] | None = None) -> int:
