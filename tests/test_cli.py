@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from remaster.cli import main
@@ -105,6 +106,7 @@ def test_bench_prints_a_table(capsys):
     assert main(["bench", "--size", "48x40", "--frames", "2", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "fp32" in out and "s/frame" in out
+    assert f"on cpu ({torch.get_num_threads()} threads)" in " ".join(out.split())  # the title may wrap
     auto = "bf16 (auto)" if cpu_has_bf16() else "fp32 (auto)"  # 2x-conservative takes bf16 where it can
     assert auto in out and out.count("(auto)") == 1
 

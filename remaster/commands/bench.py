@@ -23,12 +23,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from remaster.bench import run_bench
+    from remaster.engine.device import device_label
     from remaster.presets import get_preset
 
     preset = get_preset(args.preset)
     width, height = args.size
     rows = run_bench(preset.model, width, height, args.frames, args.device, args.tile)
-    table = Table(title=f"{preset.name}, {width}x{height}, median of {args.frames} frames, model only")
+    where = device_label(args.device)  # says whether the GPU is seen: the first thing to check after an install
+    table = Table(title=f"{preset.name}, {width}x{height}, median of {args.frames} frames, model only, on {where}")
     for column in ("precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):
         table.add_column(column, justify="right")
     for row in rows:

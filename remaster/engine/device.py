@@ -42,6 +42,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def device_label(name: str) -> str:
+    """`--device` as the machine has it: "cuda:0 (NVIDIA H200)", "cpu (16 threads)"."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def precision_name(dtype: torch.dtype) -> Precision:
     """torch.bfloat16 -> "bf16": the name `--precision` takes."""
     return next(name for name, known in DTYPES.items() if known == dtype)
