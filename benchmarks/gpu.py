@@ -1,0 +1,201 @@
+"""What a user of a GPU needs to know, in one command: model-only fps, fp16 fidelity, GPU memory,
+and the whole command's fps with each encoder.
+
+    python benchmarks/gpu.py                       # on cuda: 1920x1080 input, within about 8 minutes
+    python benchmarks/gpu.py --device cpu --size 192x144 --frames 2 --smoke    # the CI smoke run
+
+1. Model only, for each preset (2x-conservative, 2x-pro-conservative, 4x-conservative): fp16
+   (fp32 on a CPU), batch 1, 2 and 4, without and with `--compile`; the median seconds per batch
+   over `--frames` timed batches after two warm-up batches, as frames per second; the peak GPU
+   memory of each; fp16 against fp32 in dB on one frame.
+2. The whole `remaster` command, in a child process, on a generated episode of `--seconds` at
+   `--size`, 2x-conservative, with a fast preset of x264, x265 and SVT-AV1, reuse off (every
+   frame through the model, as in 1); its fps from the run's own summary, and its ratio to the
+   model-only fps at batch 1 measured in this same run.
+
+A table on stdout; with $OUT set, the same as JSON in $OUT/gpu.json. Ratios are measured side by
+side in one run; the absolute numbers are this machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from remaster.demo.samples import EpisodeSpec, make_episode
+from remaster.engine.device import device_label, resolve_device
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.models.loader import load_model
+from remaster.presets import get_preset
+from remaster.testcard import anime_frame
+
+PRESETS = ("2x-conservative", "2x-pro-conservative", "4x-conservative")
+# A fast preset of each encoder: what a GPU run needs to keep up with the model.
+ENCODERS = {"x264": "veryfast", "x265": "ultrafast", "svtav1": "10"}
+
+
+@dataclass
+class ModelRow:
+    preset: str
+    precision: str
+    batch: int
+    compiled: bool
+    fps: float | None  # None: this configuration failed (its error in `note`)
+    peak_gpu_mib: float | None
+    note: str = ""
+
+
+@dataclass
+class CommandRow:
+    codec: str
+    speed: str
+    fps: float
+    of_model_only: float  # fps against the model-only fps of the same preset, batch 1, not compiled
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def measure_model(
+    preset: str, device: torch.device, size: tuple[int, int], batch: int, frames: int, compiled: bool
+) -> ModelRow:
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    width, height = size
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        engine = EngineSettings(str(device), precision, "auto", compiled)
+        upscaler = Upscaler(load_model(get_preset(preset).model), engine)
+        # Frames already on the device: the model alone, not the host-to-device copy.
+        batch_frames = torch.from_numpy(np.stack([anime_frame(height, width, seed=i) for i in range(batch)]))
+        batch_frames = batch_frames.to(device)
+        for _ in range(2):  # warm-up: cuDNN's algorithm search, the compile
+            upscaler.upscale(batch_frames)
+        _sync(device)
+        times = []
+        for _ in range(frames):
+            start = time.perf_counter()
+            upscaler.upscale(batch_frames)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    except (RuntimeError, torch.OutOfMemoryError) as exc:  # out of memory, a compile failure
+        return ModelRow(preset, precision, batch, compiled, None, None, str(exc).splitlines()[0][:120])
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return ModelRow(preset, precision, batch, compiled, batch / statistics.median(times), peak)
+
+
+def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> float | None:
+    """fp16 against fp32, in dB, on one anime-like frame; None on a CPU (it runs fp32 only)."""
+    if device.type != "cuda":
+        return None
+    width, height = size
+    frame = anime_frame(height, width, seed=7)[None]
+    outputs = [
+        Upscaler(load_model(get_preset(preset).model), EngineSettings(str(device), precision, "auto")).upscale(frame)
+        for precision in ("fp32", "fp16")
+    ]
+    return _psnr(*outputs)
+
+
+def measure_command(episode: Path, folder: Path, device: torch.device, codec: str, speed: str) -> float:
+    """The whole command's fps, from its own summary ("done" event)."""
+    output = folder / f"out-{codec}.mkv"
+    command = [sys.executable, "-m", "remaster", str(episode), "-o", str(output), "--preset", PRESETS[0]]
+    precision = "fp16" if device.type == "cuda" else "fp32"  # the model-only measurement's
+    command += ["--device", str(device), "--precision", precision, "--codec", codec, "--speed", speed, "--reuse", "off"]
+    command += ["--overwrite", "--json-progress"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"remaster with {codec} failed: {run.stderr.strip()[-500:]}")
+    done = [json.loads(line) for line in run.stdout.splitlines() if '"event": "done"' in line][-1]
+    output.unlink()
+    return done["fps"]
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [title, "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--size", default="1920x1080", help="input frame size, WxH")
+    parser.add_argument("--frames", type=int, default=10, help="timed batches per configuration")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the episode for the whole command")
+    parser.add_argument("--smoke", action="store_true", help="one preset, batch 1 and 2, no compile, a 1 s episode")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    size = tuple(int(v) for v in args.size.split("x"))
+    presets = PRESETS[:1] if args.smoke else PRESETS
+    batches = (1, 2) if args.smoke else (1, 2, 4)
+    compile_modes = (False,) if args.smoke else (False, True)
+    seconds = 1.0 if args.smoke else args.seconds
+
+    model_rows = [
+        measure_model(preset, device, size, batch, args.frames, compiled)
+        for preset in presets
+        for compiled in compile_modes
+        for batch in batches
+    ]
+    fidelity = {preset: fp16_fidelity(preset, device, size) for preset in presets}
+    base = next(r.fps for r in model_rows if r.preset == PRESETS[0] and r.batch == 1 and not r.compiled)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = EpisodeSpec(width=size[0], height=size[1], seconds=seconds)
+        episode = make_episode(Path(tmp) / "episode.mkv", spec)
+        command_rows = []
+        for codec, speed in ENCODERS.items():
+            fps = measure_command(episode, Path(tmp), device, codec, speed)
+            command_rows.append(CommandRow(codec, speed, fps, fps / base))
+
+    where = device_label(str(device))
+    print(_table(
+        f"model only, {args.size} input, on {where}: median of {args.frames} batches",
+        ["preset", "precision", "batch", "compile", "fps", "peak GPU MiB", "fp16 vs fp32 dB", "note"],
+        [[r.preset, r.precision, str(r.batch), "yes" if r.compiled else "no", _fmt(r.fps), _fmt(r.peak_gpu_mib, 0),
+          _fmt(fidelity[r.preset], 1), r.note] for r in model_rows],
+    ))  # fmt: skip
+    print()
+    print(_table(
+        f"whole command, {PRESETS[0]}, {seconds:g} s episode at {args.size}, reuse off",
+        ["codec", "speed", "fps", "of model-only fps"],
+        [[r.codec, r.speed, _fmt(r.fps), f"{r.of_model_only:.0%}"] for r in command_rows],
+    ))  # fmt: skip
+    if os.environ.get("OUT"):
+        result = {
+            "device": where,
+            "size": args.size,
+            "torch": torch.__version__,
+            "model_only": [asdict(r) for r in model_rows],
+            "fp16_vs_fp32_db": fidelity,
+            "whole_command": [asdict(r) for r in command_rows],
+        }
+        (Path(os.environ["OUT"]) / "gpu.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
