@@ -23,10 +23,11 @@ from remaster.testcard import anime_frame
 
 PACKAGE = Path(__file__).resolve().parent.parent / "remaster"
 
-# Renames outside outputs.py, each with its reason. cluster.py moves a segment file that a Ray task
-# finished into the work folder's staging name; the durable commit (fsync, rename, fsync of the
-# folder) is WorkDir.commit right after, through outputs.commit_file: these moves write nothing new.
-OS_REPLACE_ALLOWED = {"cluster.py": 2}
+# Renames outside outputs.py, each with its reason. video/tasks.py moves a segment file that a Ray
+# task or a device worker finished into the work folder, then to its staging name; the durable
+# commit (fsync, rename, fsync of the folder) is WorkDir.commit right after, through
+# outputs.commit_file: these moves write nothing new.
+OS_REPLACE_ALLOWED = {"video/tasks.py": 2}
 
 
 def _fill(folder: Path) -> None:

@@ -158,23 +158,34 @@ def test_preset_encoder_table_is_checked(tmp_path):
 
 @pytest.mark.parametrize("pix_fmt", ["p010le", "nv12", "yuv420p10le", "yuv422p"])
 def test_writer_fills_planar_and_nvenc_layouts(pix_fmt):
-    """NVENC's semi-planar formats are filled by the same code the CPU tests run; swscale unpacks
-    them again for the check (a pure rearrangement, no colour maths)."""
+    """NVENC's semi-planar formats are filled by the same code the CPU tests run. The check reads
+    the frame's buffers as the formats define them (libavutil/pixfmt.h: NV12 and P010 put Cb and Cr
+    interleaved in one plane, P010 in the high 10 bits of 16), not through swscale, whose
+    semi-planar unpacking once lost the last chroma row of this 10x6 picture in a full run."""
     shift, bits = pix_fmt_layout(pix_fmt)
     rng = np.random.default_rng(0)
     h, w = 6, 10
+    ch, cw = h >> shift[1], w >> shift[0]
     y = rng.integers(0, 2**bits, (h, w))
-    u, v = (rng.integers(0, 2**bits, (h >> shift[1], w >> shift[0])) for _ in range(2))
+    u, v = (rng.integers(0, 2**bits, (ch, cw)) for _ in range(2))
     frame = av.VideoFrame(w, h, pix_fmt)
     fill_frame(frame, y, u, v)
-    planar = {"p010le": "yuv420p10le", "nv12": "yuv420p"}.get(pix_fmt, pix_fmt)
-    back = frame.reformat(format=planar)
-    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
-    for plane, want in zip(back.planes, (y, u, v), strict=True):
-        got = np.frombuffer(plane, dtype=dtype)[: plane.height * plane.line_size // np.dtype(dtype).itemsize].reshape(
-            plane.height, -1
-        )[:, : plane.width]
-        assert np.array_equal(got, want)
+    dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
+
+    def rows(plane, height: int, width: int) -> np.ndarray:
+        samples = np.frombuffer(plane, dtype=dtype)[: height * plane.line_size // dtype.itemsize]
+        return samples.reshape(height, -1)[:, :width]
+
+    if pix_fmt in ("nv12", "p010le"):
+        uv = rows(frame.planes[1], ch, 2 * cw)
+        got = [rows(frame.planes[0], h, w), uv[:, 0::2], uv[:, 1::2]]
+        if pix_fmt == "p010le":
+            assert all(not (plane & 0x3F).any() for plane in got)  # the low 6 bits are zero
+            got = [plane >> 6 for plane in got]
+    else:
+        got = [rows(frame.planes[0], h, w), rows(frame.planes[1], ch, cw), rows(frame.planes[2], ch, cw)]
+    for plane, want in zip(got, (y, u, v), strict=True):
+        assert np.array_equal(plane, want)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="NVENC may open on a machine with a GPU")
