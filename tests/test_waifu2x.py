@@ -219,7 +219,7 @@ def test_video_with_a_1x_cunet_preset(tmp_path):
     assert np.mean(scores) >= 19, np.mean(scores)
 
 
-def test_every_model_has_a_preset_listed_under_its_family(capsys):
+def test_every_model_has_a_preset_listed_under_its_family(capsys, monkeypatch):
     from remaster.cli import main
     from remaster.commands.presets import FAMILY_USE
     from remaster.presets import load_presets
@@ -228,6 +228,7 @@ def test_every_model_has_a_preset_listed_under_its_family(capsys):
     for name, packaged in packaged_models().items():
         if packaged.family == Family.WAIFU2X:
             assert presets[name].model == name
+    monkeypatch.setenv("COLUMNS", "300")  # one line a row: rich wraps to the terminal
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert FAMILY_USE["waifu2x"][:40] in out and "1x-waifu2x-cunet-denoise3x" in out
