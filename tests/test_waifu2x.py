@@ -179,11 +179,11 @@ def test_checkpoints_are_detected(tmp_path):
 TILE_FRAME = np.concatenate([anime_frame(70, 157, seed=5), photo_frame(69, 157, seed=6)])
 
 
-@pytest.mark.parametrize("name", [
-    "2x-waifu2x-art-denoise1x",
-    "2x-waifu2x-cunet-denoise1x",
-    "1x-waifu2x-cunet-denoise2x"]
-)
+# upconv_7 (receptive field), cunet 2x and 1x (SE stages; 1x: maps at 1/4, a 28-pixel border).
+TILED = ["2x-waifu2x-art-denoise1x", "2x-waifu2x-cunet-denoise1x", "1x-waifu2x-cunet-denoise2x"]
+
+
+@pytest.mark.parametrize("name", TILED)
 def test_tiled_equals_untiled(name):
     whole = fp32(name).upscale(TILE_FRAME[None])[0]
     tiled = fp32(name, 64).upscale(TILE_FRAME[None])[0]
