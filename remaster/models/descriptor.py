@@ -15,6 +15,7 @@ class Family(StrEnum):
 
     REALCUGAN = "realcugan"
     REALESRGAN = "realesrgan"
+    WAIFU2X = "waifu2x"
 
 
 class RealcuganVariant(StrEnum):
@@ -85,6 +86,10 @@ class ReceptiveField:
 
     margin: int
     multiple: int = 1
+    # Input pixels the body consumes on every side: 0 for padded ("same") convolutions, where a
+    # window of h gives scale x h outputs; `margin` for unpadded ones (waifu2x upconv_7), where
+    # it gives scale x (h - 2 margin) and the window's edge context is used up, not cropped.
+    consumed: int = 0
 
 
 Tiling = SeStages | ReceptiveField
@@ -94,7 +99,7 @@ Tiling = SeStages | ReceptiveField
 class ModelDescriptor:
     name: str
     family: Family
-    architecture: str  # the network class: UpCunet, SRVGGNetCompact
+    architecture: str  # the network class: UpCunet, SRVGGNetCompact, Waifu2xCunet
     scale: int
     source: str  # the file(s) the weights came from
     tiling: Tiling
@@ -103,8 +108,10 @@ class ModelDescriptor:
     activations_per_pixel: int
     # The smallest frame side: reflect padding needs more pixels than it pads.
     min_size: int
-    variant: str = ""  # Real-CUGAN: a RealcuganVariant; Real-ESRGAN: the model's name (animevideov3)
-    denoise: str = ""  # Real-CUGAN: a Denoise level; empty for families without levels
+    # Real-CUGAN: a RealcuganVariant; Real-ESRGAN: the model's name (animevideov3); waifu2x: cunet, upconv_7-art/-photo
+    variant: str = ""
+    # Real-CUGAN: a Denoise level; waifu2x: no-denoise, denoise0x .. denoise3x; empty for families without levels
+    denoise: str = ""
     # Original PyTorch Pro checkpoints expect x*0.7+0.15 in and give (y-0.15)/0.7 out
     # (upcunet_v3.py, pro branch); the ncnn Pro weights have that folded in already.
     pro_io_transform: bool = False

@@ -1,6 +1,6 @@
 """Load a model by name or path and say what it is.
 
-A name is a packaged model (`2x-conservative`, `2x-esrgan-animevideo`, see `catalog`) or the
+A name is a packaged model (`2x-conservative`, `2x-esrgan-animevideo`, `2x-waifu2x-art-denoise1x`, see `catalog`) or the
 stem of a `.pth` file in a weights folder; a path is a Real-CUGAN ncnn `.param` file (its `.bin`
 beside it) or a PyTorch checkpoint of a registered architecture (`remaster.engine.archs`).
 ncnn files are read into the official checkpoints' key layout, so that every file goes through
@@ -25,6 +25,7 @@ from remaster.models.catalog import PackagedModel, packaged_models
 from remaster.models.descriptor import Denoise, Family, LoadedModel, RealcuganVariant, model_name
 from remaster.models.fidelity import auto_bf16
 from remaster.models.ncnn import NcnnFormatError, NcnnLayer, read_ncnn, read_param
+from remaster.models.waifu2x import load_waifu2x
 from remaster.resources import search_dirs
 
 # ncnn's Interp `0=` resize type for bicubic (interp.cpp: 1 nearest, 2 bilinear, 3 bicubic).
@@ -130,6 +131,8 @@ def load_packaged(packaged: PackagedModel) -> LoadedModel:
     packaged.verify()
     if packaged.family == Family.REALESRGAN:
         loaded = load_esrgan_ncnn(packaged.param, packaged.name, packaged.variant)
+    elif packaged.family == Family.WAIFU2X:
+        loaded = load_waifu2x(packaged.param, packaged.name)
     else:
         loaded = load_ncnn(packaged.param, packaged.scale, packaged.variant, packaged.denoise, packaged.name)
     if loaded.descriptor.scale != packaged.scale:

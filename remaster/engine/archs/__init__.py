@@ -2,8 +2,8 @@
 
 As in spandrel, what a file holds is read off its tensors (key names and shapes), never off the
 file's name: `detect` asks each registered architecture in turn. The name and labels a state
-dict cannot carry (the model's name, a denoise level, the output scale of a resized graph) come
-in an `Origin` from whoever read the file.
+dict cannot carry (the model's name, a denoise level, the output scale of a resized graph, the
+family where two families share a layout) come in an `Origin` from whoever read the file.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from remaster.engine.archs import compact, realcugan, rrdb
+from remaster.engine.archs import compact, realcugan, rrdb, waifu2x
 from remaster.engine.archs.origin import Origin
 from remaster.errors import WeightsError
 from remaster.models.descriptor import Family, LoadedModel
@@ -27,26 +27,33 @@ class Architecture:
     family: Family
     detect: Callable[[StateDict], bool]
     load: Callable[[StateDict, Origin], LoadedModel]  # raises WeightsError for a malformed state
+    # Where the origin names this architecture's family: a wider test, for layouts that another
+    # family shares (waifu2x's 2x cunet is Real-CUGAN 2x's layout). None: `detect` as it is.
+    detect_in_family: Callable[[StateDict], bool] | None = None
 
 
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture(realcugan.NAME, Family.REALCUGAN, realcugan.detect, realcugan.load),
     Architecture(compact.NAME, Family.REALESRGAN, compact.detect, compact.load),
     Architecture(rrdb.NAME, Family.REALESRGAN, rrdb.detect, rrdb.load),
+    Architecture(waifu2x.CUNET, Family.WAIFU2X, waifu2x.detect_cunet, waifu2x.load_cunet, waifu2x.detect_cunet_hinted),
+    Architecture(waifu2x.UPCONV7, Family.WAIFU2X, waifu2x.detect_upconv7, waifu2x.load_upconv7),
 )
 
 
-def detect(state: StateDict, source: str) -> Architecture:
-    """The registered architecture whose key layout `state` has."""
-    for architecture in ARCHITECTURES:
-        if architecture.detect(state):
+def detect(state: StateDict, source: str, family: str = "") -> Architecture:
+    """The registered architecture whose key layout `state` has (among `family`'s, if named)."""
+    candidates = [a for a in ARCHITECTURES if not family or a.family == family]
+    for architecture in candidates:
+        test = (architecture.detect_in_family if family else None) or architecture.detect
+        if test(state):
             return architecture
-    names = ", ".join(a.name for a in ARCHITECTURES)
+    names = ", ".join(a.name for a in candidates)
     raise WeightsError(f"{source}: not a model of a supported architecture ({names})")
 
 
 def load_state(state: StateDict, origin: Origin) -> LoadedModel:
     """Detect the architecture of `state`, build its module in eval mode and describe it."""
-    loaded = detect(state, origin.source).load(state, origin)
+    loaded = detect(state, origin.source, origin.family).load(state, origin)
     loaded.module.eval().requires_grad_(False)
     return loaded

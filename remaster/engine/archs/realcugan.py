@@ -32,7 +32,10 @@ TILE_MULTIPLE = 4
 
 
 def detect(state: Mapping[str, Tensor]) -> bool:
-    return "unet1.conv1.conv.0.weight" in state and "unet2.conv_bottom.weight" in state
+    # A 3 x 64 x 3 x 3 unet1 bottom is a convolution, not Real-CUGAN's deconvolution: waifu2x's 1x cunet.
+    bottom = state.get("unet1.conv_bottom.weight")
+    waifu2x_1x = bottom is not None and tuple(bottom.shape) == (3, 64, 3, 3)
+    return "unet1.conv1.conv.0.weight" in state and "unet2.conv_bottom.weight" in state and not waifu2x_1x
 
 
 def ncnn_layer_names(se: bool, scale: int) -> list[str]:

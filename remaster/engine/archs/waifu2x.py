@@ -1,0 +1,125 @@
+"""waifu2x's cunet (an UpCunet, 1x and 2x) and upconv_7: detection, building, description.
+
+Both pad the frame by replicating its edge, as waifu2x-ncnn-vulkan does (src/waifu2x.cpp,
+copy_make_border BORDER_REPLICATE), by each network's receptive margin (src/main.cpp
+`prepadding`): cunet 2x 18, cunet 1x 28, upconv_7 7.
+
+- cunet tiles like Real-CUGAN, in SE stages (its four SE blocks gate maps by whole-frame means);
+  `Waifu2xCunet` subclasses `UpCunet` and brings its own border and alignment.
+- upconv_7 is purely local and unpadded: a window with 7 pixels of context on every side gives
+  exactly its pixels at 2x, so it tiles by receptive field with the margin consumed, not cropped.
+
+The 1x cunet's layout is waifu2x's own (unet1 ends in a 3x3 convolution to 3 channels) and is
+detected from its tensors; the 2x cunet's layout is exactly Real-CUGAN 2x's, so a file is taken
+as waifu2x only when its origin says so (`Origin.family`), as the packaged files' loader does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from remaster.arch.waifu2x_cunet import GEOMETRY, Waifu2xCunet
+from remaster.arch.waifu2x_upconv7 import RECEPTIVE_MARGIN, Waifu2xUpconv7
+from remaster.engine.archs.origin import Origin
+from remaster.engine.archs.realcugan import ACTIVATIONS_PER_PIXEL as REALCUGAN_ACTIVATIONS
+from remaster.engine.archs.realcugan import TILE_MULTIPLE
+from remaster.errors import WeightsError
+from remaster.models.descriptor import (
+    Border,
+    Family,
+    LoadedModel,
+    ModelDescriptor,
+    PadMode,
+    ReceptiveField,
+    SeStages,
+)
+
+CUNET = "Waifu2xCunet"
+UPCONV7 = "Waifu2xUpconv7"
+# Values per input pixel alive at once, untiled, batch 1. cunet 2x is Real-CUGAN 2x's body
+# (measured there); 1x runs unet2 at the input's resolution instead of twice it, so 2x's figure
+# bounds it (not measured). upconv_7, an estimate from the layer shapes (not measured): the two
+# widest neighbouring maps (128 and 256 channels) at the input's resolution, the 2x output,
+# plus 25%.
+CUNET_ACTIVATIONS_PER_PIXEL = REALCUGAN_ACTIVATIONS[2]
+UPCONV7_ACTIVATIONS_PER_PIXEL = 500
+UPCONV7_BORDER = Border(PadMode.REPLICATE, RECEPTIVE_MARGIN)
+
+
+def _bottom(state: Mapping[str, Tensor]) -> Tensor | None:
+    bottom = state.get("unet1.conv_bottom.weight")
+    return bottom if isinstance(bottom, Tensor) and bottom.dim() == 4 else None
+
+
+def is_cunet_1x(state: Mapping[str, Tensor]) -> bool:
+    """The 1x cunet: UpCunet's keys, with unet1 ending in a 64 -> 3 convolution (3 x 64 x 3 x 3)."""
+    bottom = _bottom(state)
+    return "unet1.conv1.conv.0.weight" in state and bottom is not None and tuple(bottom.shape) == (3, 64, 3, 3)
+
+
+def detect_cunet(state: Mapping[str, Tensor]) -> bool:
+    return is_cunet_1x(state)
+
+
+def detect_cunet_hinted(state: Mapping[str, Tensor]) -> bool:
+    """Under a waifu2x origin: the 1x layout, or the 2x one (Real-CUGAN 2x's, SE blocks, no 4x tail)."""
+    bottom = _bottom(state)
+    two_x = bottom is not None and tuple(bottom.shape) == (64, 3, 4, 4) and "conv_final.weight" not in state
+    return is_cunet_1x(state) or (two_x and "unet1.conv2.seblock.conv1.weight" in state)
+
+
+def detect_upconv7(state: Mapping[str, Tensor]) -> bool:
+    return "convs.0.weight" in state and "convs.5.weight" in state and "deconv.weight" in state
+
+
+def _load_strict(module, state: Mapping[str, Tensor], source: str, what: str) -> None:
+    try:
+        module.load_state_dict(dict(state), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise WeightsError(f"{source}: not a {what} model ({first})") from None
+
+
+def load_cunet(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
+    """cunet at 1x or 2x, in UpCunet's key layout (the 1x bottom is a Conv2d)."""
+    scale = 1 if is_cunet_1x(state) else 2
+    module = Waifu2xCunet(scale)
+    _load_strict(module, state, origin.source, f"waifu2x cunet {scale}x")
+    g = GEOMETRY[scale]
+    descriptor = ModelDescriptor(
+        name=origin.name,
+        family=Family.WAIFU2X,
+        architecture=CUNET,
+        scale=scale,
+        source=origin.source,
+        # Tile starts at multiples of 4: the 1x SE maps are at 1/4 of the input (2x: 1/2).
+        tiling=SeStages(TILE_MULTIPLE),
+        border=Border(PadMode.REPLICATE, g.pad, g.align),
+        activations_per_pixel=CUNET_ACTIVATIONS_PER_PIXEL,
+        min_size=1,  # replicate padding takes any size
+        variant=origin.variant or "cunet",
+        denoise=origin.denoise,
+    )
+    return LoadedModel(module, descriptor)
+
+
+def load_upconv7(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
+    module = Waifu2xUpconv7()
+    _load_strict(module, state, origin.source, "waifu2x upconv_7")
+    descriptor = ModelDescriptor(
+        name=origin.name,
+        family=Family.WAIFU2X,
+        architecture=UPCONV7,
+        scale=module.scale,
+        source=origin.source,
+        # Unpadded convolutions: the margin is context the body uses up; no stride, so any tile start.
+        tiling=ReceptiveField(RECEPTIVE_MARGIN, consumed=RECEPTIVE_MARGIN),
+        border=UPCONV7_BORDER,
+        activations_per_pixel=UPCONV7_ACTIVATIONS_PER_PIXEL,
+        min_size=1,
+        variant=origin.variant or "upconv_7",
+        denoise=origin.denoise,
+    )
+    return LoadedModel(module, descriptor)
