@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from remaster.arch.srvgg import SRVGGNetCompact
-from remaster.engine.archs.origin import Origin
+from remaster.engine.archs.origin import Origin, load_strict
 from remaster.errors import WeightsError
 from remaster.models.descriptor import Border, Family, LoadedModel, ModelDescriptor, PadMode, ReceptiveField
 
@@ -42,11 +42,7 @@ def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
     if upscale < 1 or num_in_ch * upscale * upscale != state[f"body.{last}.weight"].shape[0]:
         raise WeightsError(f"{origin.source}: the last Compact layer's channels are not 3 x scale^2")
     module = SRVGGNetCompact(num_in_ch, num_in_ch, num_feat, num_conv, upscale, "prelu", origin.out_scale)
-    try:
-        module.load_state_dict(dict(state), strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{origin.source}: not an SRVGGNetCompact model ({first})") from None
+    load_strict(module, state, origin.source, "SRVGGNetCompact")
     descriptor = ModelDescriptor(
         name=origin.name,
         family=Family.REALESRGAN,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from remaster.arch.upcunet import UpCunet, geometry_for
-from remaster.engine.archs.origin import Origin
+from remaster.engine.archs.origin import Origin, load_strict
 from remaster.errors import WeightsError
 from remaster.models.descriptor import (
     Border,
@@ -83,11 +83,7 @@ def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
     tensors = {k: v for k, v in state.items() if isinstance(v, Tensor) and k != "pro"}
     scale = _scale(tensors, origin.source)
     module = UpCunet(scale, se="unet1.conv2.seblock.conv1.weight" in tensors, pro_io_transform=pro)
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{origin.source}: not a Real-CUGAN {scale}x model ({first})") from None
+    load_strict(module, tensors, origin.source, f"Real-CUGAN {scale}x")
     if origin.variant:
         variant = RealcuganVariant(origin.variant)
     else:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from remaster.arch.rrdbnet import DENSE_BLOCKS, DENSE_CONVS, RRDBNet
 from remaster.engine.archs.compact import BORDER
-from remaster.engine.archs.origin import Origin
+from remaster.engine.archs.origin import Origin, load_strict
 from remaster.errors import WeightsError
 from remaster.models.descriptor import Family, LoadedModel, ModelDescriptor, ReceptiveField
 
@@ -47,11 +47,7 @@ def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
             f"{origin.source}: an RRDBNet with {num_in_ch} input channels (2x or 1x); only 4x is supported"
         )
     module = RRDBNet(num_in_ch, num_out_ch, num_feat, num_block, num_grow_ch)
-    try:
-        module.load_state_dict(dict(state), strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{origin.source}: not an RRDBNet model ({first})") from None
+    load_strict(module, state, origin.source, "RRDBNet")
     descriptor = ModelDescriptor(
         name=origin.name,
         family=Family.REALESRGAN,

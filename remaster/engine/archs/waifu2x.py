@@ -22,10 +22,9 @@ from torch import Tensor
 
 from remaster.arch.waifu2x_cunet import GEOMETRY, Waifu2xCunet
 from remaster.arch.waifu2x_upconv7 import RECEPTIVE_MARGIN, Waifu2xUpconv7
-from remaster.engine.archs.origin import Origin
+from remaster.engine.archs.origin import Origin, load_strict
 from remaster.engine.archs.realcugan import ACTIVATIONS_PER_PIXEL as REALCUGAN_ACTIVATIONS
 from remaster.engine.archs.realcugan import TILE_MULTIPLE
-from remaster.errors import WeightsError
 from remaster.models.descriptor import (
     Border,
     Family,
@@ -74,19 +73,11 @@ def detect_upconv7(state: Mapping[str, Tensor]) -> bool:
     return "convs.0.weight" in state and "convs.5.weight" in state and "deconv.weight" in state
 
 
-def _load_strict(module, state: Mapping[str, Tensor], source: str, what: str) -> None:
-    try:
-        module.load_state_dict(dict(state), strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{source}: not a {what} model ({first})") from None
-
-
 def load_cunet(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
     """cunet at 1x or 2x, in UpCunet's key layout (the 1x bottom is a Conv2d)."""
     scale = 1 if is_cunet_1x(state) else 2
     module = Waifu2xCunet(scale)
-    _load_strict(module, state, origin.source, f"waifu2x cunet {scale}x")
+    load_strict(module, state, origin.source, f"waifu2x cunet {scale}x")
     g = GEOMETRY[scale]
     descriptor = ModelDescriptor(
         name=origin.name,
@@ -107,7 +98,7 @@ def load_cunet(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
 
 def load_upconv7(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
     module = Waifu2xUpconv7()
-    _load_strict(module, state, origin.source, "waifu2x upconv_7")
+    load_strict(module, state, origin.source, "waifu2x upconv_7")
     descriptor = ModelDescriptor(
         name=origin.name,
         family=Family.WAIFU2X,
