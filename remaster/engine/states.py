@@ -116,6 +116,7 @@ class TileStates:
         self.disk_bytes = 0
         self.peak_bytes = 0  # the most bytes of states kept at once, in memory and on disk
         self.spilled: dict[int, dict[str, _Spilled]] = {}
+        self.moves = 0  # tensors copied between devices by put and take (GPU <-> host: PCIe traffic)
         self.space = _FreeSpace()
         self._file: BinaryIO | None = None
 
@@ -127,6 +128,7 @@ class TileStates:
     def put(self, index: int, state: State) -> None:
         size = sum(tensor.nbytes for tensor in state.values())
         if self.memory_bytes + size <= self.memory_budget:
+            self.moves += sum(tensor.device != self.device for tensor in state.values())
             self.in_memory[index] = {k: v.to(self.device, non_blocking=True) for k, v in state.items()}
             self.memory_bytes += size
         else:
@@ -138,6 +140,7 @@ class TileStates:
         if index in self.in_memory:
             state = self.in_memory.pop(index)
             self.memory_bytes -= sum(tensor.nbytes for tensor in state.values())
+            self.moves += sum(tensor.device != device for tensor in state.values())
             return {k: v.to(device, non_blocking=True) for k, v in state.items()}
         spilled = self.spilled.pop(index)
         self.disk_bytes -= sum(where.nbytes for where in spilled.values())

@@ -21,6 +21,14 @@ MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
 TILE_MULTIPLE = 4
 
 
+def state_device(engine: torch.device, tiles: int) -> torch.device:
+    """Where tile states wait between SE stages. Several tiles: host memory (and past a budget a
+    file), so that GPU memory is bounded by the tile, not the frame. One tile: the frame fits on
+    the device as it is, and its states stay there: sending them to the host and back would cost
+    the frame's feature maps over PCIe four times a frame (gigabytes at 1080p) for nothing."""
+    return engine if tiles == 1 else torch.device("cpu")
+
+
 def parse_tile(value: str | int) -> int | None:
     """`auto` -> None; else a side in pixels: 0 (whole frame) or a multiple of 4, at least 64."""
     if value == "auto":
@@ -69,6 +77,7 @@ class Upscaler:
         self.state_memory = state_memory_budget(settings.state_memory)
         # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
         self.kept_state_bytes = 0
+        self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
 
     @property
     def precision(self) -> str:
@@ -145,9 +154,12 @@ class Upscaler:
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tile = self.tile_for(x.shape[-2], x.shape[-1], x.shape[0])
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
-        with TileStates(torch.device("cpu"), self.state_memory) as store:
+        device = state_device(self.device, len(tiles))
+        budget = self.state_memory if device.type == "cpu" else float("inf")  # one tile: the frame fits
+        with TileStates(device, budget) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
         self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
+        self.state_moves = store.moves
         return model.finish(body, x)
 
     def _run_local(self, x: Tensor, tiling: ReceptiveField) -> Tensor:

@@ -1,0 +1,37 @@
+"""Where tile states wait on a GPU run: on the device with one tile, on the host with several. The
+choice and the count of moves run on a CPU; `meta` tensors stand in for a second device."""
+
+from __future__ import annotations
+
+import torch
+
+from remaster.engine.states import TileStates
+from remaster.engine.upscaler import EngineSettings, Upscaler, state_device
+from remaster.models.loader import load_model
+from remaster.testcard import anime_frame
+
+
+def test_one_tile_keeps_its_states_on_the_device_several_go_to_the_host():
+    gpu = torch.device("cuda", 0)  # a device object only: nothing runs on it
+    assert state_device(gpu, 1) == gpu
+    assert state_device(gpu, 4) == torch.device("cpu")
+    assert state_device(torch.device("cpu"), 1) == torch.device("cpu")
+
+
+def test_the_store_counts_each_tensor_that_changes_device():
+    state = {"a": torch.ones(2, 3), "b": torch.zeros(4)}
+    elsewhere = TileStates(torch.device("meta"))
+    elsewhere.put(0, state)  # host -> meta: two tensors moved
+    assert elsewhere.moves == 2
+    taken = elsewhere.take(0, torch.device("meta"))  # taken where they wait: no move
+    assert elsewhere.moves == 2 and all(t.device.type == "meta" for t in taken.values())
+    here = TileStates(torch.device("cpu"))
+    here.put(0, state)
+    here.take(0, torch.device("cpu"))
+    assert here.moves == 0
+
+
+def test_a_whole_frame_run_keeps_its_states_and_moves_none():
+    whole = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+    whole.upscale(anime_frame(72, 136, seed=3)[None])
+    assert whole.state_moves == 0 and whole.kept_state_bytes > 0  # states were kept, where they were made
