@@ -57,7 +57,7 @@ def episode(tmp_path_factory) -> Path:
 
 
 def test_the_plan_is_a_frozen_picklable_value_with_everything_resolved(episode, tmp_path):
-    plan = plan_job(episode, tmp_path / "out.mkv", _settings(tmp_path))
+    plan = plan_job(episode, tmp_path / "out.mkv", _settings(tmp_path), scale=2)
     assert pickle.loads(pickle.dumps(plan)) == plan
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.batch = 2  # type: ignore[misc]
@@ -67,7 +67,7 @@ def test_the_plan_is_a_frozen_picklable_value_with_everything_resolved(episode, 
     assert len(plan.segments) == 4 and plan.frames == 24
     assert plan.output_format == "matroska" and plan.workdir == tmp_path / ".out.mkv.remaster"
     # The same input and settings plan the same job.
-    assert plan_job(episode, tmp_path / "out.mkv", _settings(tmp_path)) == plan
+    assert plan_job(episode, tmp_path / "out.mkv", _settings(tmp_path), scale=2) == plan
 
 
 def test_the_manifest_records_the_plan(episode, tmp_path):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from remaster.engine.upscaler import Upscaler
 from remaster.errors import Interrupted, RemasterError, ResourceError
+from remaster.models.catalog import packaged_models
+from remaster.models.descriptor import LoadedModel
 from remaster.models.loader import load_model
 from remaster.outputs import commit_file
 from remaster.video.checkpoint import WorkDir, remove_finished
@@ -68,12 +70,24 @@ class Remasterer:
     def __init__(self, settings: VideoSettings, progress: QuietProgress | None = None):
         self.settings = settings
         self.progress = progress or QuietProgress()
+        self._loaded: LoadedModel | None = None
         self._upscaler: Upscaler | None = None
         check_encoder(settings.encoder)
 
+    def loaded_model(self) -> LoadedModel:
+        if self._loaded is None:
+            self._loaded = load_model(self.settings.model)
+        return self._loaded
+
+    def model_scale(self) -> int:
+        """A packaged model's scale from its name, so that a job refused while planning never
+        loads it; any other model is loaded once here, for the plan and the upscaler alike."""
+        packaged = packaged_models().get(self.settings.model)
+        return packaged.scale if packaged else self.loaded_model().descriptor.scale
+
     def upscaler(self, plan: JobPlan) -> Upscaler:
         if self._upscaler is None:
-            self._upscaler = Upscaler(load_model(plan.model), plan.engine)
+            self._upscaler = Upscaler(self.loaded_model(), plan.engine)
         return self._upscaler
 
     def run(self, source: Path, output: Path) -> Summary:
@@ -99,7 +113,7 @@ class Remasterer:
         `task_device`: see plan_job."""
         t0 = time.monotonic()
         try:
-            plan = plan_job(source, output, self.settings, task_device)
+            plan = plan_job(source, output, self.settings, self.model_scale(), task_device)
             return self.open_job(plan, t0)
         except BaseException:
             # A refusal after the input was copied onto one timeline (damaged, too large...).

@@ -24,9 +24,7 @@ from remaster.engine.upscaler import EngineSettings
 from remaster.errors import DamagedInput, UsageError
 from remaster.limits import check_pixels
 from remaster.media.pixels import pix_fmt_layout, square_pixel_size
-from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import auto_bf16
-from remaster.models.loader import load_model
 from remaster.outputs import refuse_to_destroy
 from remaster.presets import Preset
 from remaster.video.colour import ColourSpec
@@ -113,7 +111,12 @@ class JobPlan:
     time_range: tuple[float, float] | None  # --start/--end, on the input's clock, for the mux's cut
     made_with: str  # ends the new video track's title
     damage: tuple[str, ...]  # what the run goes on past (damage, repaired timestamps): for the summary
-    notes: tuple[str, ...]  # the same, and how the fields were found: for the user before work
+    fields_found: str | None  # how `--fields auto` read the input, or None where the user chose
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the user is told before work: the damage gone past, and how the fields were found."""
+        return self.damage + ((self.fields_found,) if self.fields_found else ())
 
     @property
     def frames(self) -> int:
@@ -163,9 +166,12 @@ def check_output(source: Path, output: Path, overwrite: bool) -> str:
     return output_format
 
 
-def plan_job(source: Path, output: Path, settings: VideoSettings, task_device: str | None = None) -> JobPlan:
-    """Probe `source` and decide everything about its job. `task_device` ("cpu" or "cuda"): the
-    device the segments will run on when that is not this machine (Ray tasks)."""
+def plan_job(
+    source: Path, output: Path, settings: VideoSettings, scale: int, task_device: str | None = None
+) -> JobPlan:
+    """Probe `source` and decide everything about its job. `scale`: the model's (the caller holds
+    the model: Remasterer.model_scale). `task_device` ("cpu" or "cuda"): the device the segments
+    will run on when that is not this machine (Ray tasks)."""
     s = settings
     # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
     source, output = source.absolute(), output.absolute()
@@ -179,12 +185,12 @@ def plan_job(source: Path, output: Path, settings: VideoSettings, task_device: s
     frames = frames_in_range(video, s.start, s.end)
     report = detect_fields(media.path, video) if s.fields == FieldMode.AUTO else None
     fields = plan_fields(s.fields, report, video, s.field_rate)
-    found = (f"{source.name}: fields {report.describe()}: {fields.describe()}",) if report is not None else ()
+    found = f"{source.name}: fields {report.describe()}: {fields.describe()}" if report is not None else None
     if fields.mode == FieldMode.IVTC:
         first = snap_to_cycles(frames, video)
         frames = video.pts[first : video.pts.index(frames[-1]) + 1]
     segments = plan_segments(video, s.segment_seconds, frames, CYCLE if fields.mode == FieldMode.IVTC else None)
-    frame = _output_frame(video, _scale(s.model), s.encoder.pix_fmt, s.square_pixels)
+    frame = _output_frame(video, scale, s.encoder.pix_fmt, s.square_pixels)
     check_output_size(source, s.encoder, frame.width, frame.height)
     return JobPlan(
         source=source,
@@ -207,7 +213,7 @@ def plan_job(source: Path, output: Path, settings: VideoSettings, task_device: s
         time_range=_time_range(video, segments) if s.start is not None or s.end is not None else None,
         made_with=s.made_with,
         damage=damage,
-        notes=damage + found,
+        fields_found=found,
     )
 
 
@@ -227,11 +233,6 @@ def resolve_engine(engine: EngineSettings, model: str, task_device: str | None) 
     if precision == Precision.AUTO:
         precision = precision_name(resolve_precision(Precision.AUTO, torch.device(task_device), auto_bf16(model)))
     return replace(engine, device=task_device, precision=precision)
-
-
-def _scale(model: str) -> int:
-    packaged = packaged_models().get(model)
-    return packaged.scale if packaged else load_model(model).descriptor.scale
 
 
 def output_colour(video: VideoInfo, height: int) -> OutputColour:

