@@ -20,7 +20,7 @@ from pathlib import Path
 
 from remaster.errors import UsageError
 from remaster.process_settings import apply_process_settings
-from remaster.video.pipeline import Remasterer
+from remaster.video.pipeline import Remasterer, interrupted
 from remaster.video.plan import JobPlan, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.tasks import SegmentResult, commit_result, compute_segment
@@ -85,6 +85,9 @@ def remaster_on_ray(
             computed, held = computed + result.computed, held + result.held
             workers.append(result.worker)
         summary = remasterer.finish(job, computed, held)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while ray.wait: what is kept, and how to go on
+        remasterer.abandon(job)
+        raise interrupted(job) from None
     except BaseException:
         remasterer.abandon(job)
         raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,3 +111,19 @@ def test_the_driver_fixes_one_device_and_precision_for_every_task():
     # An explicit choice is the user's; a device named cpu keeps the CPU's rule even with GPUs.
     assert engine("2x-conservative", precision="fp32", on_gpu=True) == ("cuda", "fp32")
     assert engine("2x-conservative", device="cpu", on_gpu=True) == ("cpu", cpu_auto)
+
+
+def test_ctrl_c_during_a_ray_job_is_one_line_that_says_what_is_kept(tmp_path):
+    source = make_episode(tmp_path / "ep.mkv", EpisodeSpec(width=64, height=48, seconds=3, gop_seconds=0.25))
+    output = tmp_path / "out.mkv"
+    command = [sys.executable, "-m", "remaster", str(source), "-o", str(output), *OPTIONS, "--ray", "local"]
+    run = subprocess.Popen([*command, "--json-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in run.stdout:  # the first segment back from a task: the job is under way
+        if '"state": "done"' in line:
+            break
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.startswith("remaster: ")]
+    assert len(lines) == 1 and "interrupted; " in lines[0] and "run the same command again" in lines[0], err
+    assert "Traceback" not in err and not output.exists()
