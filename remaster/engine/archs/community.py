@@ -45,14 +45,15 @@ WHOLE_PICTURE_PURPOSES = ("SR", "Restoration")
 _noted: set[str] = set()
 
 
-def _import_spandrel(source: str) -> Any:
-    """spandrel, or a one-line error naming the file and the extra to install."""
+def _import_spandrel(source: str, own_architectures: list[str]) -> Any:
+    """spandrel, or a one-line error naming the file, remaster's architectures and the extra to install."""
     try:
         import spandrel
     except Exception as exc:  # ImportError, or a torchvision that does not match torch (RuntimeError)
         raise WeightsError(
-            f"{source}: not a model of remaster's own architectures, and community architectures need "
-            f"spandrel {SPANDREL_VERSION}, which cannot be imported here ({type(exc).__name__}): {INSTALL_HINT}"
+            f"{source}: not a model of a supported architecture (remaster's own: {', '.join(own_architectures)}); "
+            f"other architectures need spandrel {SPANDREL_VERSION}, which cannot be imported here "
+            f"({type(exc).__name__}): {INSTALL_HINT}"
         ) from None
     return spandrel
 
@@ -119,7 +120,7 @@ def load(state: Mapping[str, Tensor], origin: Origin, own_architectures: list[st
 
     `own_architectures`: remaster's registry, for the message when spandrel does not know it either.
     """
-    spandrel = _import_spandrel(origin.source)
+    spandrel = _import_spandrel(origin.source, own_architectures)
     try:
         model = spandrel.MAIN_REGISTRY.load(dict(state))
     except spandrel.UnsupportedModelError:
