@@ -1,5 +1,8 @@
 """Presets: TOML files naming a model and the encoder defaults for video, built in or the user's.
 
+`[model] name = "..."` names a packaged model (or a weights folder's file by stem); `[model] path =
+"..."` a model file of any supported architecture, relative to the preset's folder.
+
 Built-in presets live in `presets/`; a user's go in $REMASTER_HOME/presets or
 ~/.config/remaster/presets (see `resources.user_dir`), and win over a built-in of the same name.
 An `[encoder]` table may leave keys out: they take the values of `EncoderDefaults`.
@@ -27,7 +30,7 @@ class EncoderDefaults:
 @dataclass(frozen=True)
 class Preset:
     name: str
-    model: str  # a packaged model name, a .pth stem in a weights folder, or a path
+    model: str  # a packaged model name, a .pth/.safetensors stem in a weights folder, or a path
     description: str
     path: Path
     encoder: EncoderDefaults = EncoderDefaults()
@@ -49,12 +52,26 @@ def _encoder(table: object, path: Path) -> EncoderDefaults:
     return EncoderDefaults(**values)
 
 
+def _model(table: object, path: Path) -> str:
+    """`[model] name` (a packaged model or a weights folder's stem) or `[model] path` (a model file:
+    relative to the preset's folder, `~` expanded), exactly one of them."""
+    if not isinstance(table, dict) or ("name" in table) == ("path" in table):
+        raise UsageError(f"{path}: [model] wants either name = ... or path = ...")
+    value = table.get("name", table.get("path"))
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{path}: [model] {'name' if 'name' in table else 'path'} = {value!r}: want a string")
+    if "name" in table:
+        return value
+    return str(path.parent / Path(value).expanduser())  # an absolute path stays as it is
+
+
 def _read(path: Path) -> Preset:
     try:
         data = tomllib.loads(path.read_text())
-        model = data["model"]["name"]
+        model_table = data["model"]
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: not a valid preset ({type(exc).__name__}: {exc})") from None
+    model = _model(model_table, path)
     encoder = _encoder(data.get("encoder", {}), path)
     description = str(data.get("description", ""))
     return Preset(name=path.stem, model=str(model), description=description, path=path, encoder=encoder)

@@ -79,7 +79,9 @@ def add_engine_options(
     """--model, --tile, --device, --precision and --compile; a command leaves out those it sets itself
     (bench runs every precision; compare takes its models from --presets)."""
     if model:
-        parser.add_argument("--model", help="use this model instead of the preset's: a name, or a .pth/.param path")
+        parser.add_argument(
+            "--model", help="use this model instead of the preset's: a name, or a .pth/.safetensors/.param path"
+        )
     parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
     parser.add_argument(
         "--device", default="auto", help="auto, cpu or cuda[:N]; video: several (cuda:0,cuda:1) or all, a worker each"

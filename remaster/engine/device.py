@@ -67,19 +67,26 @@ def cpu_has_bf16() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = False) -> torch.dtype:
+def resolve_precision(
+    name: str, device: torch.device, auto_cpu_bf16: bool = False, supported: tuple[Precision, ...] = tuple(DTYPES)
+) -> torch.dtype:
     """`auto`: fp16 on CUDA; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
 
     bf16 is about 1.8x faster than fp32 on an AVX-512 BF16 CPU, but against fp32 its 8-bit
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
-    model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model.
+    model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model
+    whose `supported` precisions have it (a community model's, as spandrel declares them; remaster's own: all).
     """
     if name == Precision.AUTO:
         if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if auto_cpu_bf16 and cpu_has_bf16() else torch.float32
+            # A model that breaks in fp16 (spandrel says so of some) runs in bf16, else fp32.
+            preferred = next((p for p in (Precision.FP16, Precision.BF16) if p in supported), Precision.FP32)
+            return DTYPES[preferred]
+        return torch.bfloat16 if auto_cpu_bf16 and Precision.BF16 in supported and cpu_has_bf16() else torch.float32
     if name not in DTYPES:
         raise UsageError(f"unknown precision {name!r}; use auto, {', '.join(DTYPES)}")
+    if name not in supported:
+        raise UsageError(f"precision {name}: this model does not support it (it runs in {', '.join(supported)})")
     if name == Precision.BF16 and device.type == "cpu" and not cpu_has_bf16():
         raise UsageError("precision bf16: this CPU has neither AVX-512 BF16 nor AMX")
     return DTYPES[name]

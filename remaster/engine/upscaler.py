@@ -8,13 +8,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from remaster.engine.archs.community import note_blended
+from remaster.engine.blend_tiling import run_blended_tiled
 from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision, state_memory_budget
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.states import TileStates
 from remaster.engine.tiling import plan_tiles, run_body_tiled
 from remaster.errors import UsageError
-from remaster.models.descriptor import LoadedModel, ReceptiveField, SeStages
+from remaster.models.descriptor import Blended, LoadedModel, ReceptiveField, SeStages
 
 MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
 # `--tile` takes multiples of this: every architecture's tile multiple divides it (SE stages: 4).
@@ -59,7 +61,9 @@ class Upscaler:
     def __init__(self, loaded: LoadedModel, settings: EngineSettings = EngineSettings()):
         self.descriptor = loaded.descriptor
         self.device = resolve_device(settings.device)
-        self.dtype = resolve_precision(settings.precision, self.device, self.descriptor.auto_cpu_bf16)
+        self.dtype = resolve_precision(
+            settings.precision, self.device, self.descriptor.auto_cpu_bf16, self.descriptor.precisions
+        )
         self.tile = parse_tile(settings.tile)
         self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
         self.tiling = self.descriptor.tiling
@@ -147,6 +151,8 @@ class Upscaler:
     def _run_batch(self, x: Tensor) -> Tensor:
         if isinstance(self.tiling, ReceptiveField):
             return self._run_local(x, self.tiling)
+        if isinstance(self.tiling, Blended):
+            return self._run_blended(x, self.tiling)
         model = self.model
         # Left in float32: the first layer reads the picture in float32 (UpCunet.FLOAT32_LAYERS).
         padded = model.pad(x).contiguous(memory_format=torch.channels_last)
@@ -172,3 +178,10 @@ class Upscaler:
         s = self.descriptor.scale
         out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s, tiling.consumed)
         return out[..., : s * h, : s * w].float()
+
+    def _run_blended(self, x: Tensor, tiling: Blended) -> Tensor:
+        h, w = x.shape[-2:]
+        tiles = plan_tiles(h, w, self.tile_for(h, w, x.shape[0]), tiling.multiple)
+        if len(tiles) > 1:
+            note_blended(self.descriptor)
+        return run_blended_tiled(self.body, x, tiles, tiling.margin, tiling.fade, self.descriptor.scale, tiling.align)

@@ -16,6 +16,8 @@ class Family(StrEnum):
     REALCUGAN = "realcugan"
     REALESRGAN = "realesrgan"
     WAIFU2X = "waifu2x"
+    # A user's file of an architecture remaster has no module for, run through spandrel (`remaster[models]`).
+    COMMUNITY = "community"
 
 
 class RealcuganVariant(StrEnum):
@@ -92,7 +94,27 @@ class ReceptiveField:
     consumed: int = 0
 
 
-Tiling = SeStages | ReceptiveField
+@dataclass(frozen=True)
+class Blended:
+    """A network remaster cannot tile exactly (a community architecture run through spandrel: its
+    receptive field is not known here, and attention or global statistics may reach across a frame).
+
+    Each tile runs on a window with `margin` pixels of context on every side, and neighbouring
+    tiles cross-fade over `fade` pixels each side of their boundary (engine/blend_tiling.py):
+    no seams, and close to untiled rather than equal to it. `--tile 0` runs the frame untiled.
+    """
+
+    margin: int
+    fade: int
+    # Windows start at multiples of this: the network's attention window and its size multiple, so
+    # that its windows fall on the untiled run's grid and its own padding at the frame's far edge is
+    # the untiled run's (a random SwinIR, window 8, tile 64 on 192x160: 35.9 dB against untiled with
+    # windows unaligned, the error at the frame's far edge; 100.8 dB aligned: benchmarks/blend_tiles.py).
+    align: int = 1
+    multiple: int = 1  # tiles need no alignment of their own
+
+
+Tiling = SeStages | ReceptiveField | Blended
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Load a model by name or path and say what it is.
 
 A name is a packaged model (`2x-conservative`, `2x-esrgan-animevideo`, `2x-waifu2x-art-denoise1x`, see `catalog`) or the
-stem of a `.pth` file in a weights folder; a path is a Real-CUGAN ncnn `.param` file (its `.bin`
-beside it) or a PyTorch checkpoint of a registered architecture (`remaster.engine.archs`).
+stem of a `.pth`/`.safetensors` file in a weights folder; a path is a Real-CUGAN ncnn `.param` file
+(its `.bin` beside it) or a `.pth`/`.safetensors` state dict of a registered architecture
+(`remaster.engine.archs`) or, with `remaster[models]`, of any that spandrel detects.
 ncnn files are read into the official checkpoints' key layout, so that every file goes through
 the same detection. What kind of model a state dict holds is read off its tensors, as spandrel
 does, never off its file name (the name only supplies the denoise level).
@@ -11,13 +12,15 @@ does, never off its file name (the name only supplies the denoise level).
 from __future__ import annotations
 
 import math
+import pickle
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from remaster.engine.archs import load_state, rrdb
+from remaster.engine.archs import load_any, load_state, rrdb
+from remaster.engine.archs.community import INSTALL_HINT
 from remaster.engine.archs.origin import Origin
 from remaster.engine.archs.realcugan import ncnn_layer_names
 from remaster.errors import UsageError, WeightsError
@@ -30,6 +33,12 @@ from remaster.resources import search_dirs
 
 # ncnn's Interp `0=` resize type for bicubic (interp.cpp: 1 nearest, 2 bilinear, 3 bicubic).
 NCNN_BICUBIC = "3"
+# Where training frameworks put the state dict inside a checkpoint, and the prefixes they give
+# every key: spandrel 0.4.2's canonicalize_state_dict, so that both registries see the same keys.
+WRAPPER_KEYS = ("model_state_dict", "state_dict", "params_ema", "params-ema", "params", "model", "net")
+WRAPPER_PREFIXES = ("module.", "netG.")
+# torch's weights-only unpickler names what it refused: "unsupported GLOBAL posix.system".
+_PICKLED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def _read_layers(param: Path) -> list[NcnnLayer]:
@@ -103,23 +112,69 @@ def _denoise_from_name(path: Path) -> Denoise:
     return Denoise.UNKNOWN
 
 
-def load_checkpoint(path: Path) -> LoadedModel:
-    """Load a PyTorch state dict of any registered architecture (weights only: no pickled code runs)."""
+def _read_pickled(path: Path) -> object:
+    """A `.pth`/`.ckpt`/`.pt` file's contents, unpickled with torch's weights-only unpickler: tensors,
+    containers and numbers only, never a class or function named in the file (no code runs)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _PICKLED_GLOBAL.search(str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise WeightsError(
+            f"{path}: refused: it holds pickled Python code or objects{what}, not only weights; "
+            "remaster loads weights without running code (save the model's state_dict() instead)"
+        ) from None
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise WeightsError(f"{path}: cannot read PyTorch checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict):
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise WeightsError(f"{path}: reading .safetensors needs the safetensors package: {INSTALL_HINT}") from None
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path}: cannot read safetensors file ({exc})") from None
+
+
+def unwrap_state(data: object, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict inside a checkpoint, as spandrel's canonicalize_state_dict finds it: under a
+    training framework's key (BasicSR's `params_ema`, Lightning's `state_dict`), or a lone key, and
+    without a `module.` (DataParallel) or `netG.` prefix on every key."""
+    if not isinstance(data, dict):
         raise WeightsError(f"{path}: not a state dict")
-    return load_state(state, Origin(path.stem, str(path), denoise=_denoise_from_name(path)))
+    state: dict = data
+    wrapped = next((key for key in WRAPPER_KEYS if isinstance(state.get(key), dict)), None)
+    if wrapped is not None:
+        state = state[wrapped]
+    elif len(state) == 1 and isinstance(next(iter(state.values())), dict):
+        state = next(iter(state.values()))
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(isinstance(key, str) and key.startswith(prefix) for key in state):
+            state = {key[len(prefix) :]: value for key, value in state.items()}
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"{path}: no tensors in it, not a state dict")
+    return tensors
+
+
+def load_checkpoint(path: Path) -> LoadedModel:
+    """A `.pth`/`.ckpt`/`.pt` or `.safetensors` state dict of remaster's own architectures (exact
+    tiles) or, with `remaster[models]`, of any that spandrel detects. Weights only: no pickled code runs."""
+    data = _read_safetensors(path) if path.suffix.lower() == ".safetensors" else _read_pickled(path)
+    state = unwrap_state(data, path)
+    return load_any(state, Origin(path.stem, str(path), denoise=_denoise_from_name(path)))
 
 
 def user_checkpoints() -> dict[str, Path]:
-    """`.pth` files in the weights folders, by stem (the user's folder wins)."""
+    """`.pth` and `.safetensors` files in the weights folders, by stem (the user's folder wins)."""
     found: dict[str, Path] = {}
     for folder in reversed(search_dirs("weights")):
         if folder.is_dir():
-            found.update({p.stem: p for p in sorted(folder.glob("*.pth"))})
+            found.update({p.stem: p for p in sorted(folder.glob("*.pth")) + sorted(folder.glob("*.safetensors"))})
     return found
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from remaster.engine.archs import compact, realcugan, rrdb, waifu2x
+from remaster.engine.archs import community, compact, realcugan, rrdb, waifu2x
 from remaster.engine.archs.origin import Origin
 from remaster.errors import WeightsError
 from remaster.models.descriptor import Family, LoadedModel
@@ -41,15 +41,41 @@ ARCHITECTURES: tuple[Architecture, ...] = (
 )
 
 
-def detect(state: StateDict, source: str, family: str = "") -> Architecture:
-    """The registered architecture whose key layout `state` has (among `family`'s, if named)."""
-    candidates = [a for a in ARCHITECTURES if not family or a.family == family]
-    for architecture in candidates:
+def find(state: StateDict, family: str = "") -> Architecture | None:
+    """The registered architecture whose key layout `state` has (among `family`'s, if named), or None."""
+    for architecture in ARCHITECTURES:
+        if family and architecture.family != family:
+            continue
         test = (architecture.detect_in_family if family else None) or architecture.detect
         if test(state):
             return architecture
-    names = ", ".join(a.name for a in candidates)
-    raise WeightsError(f"{source}: not a model of a supported architecture ({names})")
+    return None
+
+
+def detect(state: StateDict, source: str, family: str = "") -> Architecture:
+    """The registered architecture whose key layout `state` has (among `family`'s, if named)."""
+    architecture = find(state, family)
+    if architecture is None:
+        names = ", ".join(a.name for a in ARCHITECTURES if not family or a.family == family)
+        raise WeightsError(f"{source}: not a model of a supported architecture ({names})")
+    return architecture
+
+
+def own_architecture_names() -> list[str]:
+    """remaster's own architectures, each once (waifu2x's cunet shares Real-CUGAN's layout but not its name)."""
+    return list(dict.fromkeys(a.name for a in ARCHITECTURES))
+
+
+def load_any(state: StateDict, origin: Origin) -> LoadedModel:
+    """A state dict of remaster's own architectures (exact tiles), else of any that spandrel detects.
+
+    Own first: a file both know (Real-CUGAN, Compact, ESRGAN) runs through remaster's module.
+    """
+    if find(state) is not None:
+        return load_state(state, origin)
+    loaded = community.load(state, origin, own_architecture_names())
+    loaded.module.eval().requires_grad_(False)
+    return loaded
 
 
 def load_state(state: StateDict, origin: Origin) -> LoadedModel:
