@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from remaster.engine.precision import Precision
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.errors import DamagedInput
 from remaster.models.loader import load_model
@@ -23,7 +24,7 @@ from remaster.video.colour import ColourSpec
 from remaster.video.decode import DecodeStats, Planes
 from remaster.video.encode import EncoderSettings, OutputColour, VideoFormat
 from remaster.video.pipeline import Remasterer
-from remaster.video.plan import OutputFrame, VideoSettings, plan_job
+from remaster.video.plan import OutputFrame, VideoSettings, plan_job, resolve_engine
 from remaster.video.progress import QuietProgress
 from remaster.video.reuse import ReuseMode
 from remaster.video.segments import Segment
@@ -175,3 +176,11 @@ def test_a_failing_source_stops_every_stage_and_the_sink_cleans_up(tmp_path):
         run_stages(source(), [HeldDrawings(ReuseMode.OFF)], stage, batch=1)
     assert done == {} and not work.partial_path(segment).exists()
     work.close()
+
+
+def test_the_plan_gives_a_gpu_task_a_precision_the_model_runs_in():
+    # spandrel marks some community networks unfit for fp16 (DnCNN, DAT): auto falls back in order.
+    fp16_unfit = (Precision.FP32, Precision.BF16)
+    assert resolve_engine(EngineSettings("cpu"), "community", "cuda", fp16_unfit).precision == Precision.BF16
+    assert resolve_engine(EngineSettings("cpu"), "community", "cuda", (Precision.FP32,)).precision == Precision.FP32
+    assert resolve_engine(EngineSettings("cpu"), "2x-conservative", "cuda").precision == Precision.FP16

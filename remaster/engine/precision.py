@@ -16,3 +16,6 @@ class Precision(StrEnum):
 
 
 parse_precision = parse_mode(Precision, "--precision")
+
+# What a model runs in unless it says otherwise (remaster's own architectures run in all three).
+COMPUTED_PRECISIONS = (Precision.FP32, Precision.BF16, Precision.FP16)

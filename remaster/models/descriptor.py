@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from torch import nn
 
-from remaster.engine.precision import Precision
+from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
 
 
 class Family(StrEnum):
@@ -138,7 +138,7 @@ class ModelDescriptor:
     # (upcunet_v3.py, pro branch); the ncnn Pro weights have that folded in already.
     pro_io_transform: bool = False
     channels: int = 3
-    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.BF16, Precision.FP16)
+    precisions: tuple[Precision, ...] = COMPUTED_PRECISIONS
     # Whether `auto` runs this model in bf16 on a CPU with bf16: only packaged models measured
     # to stay close enough to float32 (remaster.models.fidelity).
     auto_cpu_bf16: bool = False

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
 from remaster.engine.upscaler import Upscaler
 from remaster.errors import Interrupted, RemasterError, ResourceError
 from remaster.models.catalog import packaged_models
@@ -85,6 +86,12 @@ class Remasterer:
         packaged = packaged_models().get(self.settings.model)
         return packaged.scale if packaged else self.loaded_model().descriptor.scale
 
+    def model_precisions(self) -> tuple[Precision, ...]:
+        """The precisions the model runs in: all for a packaged one; a community model's own."""
+        if self.settings.model in packaged_models():
+            return COMPUTED_PRECISIONS
+        return self.loaded_model().descriptor.precisions
+
     def upscaler(self, plan: JobPlan) -> Upscaler:
         if self._upscaler is None:
             self._upscaler = Upscaler(self.loaded_model(), plan.engine)
@@ -113,7 +120,7 @@ class Remasterer:
         `task_device`: see plan_job."""
         t0 = time.monotonic()
         try:
-            plan = plan_job(source, output, self.settings, self.model_scale(), task_device)
+            plan = plan_job(source, output, self.settings, self.model_scale(), task_device, self.model_precisions())
             return self.open_job(plan, t0)
         except BaseException:
             # A refusal after the input was copied onto one timeline (damaged, too large...).

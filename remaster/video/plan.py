@@ -19,7 +19,7 @@ import torch
 
 from remaster import __version__
 from remaster.engine.device import precision_name, resolve_device, resolve_precision
-from remaster.engine.precision import Precision
+from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
 from remaster.engine.upscaler import EngineSettings
 from remaster.errors import DamagedInput, UsageError
 from remaster.limits import check_pixels
@@ -167,11 +167,16 @@ def check_output(source: Path, output: Path, overwrite: bool) -> str:
 
 
 def plan_job(
-    source: Path, output: Path, settings: VideoSettings, scale: int, task_device: str | None = None
+    source: Path,
+    output: Path,
+    settings: VideoSettings,
+    scale: int,
+    task_device: str | None = None,
+    precisions: tuple[Precision, ...] = COMPUTED_PRECISIONS,
 ) -> JobPlan:
-    """Probe `source` and decide everything about its job. `scale`: the model's (the caller holds
-    the model: Remasterer.model_scale). `task_device` ("cpu" or "cuda"): the device the segments
-    will run on when that is not this machine (Ray tasks)."""
+    """Probe `source` and decide everything about its job. `scale` and `precisions`: the model's
+    (the caller holds the model: Remasterer.model_scale). `task_device` ("cpu" or "cuda"): the
+    device the segments will run on when that is not this machine (Ray tasks)."""
     s = settings
     # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
     source, output = source.absolute(), output.absolute()
@@ -205,7 +210,7 @@ def plan_job(
         frame=frame,
         colour=output_colour(video, frame.height),
         model=s.model,
-        engine=resolve_engine(s.engine, s.model, task_device),
+        engine=resolve_engine(s.engine, s.model, task_device, precisions),
         encoder=s.encoder,
         reuse=s.reuse,
         batch=s.batch,
@@ -217,21 +222,26 @@ def plan_job(
     )
 
 
-def resolve_engine(engine: EngineSettings, model: str, task_device: str | None) -> EngineSettings:
+def resolve_engine(
+    engine: EngineSettings, model: str, task_device: str | None, precisions: tuple[Precision, ...] = COMPUTED_PRECISIONS
+) -> EngineSettings:
     """The one device and precision every segment runs at, decided here and nowhere else.
 
     Left to each Ray node, `auto` could give fp16 on a GPU node, bf16 on a CPU node with AVX-512
     BF16 and fp32 on an older one: one episode with segments at three precisions, and a
     checkpoint record naming only one. An explicit precision on another machine's device is
-    that machine's to check (its Upscaler refuses bf16 on a CPU without it).
+    that machine's to check (its Upscaler refuses bf16 on a CPU without it). `precisions`: those
+    the model runs in (a community model that breaks in fp16 gets bf16 or fp32 on a GPU).
     """
     if task_device is None:
         device = resolve_device(engine.device)
-        precision = precision_name(resolve_precision(engine.precision, device, auto_bf16(model)))
+        precision = precision_name(resolve_precision(engine.precision, device, auto_bf16(model), precisions))
         return replace(engine, device=str(device), precision=precision)
     precision = engine.precision
     if precision == Precision.AUTO:
-        precision = precision_name(resolve_precision(Precision.AUTO, torch.device(task_device), auto_bf16(model)))
+        precision = precision_name(
+            resolve_precision(Precision.AUTO, torch.device(task_device), auto_bf16(model), precisions)
+        )
     return replace(engine, device=task_device, precision=precision)
 
 
