@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from remaster.engine.buffers import HostBuffers
 from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision, state_memory_budget
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
@@ -78,6 +79,8 @@ class Upscaler:
         # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
         self.kept_state_bytes = 0
         self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
+        # Frames and spilled states pass between host and device through these, one per shape.
+        self.host_buffers = HostBuffers(self.device)
 
     @property
     def precision(self) -> str:
@@ -103,9 +106,10 @@ class Upscaler:
         n, h, w, c = x.shape
         if x.device == self.device:
             src = x
-        elif self.device.type == "cuda" and x.device.type == "cpu":
-            # Pinned memory lets the copy run without a staging copy, and asynchronously.
-            src = x.pin_memory().to(self.device, non_blocking=True)
+        elif x.device.type == "cpu":
+            # Through a reused host buffer, pinned on CUDA: the copy runs asynchronously, with no
+            # staging copy and no new pinned buffer each batch (engine/buffers.py).
+            src = self.host_buffers.to_device(self.host_buffers.holding(x))
         else:
             src = x.to(self.device)
         rgb = src.permute(0, 3, 1, 2).float().div_(max_value)
@@ -156,7 +160,7 @@ class Upscaler:
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
         device = state_device(self.device, len(tiles))
         budget = self.state_memory if device.type == "cpu" else float("inf")  # one tile: the frame fits
-        with TileStates(device, budget) as store:
+        with TileStates(device, budget, buffers=self.host_buffers) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
         self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         self.state_moves = store.moves

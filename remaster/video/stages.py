@@ -176,9 +176,14 @@ class UpscaleStage:
 
     @torch.inference_mode()
     def _upscale(self, batch: list[Planes]) -> list[OutputPlanes]:
-        first, frame, device = batch[0], self.frame, self.upscaler.device
+        first, frame, buffers = batch[0], self.frame, self.upscaler.host_buffers
         spec = ColourSpec(frame.source_matrix, first.full_range, first.bits, first.chroma_shift)
-        y, u, v = (_stack([getattr(p, name) for p in batch], device) for name in ("y", "u", "v"))
+        # Stacked straight into reused host buffers (pinned on CUDA), Cb and Cr in one, and copied
+        # to the device; torch has few uint16 kernels, and 10- to 16-bit codes fit int32.
+        dtype = torch.uint8 if first.y.dtype == np.uint8 else torch.int32
+        y = buffers.to_device(buffers.stacked([p.y for p in batch], dtype))
+        uv = buffers.to_device(buffers.stacked([p.u for p in batch] + [p.v for p in batch], dtype))
+        u, v = uv[: len(batch)], uv[len(batch) :]
         rgb = self.upscaler.upscale_rgb(planes_to_rgb(y, u, v, spec)).clamp_(0, 1)
         if frame.resample:
             # Antialiased bicubic: the one resize is a reduction of the model's output.
@@ -340,13 +345,6 @@ def _get(q: queue.Queue, stop: threading.Event, failures: list | None = None) ->
     if failures:
         raise failures[0]
     return None
-
-
-def _stack(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    batch = np.stack(planes)
-    if batch.dtype != np.uint8:  # torch has few uint16 kernels; 10- to 16-bit codes fit int32
-        batch = batch.astype(np.int32)
-    return torch.from_numpy(batch).to(device, non_blocking=True)
 
 
 def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_damaged: bool) -> None:
