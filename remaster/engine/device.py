@@ -23,6 +23,9 @@ STATE_MEMORY_SHARE = 0.3
 STATE_MEMORY_ENV = "REMASTER_STATE_MEMORY"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_TILE = 64
+# `--batch auto` takes at most this many frames: the largest batch benchmarks/gpu.py measures
+# (1, 2, 4). Past it a batch only adds memory and latency until a GPU run shows it adds speed.
+AUTO_BATCH_MAX = 4
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,18 +98,41 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def auto_tile(
-    activations_per_pixel: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device
-) -> int:
-    """The largest tile side whose activations fit in a share of free memory; 0 = whole frame.
+def fit_tile(free_bytes: int, activations_per_pixel: int, height: int, width: int, batch: int, itemsize: int) -> int:
+    """The largest tile side whose activations for `batch` frames fit in a share of `free_bytes`;
+    0 = whole frame. A pure function of its numbers, so that tests give it any machine's memory.
 
     `activations_per_pixel`: values alive at once per input pixel, untiled, batch 1 (the model's
-    `ModelDescriptor.activations_per_pixel`)."""
-    per_pixel = activations_per_pixel * torch.finfo(dtype).bits // 8 * batch
-    budget = free_memory(device) * MEMORY_SHARE
+    `ModelDescriptor.activations_per_pixel`); `itemsize`: bytes a value (2 for fp16)."""
+    per_pixel = activations_per_pixel * itemsize * batch
+    budget = free_bytes * MEMORY_SHARE
     if height * width * per_pixel <= budget:
         return 0
     return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
+
+
+def fit_batch(
+    free_bytes: int, activations_per_pixel: int, height: int, width: int, itemsize: int, most: int = AUTO_BATCH_MAX
+) -> int:
+    """The most whole frames (up to `most`) whose activations fit in a share of `free_bytes`; 1 when
+    not even one whole frame fits (that one is then tiled: `fit_tile`). A pure function, as `fit_tile`."""
+    per_frame = activations_per_pixel * itemsize * height * width
+    return max(1, min(most, int(free_bytes * MEMORY_SHARE // per_frame)))
+
+
+def auto_tile(
+    activations_per_pixel: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device
+) -> int:
+    """`--tile auto`: `fit_tile` for the free memory of `device` now."""
+    return fit_tile(free_memory(device), activations_per_pixel, height, width, batch, dtype.itemsize)
+
+
+def auto_batch(activations_per_pixel: int, height: int, width: int, dtype: torch.dtype, device: torch.device) -> int:
+    """`--batch auto`: 1 on a CPU (which runs a batch frame by frame anyway: engine/upscaler.py), else
+    the most whole frames that fit in the device's free memory now (`fit_batch`)."""
+    if device.type == "cpu":
+        return 1
+    return fit_batch(free_memory(device), activations_per_pixel, height, width, dtype.itemsize)
 
 
 def parse_bytes(value: str) -> int:

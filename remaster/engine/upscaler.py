@@ -9,7 +9,14 @@ import torch
 from torch import Tensor
 
 from remaster.engine.buffers import HostBuffers
-from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision, state_memory_budget
+from remaster.engine.device import (
+    auto_batch,
+    auto_tile,
+    precision_name,
+    resolve_device,
+    resolve_precision,
+    state_memory_budget,
+)
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.states import TileStates
@@ -90,6 +97,10 @@ class Upscaler:
         if self.tile is not None:
             return self.tile
         return auto_tile(self.descriptor.activations_per_pixel, height, width, batch, self.dtype, self.device)
+
+    def batch_for(self, height: int, width: int) -> int:
+        """`--batch auto` for HxW frames: as many whole frames as fit in the device's free memory (1 on a CPU)."""
+        return auto_batch(self.descriptor.activations_per_pixel, height, width, self.dtype, self.device)
 
     @torch.inference_mode()
     def upscale(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
