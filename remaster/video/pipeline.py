@@ -232,7 +232,7 @@ def compute_segments(job: Job, todo: list[Segment], upscaler: Upscaler, progress
     upscale = UpscaleStage(upscaler, plan.frame, batch)
     encode = EncodeStage.for_plan(plan, job.work, job.done, progress)
     try:
-        run_stages(decode.messages(), [HeldDrawings(plan.reuse), upscale], encode, batch)
+        run_stages(decode.messages(), [HeldDrawings(plan.reuse), upscale], encode, batch, progress.busy)
     finally:
         job.decoded.add(decode.stats)
     return upscale.computed, upscale.held

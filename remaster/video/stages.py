@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from remaster.engine.upscaler import Upscaler
 from remaster.errors import DamagedInput, RemasterError
+from remaster.video.busy import StageBusy
 from remaster.video.checkpoint import WorkDir
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
 from remaster.video.decode import DecodeStats, Planes, decode_segments
@@ -258,10 +259,14 @@ def run_stages(
     middle: list,
     sink: EncodeStage,
     batch: int,
+    busy: StageBusy | None = None,
 ) -> None:
     """Run the source and the sink in threads of their own and `middle` (objects with `feed`) in
     this one, joined by bounded queues. The first failure anywhere stops all three and is raised
-    here; so is a KeyboardInterrupt, once both threads have stopped."""
+    here; so is a KeyboardInterrupt, once both threads have stopped. `busy` times each stage's
+    work (decode, model, encode), not its waits on the queues."""
+    busy = busy if busy is not None else StageBusy()
+    busy.start()
     stop = threading.Event()
     failures: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
@@ -269,7 +274,11 @@ def run_stages(
 
     def produce() -> None:
         with contextlib.closing(source):
-            for message in source:
+            while True:
+                with busy.working("decode"):
+                    message = next(source, None)
+                if message is None:
+                    break
                 if not _put(decoded, message, stop):
                     return
         _put(decoded, None, stop)
@@ -277,7 +286,8 @@ def run_stages(
     def consume() -> None:
         try:
             while (message := _get(upscaled, stop)) is not None:
-                sink.feed(message)
+                with busy.working("encode"):
+                    sink.feed(message)
         finally:
             sink.close()
 
@@ -286,7 +296,9 @@ def run_stages(
         thread.start()
     try:
         while (message := _get(decoded, stop, failures)) is not None:
-            for out in _through(middle, message):
+            with busy.working("model"):
+                messages = _through(middle, message)
+            for out in messages:
                 _put(upscaled, out, stop, failures)
         _put(upscaled, None, stop, failures)
         for thread in threads:
