@@ -28,20 +28,36 @@ MIN_TILE = 64
 AUTO_BATCH_MAX = 4
 
 
+DEVICE_CHOICES = "auto, cpu, cuda[:N] (NVIDIA, or AMD through ROCm), mps (Apple) or xpu[:N] (Intel)"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+        raise UsageError(f"unknown device {name!r}; use {DEVICE_CHOICES}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"device {name}: no CUDA GPU is available to PyTorch here")
         if (device.index or 0) >= torch.cuda.device_count():
             raise UsageError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_built():
+            raise UsageError(f"device {name}: this PyTorch ({torch.__version__}) is built without Apple MPS")
+        if not torch.backends.mps.is_available():
+            raise UsageError(f"device {name}: no Apple GPU is available to PyTorch here (MPS needs macOS 12.3+)")
+    elif device.type == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        if xpu is None or not xpu._is_compiled():
+            raise UsageError(f"device {name}: this PyTorch ({torch.__version__}) is built without Intel XPU")
+        if not xpu.is_available():
+            raise UsageError(f"device {name}: no Intel GPU is available to PyTorch here")
+        if (device.index or 0) >= xpu.device_count():
+            raise UsageError(f"device {name}: only {xpu.device_count()} XPU device(s)")
     elif device.type != "cpu":
-        raise UsageError(f"unsupported device {name!r}; use auto, cpu or cuda[:N]")
+        raise UsageError(f"unsupported device {name!r}; use {DEVICE_CHOICES}")
     return device
 
 
@@ -49,7 +65,13 @@ def device_label(name: str) -> str:
     """`--device` as the machine has it: "cuda:0 (NVIDIA H200)", "cpu (16 threads)"."""
     device = resolve_device(name)
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
+        # ROCm builds of PyTorch drive AMD GPUs through the same torch.cuda API.
+        runtime = f", ROCm {torch.version.hip}" if torch.version.hip else ""
+        return f"{device} ({torch.cuda.get_device_name(device)}{runtime})"
+    if device.type == "xpu":
+        return f"{device} ({torch.xpu.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
@@ -71,14 +93,14 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = False) -> torch.dtype:
-    """`auto`: fp16 on CUDA; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
+    """`auto`: fp16 on a GPU; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
 
     bf16 is about 1.8x faster than fp32 on an AVX-512 BF16 CPU, but against fp32 its 8-bit
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
     model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model.
     """
     if name == Precision.AUTO:
-        if device.type == "cuda":
+        if device.type != "cpu":  # any GPU: CUDA (and ROCm), MPS, XPU all have fp16 arithmetic
             return torch.float16
         return torch.bfloat16 if auto_cpu_bf16 and cpu_has_bf16() else torch.float32
     if name not in DTYPES:
@@ -91,6 +113,10 @@ def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = Fal
 def free_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    if device.type == "xpu":
+        return torch.xpu.mem_get_info(device)[0]
+    if device.type == "mps":  # unified memory: what Metal recommends for this process, less what it holds
+        return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
             if line.startswith("MemAvailable:"):
