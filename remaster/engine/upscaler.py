@@ -59,6 +59,10 @@ class EngineSettings:
     # Bytes of host memory that tile states may hold between SE stages before the rest goes to
     # a temporary file; None: $REMASTER_STATE_MEMORY, else a share of free memory (device.py).
     state_memory: int | None = None
+    # Speed switches that benchmarks/gpu.py measures on a GPU; off until a measurement keeps them.
+    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
+    compile_mode: str = "default"
+    cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
 
 
 class Upscaler:
@@ -71,13 +75,16 @@ class Upscaler:
         self.tile = parse_tile(settings.tile)
         self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
         self.tiling = self.descriptor.tiling
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = settings.cudnn_benchmark  # process-wide, as cuDNN has it
+        mode = settings.compile_mode
         if isinstance(self.tiling, SeStages):
             stages = self.model.stages
             if settings.compile:
-                stages = [torch.compile(stage, dynamic=False) for stage in stages]
+                stages = [torch.compile(stage, dynamic=False, mode=mode) for stage in stages]
             self.stages = stages
         else:
-            self.body = torch.compile(self.model, dynamic=False) if settings.compile else self.model
+            self.body = torch.compile(self.model, dynamic=False, mode=mode) if settings.compile else self.model
         # Tile states wait in host memory between SE stages, so that GPU memory is bounded
         # by the tile and not by the frame; past this budget, in a temporary file, so that
         # host memory is too. Measured once, before any frame: the memory a frame frees stays
