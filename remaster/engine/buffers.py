@@ -75,8 +75,9 @@ class HostBuffers:
         not handed out again before the copy has read it. On the CPU: the buffer itself."""
         if self._stream is None:
             return host.to(self.device)
+        # The copy reads host memory only, so it need not wait for the model's queued work: it can
+        # run while the GPU computes the batch before.
         current = torch.cuda.current_stream(self.device)
-        self._stream.wait_stream(current)  # anything the current stream queued that the copy depends on
         with torch.cuda.stream(self._stream):
             moved = host.to(self.device, non_blocking=True)
             event = torch.cuda.Event()
