@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,44 +140,80 @@ class HeldDrawings:
         return (Marked(message.planes, held),)
 
 
+@dataclass(frozen=True)
+class _Launched:
+    """A batch given to the model: its frames (held ones too), and where its results will be.
+    `planes` are host tensors (Y', Cb, Cr) that a GPU may still be copying into until `copied`."""
+
+    marked: tuple[Marked, ...]
+    planes: tuple[torch.Tensor, ...]
+    copied: torch.cuda.Event | None
+
+
 @dataclass
 class UpscaleStage:
     """Runs the model on batches of `batch` frames that are not held drawings; a held frame gets
-    the result of the last frame computed before it."""
+    the result of the last frame computed before it.
+
+    `overlap` batches are let run before their results are taken: on CUDA 1, so that the GPU
+    computes a batch and copies it back while this thread stacks and sends the next one and
+    hands the last one's frames to the encoder (the model's work is queued, not waited for);
+    on other devices 0, where the model has finished when it returns. Results come out in order,
+    and a segment's end takes every batch still running before it passes the end on."""
 
     upscaler: Upscaler
     frame: OutputFrame
     batch: int
+    overlap: int | None = None  # None: 1 on CUDA, else 0
     computed: int = 0  # frames the model ran on
     held: int = 0  # frames that reused a held drawing's result
     _pending: list[Marked] = field(default_factory=list)
+    _running: deque[_Launched] = field(default_factory=deque)
     _last: OutputPlanes | None = None
+
+    def __post_init__(self) -> None:
+        if self.overlap is None:
+            self.overlap = 1 if self.upscaler.device.type == "cuda" else 0
 
     def feed(self, message: Message) -> Iterable[Message]:
         if isinstance(message, Marked):
             self._pending.append(message)
             if sum(not m.held for m in self._pending) < self.batch:
                 return ()
-            return (self._flush(),)
-        out = (self._flush(),) if self._pending else ()
+            return self._launch(self.overlap)
+        out = self._launch(0) if self._pending else tuple(self._collect() for _ in range(len(self._running)))
         self._last = None
         return (*out, message)
 
-    def _flush(self) -> Upscaled:
+    def _launch(self, overlap: int) -> tuple[Upscaled, ...]:
+        """Start the pending frames' batch; give back the results of the batches beyond `overlap`."""
         computed = [m.planes for m in self._pending if not m.held]
-        results = iter(self._upscale(computed) if computed else ())
-        frames = []
-        for marked in self._pending:
-            if not marked.held:
-                self._last = next(results)
-            frames.append(OutputPlanes(self._last.y, self._last.u, self._last.v, marked.planes.pts))
-        held = len(self._pending) - len(computed)
-        self.computed, self.held = self.computed + len(computed), self.held + held
+        planes, copied = self._start(computed) if computed else ((), None)
+        self._running.append(_Launched(tuple(self._pending), planes, copied))
         self._pending = []
+        return tuple(self._collect() for _ in range(len(self._running) - overlap))
+
+    def _collect(self) -> Upscaled:
+        """The oldest running batch's frames, once its planes are on the host."""
+        launched = self._running.popleft()
+        if launched.copied is not None:
+            launched.copied.synchronize()
+        y, u, v = (plane.numpy() for plane in launched.planes) if launched.planes else ((), (), ())
+        results = iter(range(len(y)))
+        frames = []
+        for marked in launched.marked:
+            if not marked.held:
+                i = next(results)
+                self._last = OutputPlanes(y[i], u[i], v[i], marked.planes.pts)
+            frames.append(OutputPlanes(self._last.y, self._last.u, self._last.v, marked.planes.pts))
+        held = len(launched.marked) - len(y)
+        self.computed, self.held = self.computed + len(y), self.held + held
         return Upscaled(tuple(frames), held)
 
     @torch.inference_mode()
-    def _upscale(self, batch: list[Planes]) -> list[OutputPlanes]:
+    def _start(self, batch: list[Planes]) -> tuple[tuple[torch.Tensor, ...], torch.cuda.Event | None]:
+        """Queue the batch through the model and back to the host: the output planes as host
+        tensors, and on CUDA the event after which their bytes are there."""
         first, frame, buffers = batch[0], self.frame, self.upscaler.host_buffers
         spec = ColourSpec(frame.source_matrix, first.full_range, first.bits, first.chroma_shift)
         # Stacked straight into reused host buffers (pinned on CUDA), Cb and Cr in one, and copied
@@ -192,8 +229,14 @@ class UpscaleStage:
             rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
         else:
             rgb = rgb[..., : frame.height, : frame.width]  # an odd size loses its last row/column
-        planes = [plane.cpu().numpy() for plane in rgb_to_planes(rgb, frame.spec)]
-        return [OutputPlanes(planes[0][i], planes[1][i], planes[2][i], p.pts) for i, p in enumerate(batch)]
+        # From CUDA, non_blocking copies into fresh pinned memory (PyTorch's caching host allocator
+        # reuses it once freed) and returns at once; elsewhere the planes are already on the host.
+        planes = tuple(plane.to("cpu", non_blocking=True) for plane in rgb_to_planes(rgb, frame.spec))
+        copied = None
+        if self.upscaler.device.type == "cuda":
+            copied = torch.cuda.Event()
+            copied.record(torch.cuda.current_stream(self.upscaler.device))
+        return planes, copied
 
 
 class EncodeStage:
