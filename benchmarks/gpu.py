@@ -13,7 +13,8 @@ and the whole command's fps with each encoder.
 2. The whole `remaster` command, in a child process, on a generated episode of `--seconds` at
    `--size`, 2x-conservative, with a fast preset of x264, x265 and SVT-AV1, reuse off (every
    frame through the model, as in 1); its fps from the run's own summary, and its ratio to the
-   model-only fps at batch 1 measured in this same run.
+   model-only fps at batch 1 measured in this same run; each stage's busy share and the
+   bottleneck from the run's last progress report (does the encoder keep up?).
 
 A table on stdout; with $OUT set, the same as JSON in $OUT/gpu.json. Ratios are measured side by
 side in one run; the absolute numbers are this machine's.
@@ -73,6 +74,8 @@ class CommandRow:
     speed: str
     fps: float
     of_model_only: float  # fps against the model-only fps of the same preset, batch 1, no switch
+    busy: dict[str, float]  # each stage's busy percent at the last progress report (video/busy.py)
+    bottleneck: str  # the stage busiest: whether the encoder keeps up with the model
 
 
 def _sync(device: torch.device) -> None:
@@ -130,8 +133,11 @@ def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> f
     return _psnr(*outputs)
 
 
-def measure_command(episode: Path, folder: Path, device: torch.device, codec: str, speed: str) -> float:
-    """The whole command's fps, from its own summary ("done" event)."""
+def measure_command(
+    episode: Path, folder: Path, device: torch.device, codec: str, speed: str
+) -> tuple[float, dict[str, float], str]:
+    """The whole command's fps, from its own summary ("done" event), and each stage's busy share
+    and the bottleneck from its last progress report."""
     output = folder / f"out-{codec}.mkv"
     command = [sys.executable, "-m", "remaster", str(episode), "-o", str(output), "--preset", PRESETS[0]]
     precision = "fp16" if device.type == "cuda" else "fp32"  # the model-only measurement's
@@ -140,9 +146,11 @@ def measure_command(episode: Path, folder: Path, device: torch.device, codec: st
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"remaster with {codec} failed: {run.stderr.strip()[-500:]}")
-    done = [json.loads(line) for line in run.stdout.splitlines() if '"event": "done"' in line][-1]
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    done = next(event for event in reversed(events) if event["event"] == "done")
+    last = next(event for event in reversed(events) if event["event"] == "progress")
     output.unlink()
-    return done["fps"]
+    return done["fps"], last["busy"], last["bottleneck"]
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -185,8 +193,8 @@ def main() -> None:
         episode = make_episode(Path(tmp) / "episode.mkv", spec)
         command_rows = []
         for codec, speed in ENCODERS.items():
-            fps = measure_command(episode, Path(tmp), device, codec, speed)
-            command_rows.append(CommandRow(codec, speed, fps, fps / base))
+            fps, busy, bottleneck = measure_command(episode, Path(tmp), device, codec, speed)
+            command_rows.append(CommandRow(codec, speed, fps, fps / base, busy, bottleneck))
 
     where = device_label(str(device))
     print(_table(
@@ -198,8 +206,9 @@ def main() -> None:
     print()
     print(_table(
         f"whole command, {PRESETS[0]}, {seconds:g} s episode at {args.size}, reuse off",
-        ["codec", "speed", "fps", "of model-only fps"],
-        [[r.codec, r.speed, _fmt(r.fps), f"{r.of_model_only:.0%}"] for r in command_rows],
+        ["codec", "speed", "fps", "of model-only fps", "busy: decode/model/encode %", "bottleneck"],
+        [[r.codec, r.speed, _fmt(r.fps), f"{r.of_model_only:.0%}", "/".join(f"{v:.0f}" for v in r.busy.values()),
+          r.bottleneck] for r in command_rows],
     ))  # fmt: skip
     if os.environ.get("OUT"):
         result = {

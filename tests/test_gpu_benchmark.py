@@ -26,3 +26,5 @@ def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert all(r["fps"] > 0 and r["note"] == "" for r in result["model_only"])
     assert [r["codec"] for r in result["whole_command"]] == ["x264", "x265", "svtav1"]
     assert all(r["fps"] > 0 and r["of_model_only"] > 0 for r in result["whole_command"])
+    assert all(set(r["busy"]) == {"decode", "model", "encode"} for r in result["whole_command"])
+    assert all(r["bottleneck"] in r["busy"] for r in result["whole_command"])
