@@ -5,13 +5,16 @@ and the whole command's fps with each encoder.
     python benchmarks/gpu.py --device cpu --size 192x144 --frames 2 --smoke    # the CI smoke run
 
 1. Model only, for each preset (2x-conservative, 2x-pro-conservative, 4x-conservative): fp16
-   (fp32 on a CPU), batch 1, 2 and 4, without and with `--compile`; the median seconds per batch
-   over `--frames` timed batches after two warm-up batches, as frames per second; the peak GPU
-   memory of each; fp16 against fp32 in dB on one frame.
+   (fp32 on a CPU), batch 1, 2 and 4 with no speed switch; at batch 1 also each switch alone
+   (SWITCHES: cuDNN's benchmark mode, torch.compile, torch.compile with CUDA graphs); the median
+   seconds per batch over `--frames` timed batches after two warm-up batches, as frames per
+   second; the warm-up's seconds (the compile's cost); the peak GPU memory of each; fp16 against
+   fp32 in dB on one frame. A switch that fails is a row with its error, not a failed run.
 2. The whole `remaster` command, in a child process, on a generated episode of `--seconds` at
    `--size`, 2x-conservative, with a fast preset of x264, x265 and SVT-AV1, reuse off (every
    frame through the model, as in 1); its fps from the run's own summary, and its ratio to the
-   model-only fps at batch 1 measured in this same run.
+   model-only fps at batch 1 measured in this same run; each stage's busy share and the
+   bottleneck from the run's last progress report (does the encoder keep up?).
 
 A table on stdout; with $OUT set, the same as JSON in $OUT/gpu.json. Ratios are measured side by
 side in one run; the absolute numbers are this machine's.
@@ -43,6 +46,14 @@ from remaster.testcard import anime_frame
 PRESETS = ("2x-conservative", "2x-pro-conservative", "4x-conservative")
 # A fast preset of each encoder: what a GPU run needs to keep up with the model.
 ENCODERS = {"x264": "veryfast", "x265": "ultrafast", "svtav1": "10"}
+# The speed switches, each measured alone against "none" (EngineSettings fields); none is kept on
+# by default in the engine until this table shows it pays.
+SWITCHES = {
+    "none": {},
+    "cudnn.benchmark": {"cudnn_benchmark": True},
+    "compile": {"compile": True},
+    "compile+graphs": {"compile": True, "compile_mode": "reduce-overhead"},
+}
 
 
 @dataclass
@@ -50,8 +61,9 @@ class ModelRow:
     preset: str
     precision: str
     batch: int
-    compiled: bool
+    switch: str  # a key of SWITCHES
     fps: float | None  # None: this configuration failed (its error in `note`)
+    warm_up_s: float | None
     peak_gpu_mib: float | None
     note: str = ""
 
@@ -61,7 +73,9 @@ class CommandRow:
     codec: str
     speed: str
     fps: float
-    of_model_only: float  # fps against the model-only fps of the same preset, batch 1, not compiled
+    of_model_only: float  # fps against the model-only fps of the same preset, batch 1, no switch
+    busy: dict[str, float]  # each stage's busy percent at the last progress report (video/busy.py)
+    bottleneck: str  # the stage busiest: whether the encoder keeps up with the model
 
 
 def _sync(device: torch.device) -> None:
@@ -75,21 +89,23 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def measure_model(
-    preset: str, device: torch.device, size: tuple[int, int], batch: int, frames: int, compiled: bool
+    preset: str, device: torch.device, size: tuple[int, int], batch: int, frames: int, switch: str
 ) -> ModelRow:
     precision = "fp16" if device.type == "cuda" else "fp32"
     width, height = size
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        engine = EngineSettings(str(device), precision, "auto", compiled)
+        engine = EngineSettings(str(device), precision, "auto", **SWITCHES[switch])
         upscaler = Upscaler(load_model(get_preset(preset).model), engine)
         # Frames already on the device: the model alone, not the host-to-device copy.
         batch_frames = torch.from_numpy(np.stack([anime_frame(height, width, seed=i) for i in range(batch)]))
         batch_frames = batch_frames.to(device)
-        for _ in range(2):  # warm-up: cuDNN's algorithm search, the compile
+        started = time.perf_counter()
+        for _ in range(2):  # warm-up: cuDNN's algorithm search, the compile, the graphs' capture
             upscaler.upscale(batch_frames)
         _sync(device)
+        warm_up = time.perf_counter() - started
         times = []
         for _ in range(frames):
             start = time.perf_counter()
@@ -97,9 +113,11 @@ def measure_model(
             _sync(device)
             times.append(time.perf_counter() - start)
     except (RuntimeError, torch.OutOfMemoryError) as exc:  # out of memory, a compile failure
-        return ModelRow(preset, precision, batch, compiled, None, None, str(exc).splitlines()[0][:120])
+        return ModelRow(preset, precision, batch, switch, None, None, None, str(exc).splitlines()[0][:120])
+    finally:
+        torch.backends.cudnn.benchmark = False  # the next row starts from the default
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return ModelRow(preset, precision, batch, compiled, batch / statistics.median(times), peak)
+    return ModelRow(preset, precision, batch, switch, batch / statistics.median(times), warm_up, peak)
 
 
 def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> float | None:
@@ -115,8 +133,11 @@ def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> f
     return _psnr(*outputs)
 
 
-def measure_command(episode: Path, folder: Path, device: torch.device, codec: str, speed: str) -> float:
-    """The whole command's fps, from its own summary ("done" event)."""
+def measure_command(
+    episode: Path, folder: Path, device: torch.device, codec: str, speed: str
+) -> tuple[float, dict[str, float], str]:
+    """The whole command's fps, from its own summary ("done" event), and each stage's busy share
+    and the bottleneck from its last progress report."""
     output = folder / f"out-{codec}.mkv"
     command = [sys.executable, "-m", "remaster", str(episode), "-o", str(output), "--preset", PRESETS[0]]
     precision = "fp16" if device.type == "cuda" else "fp32"  # the model-only measurement's
@@ -125,9 +146,11 @@ def measure_command(episode: Path, folder: Path, device: torch.device, codec: st
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"remaster with {codec} failed: {run.stderr.strip()[-500:]}")
-    done = [json.loads(line) for line in run.stdout.splitlines() if '"event": "done"' in line][-1]
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    done = next(event for event in reversed(events) if event["event"] == "done")
+    last = next(event for event in reversed(events) if event["event"] == "progress")
     output.unlink()
-    return done["fps"]
+    return done["fps"], last["busy"], last["bottleneck"]
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -147,43 +170,45 @@ def main() -> None:
     parser.add_argument("--size", default="1920x1080", help="input frame size, WxH")
     parser.add_argument("--frames", type=int, default=10, help="timed batches per configuration")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the episode for the whole command")
-    parser.add_argument("--smoke", action="store_true", help="one preset, batch 1 and 2, no compile, a 1 s episode")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one preset, batch 1 and 2, cudnn.benchmark, no compile, a 1 s episode"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     size = tuple(int(v) for v in args.size.split("x"))
     presets = PRESETS[:1] if args.smoke else PRESETS
     batches = (1, 2) if args.smoke else (1, 2, 4)
-    compile_modes = (False,) if args.smoke else (False, True)
+    # Each switch at batch 1 only: compiling every batch size of every preset would not fit in 8 minutes.
+    switches = ("cudnn.benchmark",) if args.smoke else tuple(SWITCHES)[1:]
     seconds = 1.0 if args.smoke else args.seconds
 
-    model_rows = [
-        measure_model(preset, device, size, batch, args.frames, compiled)
-        for preset in presets
-        for compiled in compile_modes
-        for batch in batches
-    ]
+    model_rows = []
+    for preset in presets:
+        model_rows += [measure_model(preset, device, size, batch, args.frames, "none") for batch in batches]
+        model_rows += [measure_model(preset, device, size, 1, args.frames, switch) for switch in switches]
     fidelity = {preset: fp16_fidelity(preset, device, size) for preset in presets}
-    base = next(r.fps for r in model_rows if r.preset == PRESETS[0] and r.batch == 1 and not r.compiled)
+    base = next(r.fps for r in model_rows if r.preset == PRESETS[0] and r.batch == 1 and r.switch == "none")
     with tempfile.TemporaryDirectory() as tmp:
         spec = EpisodeSpec(width=size[0], height=size[1], seconds=seconds)
         episode = make_episode(Path(tmp) / "episode.mkv", spec)
         command_rows = []
         for codec, speed in ENCODERS.items():
-            fps = measure_command(episode, Path(tmp), device, codec, speed)
-            command_rows.append(CommandRow(codec, speed, fps, fps / base))
+            fps, busy, bottleneck = measure_command(episode, Path(tmp), device, codec, speed)
+            command_rows.append(CommandRow(codec, speed, fps, fps / base, busy, bottleneck))
 
     where = device_label(str(device))
     print(_table(
         f"model only, {args.size} input, on {where}: median of {args.frames} batches",
-        ["preset", "precision", "batch", "compile", "fps", "peak GPU MiB", "fp16 vs fp32 dB", "note"],
-        [[r.preset, r.precision, str(r.batch), "yes" if r.compiled else "no", _fmt(r.fps), _fmt(r.peak_gpu_mib, 0),
+        ["preset", "precision", "batch", "switch", "fps", "warm-up s", "peak GPU MiB", "fp16 vs fp32 dB", "note"],
+        [[r.preset, r.precision, str(r.batch), r.switch, _fmt(r.fps), _fmt(r.warm_up_s, 1), _fmt(r.peak_gpu_mib, 0),
           _fmt(fidelity[r.preset], 1), r.note] for r in model_rows],
     ))  # fmt: skip
     print()
     print(_table(
         f"whole command, {PRESETS[0]}, {seconds:g} s episode at {args.size}, reuse off",
-        ["codec", "speed", "fps", "of model-only fps"],
-        [[r.codec, r.speed, _fmt(r.fps), f"{r.of_model_only:.0%}"] for r in command_rows],
+        ["codec", "speed", "fps", "of model-only fps", "busy: decode/model/encode %", "bottleneck"],
+        [[r.codec, r.speed, _fmt(r.fps), f"{r.of_model_only:.0%}", "/".join(f"{v:.0f}" for v in r.busy.values()),
+          r.bottleneck] for r in command_rows],
     ))  # fmt: skip
     if os.environ.get("OUT"):
         result = {

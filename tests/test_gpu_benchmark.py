@@ -21,7 +21,10 @@ def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "model only, 192x144 input, on cpu" in run.stdout and "whole command, 2x-conservative" in run.stdout
     result = json.loads((tmp_path / "gpu.json").read_text())
-    assert [(r["batch"], r["precision"]) for r in result["model_only"]] == [(1, "fp32"), (2, "fp32")]
+    rows = [(r["batch"], r["precision"], r["switch"]) for r in result["model_only"]]
+    assert rows == [(1, "fp32", "none"), (2, "fp32", "none"), (1, "fp32", "cudnn.benchmark")]
     assert all(r["fps"] > 0 and r["note"] == "" for r in result["model_only"])
     assert [r["codec"] for r in result["whole_command"]] == ["x264", "x265", "svtav1"]
     assert all(r["fps"] > 0 and r["of_model_only"] > 0 for r in result["whole_command"])
+    assert all(set(r["busy"]) == {"decode", "model", "encode"} for r in result["whole_command"])
+    assert all(r["bottleneck"] in r["busy"] for r in result["whole_command"])

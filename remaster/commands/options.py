@@ -84,7 +84,9 @@ def add_engine_options(
         )
     parser.add_argument("--tile", default="auto", help="tile side: auto, 0 (whole frame) or a multiple of 4 >= 64")
     parser.add_argument(
-        "--device", default="auto", help="auto, cpu or cuda[:N]; video: several (cuda:0,cuda:1) or all, a worker each"
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda[:N], mps or xpu[:N]; video: several (cuda:0,cuda:1) or all, a worker each",
     )
     if precision:
         precision_help = "auto, fp32, bf16 or fp16"

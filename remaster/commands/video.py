@@ -51,7 +51,9 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
         parser, "a .mkv/.mp4 file for one input, else a folder (DIR/ or existing)", output_action=OutputArgument
     )
     parser.set_defaults(output_is_folder=False)
-    parser.add_argument("--batch", type=int, default=1, help="frames per model call (GPU: 2-8 helps)")
+    parser.add_argument(
+        "--batch", default="auto", help="frames per model call: auto (GPU: as many as fit, up to 4; CPU: 1) or N"
+    )
     parser.add_argument("--codec", help="x265 (default), x264, svtav1, nvenc-hevc, nvenc-h264, nvenc-av1")
     parser.add_argument("--crf", type=float, help="constant quality (lower is better; preset default 16)")
     parser.add_argument("--speed", help="the encoder's own preset: medium, slow... (SVT-AV1: 0-13, NVENC: p1-p7)")
@@ -121,14 +123,13 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
         speed=args.speed or (defaults.speed if (args.codec or defaults.codec) == defaults.codec else ""),
         pix_fmt=args.pix_fmt or (defaults.pix_fmt if (args.codec or defaults.codec) == defaults.codec else ""),
     ).resolved()
-    if args.batch < 1:
-        raise UsageError(f"--batch {args.batch}: want 1 or more")
+    batch = parse_batch(args.batch)
     return VideoSettings(
         preset=preset,
         model=args.model or preset.model,
         engine=engine_settings(args),
         encoder=encoder,
-        batch=args.batch,
+        batch=batch,
         segment_seconds=args.segment_seconds or defaults.segment_seconds,
         workdir=args.workdir,
         keep_workdir=args.keep_workdir,
@@ -163,3 +164,16 @@ def run(args: argparse.Namespace) -> int:
         debug=getattr(args, "debug", False),  # absent when --debug was not given (SUPPRESS)
     )
     return run_videos(batch, settings)
+
+
+def parse_batch(value: str) -> int | None:
+    """`--batch`: auto -> None (the engine chooses from free memory), else a count from 1 up."""
+    if value == "auto":
+        return None
+    try:
+        batch = int(value)
+    except ValueError:
+        batch = 0
+    if batch < 1:
+        raise UsageError(f"--batch {value}: want auto or a count from 1 up")
+    return batch

@@ -23,6 +23,12 @@ STATE_MEMORY_SHARE = 0.3
 STATE_MEMORY_ENV = "REMASTER_STATE_MEMORY"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_TILE = 64
+# `--batch auto` takes at most this many frames: the largest batch benchmarks/gpu.py measures
+# (1, 2, 4). Past it a batch only adds memory and latency until a GPU run shows it adds speed.
+AUTO_BATCH_MAX = 4
+
+
+DEVICE_CHOICES = "auto, cpu, cuda[:N] (NVIDIA, or AMD through ROCm), mps (Apple) or xpu[:N] (Intel)"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -31,14 +37,27 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+        raise UsageError(f"unknown device {name!r}; use {DEVICE_CHOICES}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"device {name}: no CUDA GPU is available to PyTorch here")
         if (device.index or 0) >= torch.cuda.device_count():
             raise UsageError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_built():
+            raise UsageError(f"device {name}: this PyTorch ({torch.__version__}) is built without Apple MPS")
+        if not torch.backends.mps.is_available():
+            raise UsageError(f"device {name}: no Apple GPU is available to PyTorch here (MPS needs macOS 12.3+)")
+    elif device.type == "xpu":
+        xpu = getattr(torch, "xpu", None)
+        if xpu is None or not xpu._is_compiled():
+            raise UsageError(f"device {name}: this PyTorch ({torch.__version__}) is built without Intel XPU")
+        if not xpu.is_available():
+            raise UsageError(f"device {name}: no Intel GPU is available to PyTorch here")
+        if (device.index or 0) >= xpu.device_count():
+            raise UsageError(f"device {name}: only {xpu.device_count()} XPU device(s)")
     elif device.type != "cpu":
-        raise UsageError(f"unsupported device {name!r}; use auto, cpu or cuda[:N]")
+        raise UsageError(f"unsupported device {name!r}; use {DEVICE_CHOICES}")
     return device
 
 
@@ -46,7 +65,13 @@ def device_label(name: str) -> str:
     """`--device` as the machine has it: "cuda:0 (NVIDIA H200)", "cpu (16 threads)"."""
     device = resolve_device(name)
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
+        # ROCm builds of PyTorch drive AMD GPUs through the same torch.cuda API.
+        runtime = f", ROCm {torch.version.hip}" if torch.version.hip else ""
+        return f"{device} ({torch.cuda.get_device_name(device)}{runtime})"
+    if device.type == "xpu":
+        return f"{device} ({torch.xpu.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
@@ -70,7 +95,7 @@ def cpu_has_bf16() -> bool:
 def resolve_precision(
     name: str, device: torch.device, auto_cpu_bf16: bool = False, supported: tuple[Precision, ...] = tuple(DTYPES)
 ) -> torch.dtype:
-    """`auto`: fp16 on CUDA; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
+    """`auto`: fp16 on a GPU; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
 
     bf16 is about 1.8x faster than fp32 on an AVX-512 BF16 CPU, but against fp32 its 8-bit
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
@@ -78,7 +103,7 @@ def resolve_precision(
     whose `supported` precisions have it (a community model's, as spandrel declares them; remaster's own: all).
     """
     if name == Precision.AUTO:
-        if device.type == "cuda":
+        if device.type != "cpu":  # any GPU: CUDA (and ROCm), MPS, XPU all have fp16 arithmetic
             # A model that breaks in fp16 (spandrel says so of some) runs in bf16, else fp32.
             preferred = next((p for p in (Precision.FP16, Precision.BF16) if p in supported), Precision.FP32)
             return DTYPES[preferred]
@@ -95,6 +120,10 @@ def resolve_precision(
 def free_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    if device.type == "xpu":
+        return torch.xpu.mem_get_info(device)[0]
+    if device.type == "mps":  # unified memory: what Metal recommends for this process, less what it holds
+        return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
             if line.startswith("MemAvailable:"):
@@ -102,18 +131,41 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def auto_tile(
-    activations_per_pixel: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device
-) -> int:
-    """The largest tile side whose activations fit in a share of free memory; 0 = whole frame.
+def fit_tile(free_bytes: int, activations_per_pixel: int, height: int, width: int, batch: int, itemsize: int) -> int:
+    """The largest tile side whose activations for `batch` frames fit in a share of `free_bytes`;
+    0 = whole frame. A pure function of its numbers, so that tests give it any machine's memory.
 
     `activations_per_pixel`: values alive at once per input pixel, untiled, batch 1 (the model's
-    `ModelDescriptor.activations_per_pixel`)."""
-    per_pixel = activations_per_pixel * torch.finfo(dtype).bits // 8 * batch
-    budget = free_memory(device) * MEMORY_SHARE
+    `ModelDescriptor.activations_per_pixel`); `itemsize`: bytes a value (2 for fp16)."""
+    per_pixel = activations_per_pixel * itemsize * batch
+    budget = free_bytes * MEMORY_SHARE
     if height * width * per_pixel <= budget:
         return 0
     return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
+
+
+def fit_batch(
+    free_bytes: int, activations_per_pixel: int, height: int, width: int, itemsize: int, most: int = AUTO_BATCH_MAX
+) -> int:
+    """The most whole frames (up to `most`) whose activations fit in a share of `free_bytes`; 1 when
+    not even one whole frame fits (that one is then tiled: `fit_tile`). A pure function, as `fit_tile`."""
+    per_frame = activations_per_pixel * itemsize * height * width
+    return max(1, min(most, int(free_bytes * MEMORY_SHARE // per_frame)))
+
+
+def auto_tile(
+    activations_per_pixel: int, height: int, width: int, batch: int, dtype: torch.dtype, device: torch.device
+) -> int:
+    """`--tile auto`: `fit_tile` for the free memory of `device` now."""
+    return fit_tile(free_memory(device), activations_per_pixel, height, width, batch, dtype.itemsize)
+
+
+def auto_batch(activations_per_pixel: int, height: int, width: int, dtype: torch.dtype, device: torch.device) -> int:
+    """`--batch auto`: 1 on a CPU (which runs a batch frame by frame anyway: engine/upscaler.py), else
+    the most whole frames that fit in the device's free memory now (`fit_batch`)."""
+    if device.type == "cpu":
+        return 1
+    return fit_batch(free_memory(device), activations_per_pixel, height, width, dtype.itemsize)
 
 
 def parse_bytes(value: str) -> int:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from remaster.arch.upcunet import State
+from remaster.engine.buffers import HostBuffers
 
 
 @dataclass(frozen=True)
@@ -42,19 +43,6 @@ def _numel(shape: tuple[int, ...]) -> int:
     for size in shape:
         count *= size
     return count
-
-
-def _is_dense(tensor: Tensor) -> bool:
-    """Its elements fill one block of memory with no gaps (in any dimension order), so the
-    block's bytes are the tensor and a tensor with the same strides rebuilds it."""
-    expected = 1
-    for size, stride in sorted(zip(tensor.shape, tensor.stride(), strict=True), key=lambda pair: pair[1]):
-        if size == 1:
-            continue
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def _bytes_of(tensor: Tensor) -> memoryview:
@@ -104,11 +92,19 @@ class TileStates:
     States are kept on `device` (host memory for a GPU run, so that GPU memory is bounded by
     the tile) while they total at most `memory_budget` bytes; beyond that they go to an unlinked
     file in `folder` (default: the system's temporary folder, which follows $TMPDIR). A budget of
-    0 spills every state; the default never spills.
+    0 spills every state; the default never spills. Spilled tensors go to and from the file
+    through `buffers`, host buffers reused for every tile of the same shape (pinned on a GPU run).
     """
 
-    def __init__(self, device: torch.device, memory_budget: float = float("inf"), folder: str | None = None):
+    def __init__(
+        self,
+        device: torch.device,
+        memory_budget: float = float("inf"),
+        folder: str | None = None,
+        buffers: HostBuffers | None = None,
+    ):
         self.device = device
+        self.buffers = buffers if buffers is not None else HostBuffers()
         self.memory_budget = memory_budget
         self.folder = folder
         self.in_memory: dict[int, State] = {}
@@ -144,13 +140,13 @@ class TileStates:
             return {k: v.to(device, non_blocking=True) for k, v in state.items()}
         spilled = self.spilled.pop(index)
         self.disk_bytes -= sum(where.nbytes for where in spilled.values())
-        return {name: self._read(where).to(device) for name, where in spilled.items()}
+        # A copy out of the reused buffer, which the next tile's read overwrites (on a CPU too).
+        return {name: self._read(where).to(device, copy=True) for name, where in spilled.items()}
 
     def _write(self, tensor: Tensor) -> _Spilled:
-        # Blocking: a GPU tensor's bytes must be on the host before they are written.
-        host = tensor.to("cpu")
-        if not _is_dense(host):
-            host = host.clone()  # as `.to` would lay it out when kept in memory
+        # Blocking: a GPU tensor's bytes must be on the host before they are written. A CPU tensor
+        # goes through the buffer too (a copy, small beside the write), so the CPU runs this path.
+        host = self.buffers.holding(tensor)
         where = _Spilled(self.space.take(host.nbytes), tuple(host.shape), tuple(host.stride()), host.dtype)
         data = _bytes_of(host)
         try:
@@ -163,7 +159,7 @@ class TileStates:
         return where
 
     def _read(self, where: _Spilled) -> Tensor:
-        tensor = torch.empty_strided(where.shape, where.stride, dtype=where.dtype)
+        tensor = self.buffers.buffer(where.shape, where.dtype, where.stride)
         buffer = _bytes_of(tensor)
         done = 0
         while done < len(buffer):

@@ -10,7 +10,15 @@ from torch import Tensor
 
 from remaster.engine.archs.community import note_blended
 from remaster.engine.blend_tiling import run_blended_tiled
-from remaster.engine.device import auto_tile, precision_name, resolve_device, resolve_precision, state_memory_budget
+from remaster.engine.buffers import HostBuffers
+from remaster.engine.device import (
+    auto_batch,
+    auto_tile,
+    precision_name,
+    resolve_device,
+    resolve_precision,
+    state_memory_budget,
+)
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.states import TileStates
@@ -53,6 +61,10 @@ class EngineSettings:
     # Bytes of host memory that tile states may hold between SE stages before the rest goes to
     # a temporary file; None: $REMASTER_STATE_MEMORY, else a share of free memory (device.py).
     state_memory: int | None = None
+    # Speed switches that benchmarks/gpu.py measures on a GPU; off until a measurement keeps them.
+    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
+    compile_mode: str = "default"
+    cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
 
 
 class Upscaler:
@@ -67,13 +79,15 @@ class Upscaler:
         self.tile = parse_tile(settings.tile)
         self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
         self.tiling = self.descriptor.tiling
+        self.cudnn_benchmark = settings.cudnn_benchmark
+        mode = settings.compile_mode
         if isinstance(self.tiling, SeStages):
             stages = self.model.stages
             if settings.compile:
-                stages = [torch.compile(stage, dynamic=False) for stage in stages]
+                stages = [torch.compile(stage, dynamic=False, mode=mode) for stage in stages]
             self.stages = stages
         else:
-            self.body = torch.compile(self.model, dynamic=False) if settings.compile else self.model
+            self.body = torch.compile(self.model, dynamic=False, mode=mode) if settings.compile else self.model
         # Tile states wait in host memory between SE stages, so that GPU memory is bounded
         # by the tile and not by the frame; past this budget, in a temporary file, so that
         # host memory is too. Measured once, before any frame: the memory a frame frees stays
@@ -82,6 +96,8 @@ class Upscaler:
         # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
         self.kept_state_bytes = 0
         self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
+        # Frames and spilled states pass between host and device through these, one per shape.
+        self.host_buffers = HostBuffers(self.device)
 
     @property
     def precision(self) -> str:
@@ -91,6 +107,10 @@ class Upscaler:
         if self.tile is not None:
             return self.tile
         return auto_tile(self.descriptor.activations_per_pixel, height, width, batch, self.dtype, self.device)
+
+    def batch_for(self, height: int, width: int) -> int:
+        """`--batch auto` for HxW frames: as many whole frames as fit in the device's free memory (1 on a CPU)."""
+        return auto_batch(self.descriptor.activations_per_pixel, height, width, self.dtype, self.device)
 
     @torch.inference_mode()
     def upscale(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
@@ -107,9 +127,10 @@ class Upscaler:
         n, h, w, c = x.shape
         if x.device == self.device:
             src = x
-        elif self.device.type == "cuda" and x.device.type == "cpu":
-            # Pinned memory lets the copy run without a staging copy, and asynchronously.
-            src = x.pin_memory().to(self.device, non_blocking=True)
+        elif x.device.type == "cpu":
+            # Through a reused host buffer, pinned on CUDA: the copy runs asynchronously, with no
+            # staging copy and no new pinned buffer each batch (engine/buffers.py).
+            src = self.host_buffers.to_device(self.host_buffers.holding(x))
         else:
             src = x.to(self.device)
         rgb = src.permute(0, 3, 1, 2).float().div_(max_value)
@@ -138,7 +159,16 @@ class Upscaler:
         _, _, h, w = rgb.shape
         if min(h, w) < self.descriptor.min_size:
             raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
-        return self._run(rgb.contiguous(memory_format=torch.channels_last))
+        x = rgb.contiguous(memory_format=torch.channels_last)
+        if self.device.type != "cuda":
+            return self._run(x)
+        # cuDNN's switch is process-wide: set for this call only, and put back.
+        was = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        try:
+            return self._run(x)
+        finally:
+            torch.backends.cudnn.benchmark = was
 
     def _run(self, x: Tensor) -> Tensor:
         if self.device.type == "cpu" and x.shape[0] > 1:
@@ -162,7 +192,7 @@ class Upscaler:
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
         device = state_device(self.device, len(tiles))
         budget = self.state_memory if device.type == "cpu" else float("inf")  # one tile: the frame fits
-        with TileStates(device, budget) as store:
+        with TileStates(device, budget, buffers=self.host_buffers) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
         self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         self.state_moves = store.moves

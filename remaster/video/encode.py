@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -58,6 +59,25 @@ class EncoderSettings:
         return options
 
 
+def encoder_threads() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a container's cpuset), which
+    can be far fewer than the machine's, where x265 would otherwise start a thread per core."""
+    return len(os.sched_getaffinity(0))
+
+
+def threaded_options(settings: EncoderSettings, threads: int) -> dict[str, str]:
+    """The encoder's options (resolved settings) sized to `threads` cores. x265 sizes its thread
+    pool by the machine's cores, not the process's (measured: under `taskset -c 0` on a 2-core
+    machine it still starts 2 pool workers), and FFmpeg's libx265 wrapper passes no thread count:
+    its own `pools=N` does. x264 already counts the cores of the process's affinity (and starts
+    1.5 threads a core, its tuned default); SVT-AV1 keeps `lp=0`, its automatic choice, as what
+    `lp` means changed between its releases (a core count, then a level of parallelism)."""
+    options = settings.options()
+    if settings.spec.encoder == "libx265":
+        options["x265-params"] = f"{options['x265-params']}:pools={threads}"
+    return options
+
+
 def check_encoder(settings: EncoderSettings) -> None:
     """Fail before any work if this FFmpeg build lacks the encoder or it cannot take the pixel format."""
     spec = settings.spec
@@ -77,7 +97,11 @@ def check_encoder(settings: EncoderSettings) -> None:
         _open_encoder(spec.encoder, pix_fmt, 256, 256, resolved.options())
     except av.FFmpegError as exc:
         if spec.encoder.endswith("_nvenc"):
-            raise UsageError(f"--codec {settings.codec}: {spec.encoder} does not open here ({exc})") from None
+            # FFmpeg's own error ("Operation not permitted" without a GPU) does not say what is missing.
+            raise UsageError(
+                f"--codec {settings.codec}: {spec.encoder} does not open here: it needs an NVIDIA GPU with "
+                f"NVENC and its driver ({exc.strerror or exc}); x264, x265 or svtav1 run on the CPU"
+            ) from None
         # The encoder logs which value it refuses just above this line.
         settings_text = f"--codec {settings.codec} --crf {resolved.crf:g} --speed {resolved.speed}"
         raise UsageError(f"{settings_text}: {spec.encoder} refuses them ({exc.strerror or exc})") from None
@@ -210,7 +234,7 @@ class SegmentWriter:
             ctx.color_trc, ctx.color_range = colour.color_trc, colour.color_range
             # x264 tags its streams progressive by itself; x265 and SVT-AV1 leave it unknown.
             ctx.field_order = AV_FIELD_PROGRESSIVE
-            stream.options = settings.options()
+            stream.options = threaded_options(settings, encoder_threads())
             stream.thread_type = "AUTO"
             stream.codec_context.open()
         except av.FFmpegError as exc:

@@ -235,10 +235,11 @@ def compute_segments(job: Job, todo: list[Segment], upscaler: Upscaler, progress
     is finished; returns the frames the model ran on and those that reused a held drawing's result."""
     plan = job.plan
     decode = DecodeStage(plan, todo)
-    upscale = UpscaleStage(upscaler, plan.frame, plan.batch)
+    batch = plan.batch or upscaler.batch_for(plan.media.video.height, plan.media.video.width)
+    upscale = UpscaleStage(upscaler, plan.frame, batch)
     encode = EncodeStage.for_plan(plan, job.work, job.done, progress)
     try:
-        run_stages(decode.messages(), [HeldDrawings(plan.reuse), upscale], encode, plan.batch)
+        run_stages(decode.messages(), [HeldDrawings(plan.reuse), upscale], encode, batch, progress.busy)
     finally:
         job.decoded.add(decode.stats)
     return upscale.computed, upscale.held

@@ -54,7 +54,7 @@ class VideoSettings:
     model: str  # the preset's model unless --model
     engine: EngineSettings
     encoder: EncoderSettings  # resolved: no empty fields
-    batch: int = 1
+    batch: int | None = None  # frames per model call; None: as many as fit (Upscaler.batch_for)
     segment_seconds: float = 30
     workdir: Path | None = None
     keep_workdir: bool = False
@@ -106,7 +106,7 @@ class JobPlan:
     engine: EngineSettings  # device and precision resolved: "cpu"/"cuda", never "auto"
     encoder: EncoderSettings
     reuse: ReuseMode
-    batch: int
+    batch: int | None  # None: chosen by the engine from free memory when the model is loaded
     allow_damaged: bool
     time_range: tuple[float, float] | None  # --start/--end, on the input's clock, for the mux's cut
     made_with: str  # ends the new video track's title

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from remaster.video.busy import StageBusy
 from remaster.wording import counted
 
 
@@ -115,6 +116,7 @@ class QuietProgress:
         self._lock = threading.Lock()
         self._frames_total = 0
         self._eta = EtaEstimator(0)  # a Ray task reports frames of a job it did not start()
+        self.busy = StageBusy()  # each stage's working time, timed by run_stages (video/busy.py)
 
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
         with self._lock:
@@ -183,6 +185,8 @@ class JsonProgress(QuietProgress):
             segment_frames=self._segment_total,
             fps=None if fps is None else round(fps, 3),
             eta_seconds=None if left is None else round(left, 1),
+            busy={stage: round(share, 1) for stage, share in self.busy.shares().items()},
+            bottleneck=self.busy.bottleneck(),
         )
 
     def segment_done(self, index: int, frames: int) -> None:
@@ -219,11 +223,12 @@ class RichProgress(QuietProgress):
             # Rich's own time-remaining column takes every advance as speed, checkpoints and held
             # drawings included; the ETA shown is EtaEstimator's, the same as --json-progress gives.
             TextColumn("{task.fields[eta]}"),
+            TextColumn("{task.fields[busy]}"),
             console=self.console,
             transient=True,
         )
-        self._overall = self._bars.add_task("total", total=frames_total, fps="", eta="")
-        self._segment_task = self._bars.add_task("segment", total=1, fps="", eta="", visible=False)
+        self._overall = self._bars.add_task("total", total=frames_total, fps="", eta="", busy="")
+        self._segment_task = self._bars.add_task("segment", total=1, fps="", eta="", busy="", visible=False)
         self._bars.start()
 
     def reused(self, frames: int) -> None:
@@ -239,6 +244,7 @@ class RichProgress(QuietProgress):
         shown = {
             "fps": "" if fps is None else f"{fps:.2f} fps",
             "eta": "-:--:--" if left is None else _clock_time(left),
+            "busy": self.busy.line(),
         }
         self._bars.update(self._overall, advance=count, **shown)
         self._bars.update(self._segment_task, advance=count)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from remaster.engine.upscaler import Upscaler
 from remaster.errors import DamagedInput, RemasterError
+from remaster.video.busy import StageBusy
 from remaster.video.checkpoint import WorkDir
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
 from remaster.video.decode import DecodeStats, Planes, decode_segments
@@ -138,47 +140,88 @@ class HeldDrawings:
         return (Marked(message.planes, held),)
 
 
+@dataclass(frozen=True)
+class _Launched:
+    """A batch given to the model: its frames (held ones too), and where its results will be.
+    `planes` are host tensors (Y', Cb, Cr) that a GPU may still be copying into until `copied`."""
+
+    marked: tuple[Marked, ...]
+    planes: tuple[torch.Tensor, ...]
+    copied: torch.cuda.Event | None
+
+
 @dataclass
 class UpscaleStage:
     """Runs the model on batches of `batch` frames that are not held drawings; a held frame gets
-    the result of the last frame computed before it."""
+    the result of the last frame computed before it.
+
+    `overlap` batches are let run before their results are taken: on CUDA 1, so that the GPU
+    computes a batch and copies it back while this thread stacks and sends the next one and
+    hands the last one's frames to the encoder (the model's work is queued, not waited for);
+    on other devices 0, where the model has finished when it returns. Results come out in order,
+    and a segment's end takes every batch still running before it passes the end on."""
 
     upscaler: Upscaler
     frame: OutputFrame
     batch: int
+    overlap: int | None = None  # None: 1 on CUDA, else 0
     computed: int = 0  # frames the model ran on
     held: int = 0  # frames that reused a held drawing's result
     _pending: list[Marked] = field(default_factory=list)
+    _running: deque[_Launched] = field(default_factory=deque)
     _last: OutputPlanes | None = None
+
+    def __post_init__(self) -> None:
+        if self.overlap is None:
+            self.overlap = 1 if self.upscaler.device.type == "cuda" else 0
 
     def feed(self, message: Message) -> Iterable[Message]:
         if isinstance(message, Marked):
             self._pending.append(message)
             if sum(not m.held for m in self._pending) < self.batch:
                 return ()
-            return (self._flush(),)
-        out = (self._flush(),) if self._pending else ()
+            return self._launch(self.overlap)
+        out = self._launch(0) if self._pending else tuple(self._collect() for _ in range(len(self._running)))
         self._last = None
         return (*out, message)
 
-    def _flush(self) -> Upscaled:
+    def _launch(self, overlap: int) -> tuple[Upscaled, ...]:
+        """Start the pending frames' batch; give back the results of the batches beyond `overlap`."""
         computed = [m.planes for m in self._pending if not m.held]
-        results = iter(self._upscale(computed) if computed else ())
-        frames = []
-        for marked in self._pending:
-            if not marked.held:
-                self._last = next(results)
-            frames.append(OutputPlanes(self._last.y, self._last.u, self._last.v, marked.planes.pts))
-        held = len(self._pending) - len(computed)
-        self.computed, self.held = self.computed + len(computed), self.held + held
+        planes, copied = self._start(computed) if computed else ((), None)
+        self._running.append(_Launched(tuple(self._pending), planes, copied))
         self._pending = []
+        return tuple(self._collect() for _ in range(len(self._running) - overlap))
+
+    def _collect(self) -> Upscaled:
+        """The oldest running batch's frames, once its planes are on the host."""
+        launched = self._running.popleft()
+        if launched.copied is not None:
+            launched.copied.synchronize()
+        y, u, v = (plane.numpy() for plane in launched.planes) if launched.planes else ((), (), ())
+        results = iter(range(len(y)))
+        frames = []
+        for marked in launched.marked:
+            if not marked.held:
+                i = next(results)
+                self._last = OutputPlanes(y[i], u[i], v[i], marked.planes.pts)
+            frames.append(OutputPlanes(self._last.y, self._last.u, self._last.v, marked.planes.pts))
+        held = len(launched.marked) - len(y)
+        self.computed, self.held = self.computed + len(y), self.held + held
         return Upscaled(tuple(frames), held)
 
     @torch.inference_mode()
-    def _upscale(self, batch: list[Planes]) -> list[OutputPlanes]:
-        first, frame, device = batch[0], self.frame, self.upscaler.device
+    def _start(self, batch: list[Planes]) -> tuple[tuple[torch.Tensor, ...], torch.cuda.Event | None]:
+        """Queue the batch through the model and back to the host: the output planes as host
+        tensors, and on CUDA the event after which their bytes are there."""
+        first, frame, buffers = batch[0], self.frame, self.upscaler.host_buffers
         spec = ColourSpec(frame.source_matrix, first.full_range, first.bits, first.chroma_shift)
-        y, u, v = (_stack([getattr(p, name) for p in batch], device) for name in ("y", "u", "v"))
+        # Stacked straight into reused host buffers (pinned on CUDA), Cb and Cr in one, and copied
+        # to the device; torch has few uint16 kernels, and 10- to 16-bit codes fit int32.
+        dtype = torch.uint8 if first.y.dtype == np.uint8 else torch.int32
+        y = buffers.to_device(buffers.stacked([p.y for p in batch], dtype))
+        uv = buffers.to_device(buffers.stacked([p.u for p in batch] + [p.v for p in batch], dtype))
+        u, v = uv[: len(batch)], uv[len(batch) :]
         rgb = self.upscaler.upscale_rgb(planes_to_rgb(y, u, v, spec)).clamp_(0, 1)
         if frame.resample:
             # Antialiased bicubic: the one resize is a reduction of the model's output.
@@ -186,8 +229,14 @@ class UpscaleStage:
             rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
         else:
             rgb = rgb[..., : frame.height, : frame.width]  # an odd size loses its last row/column
-        planes = [plane.cpu().numpy() for plane in rgb_to_planes(rgb, frame.spec)]
-        return [OutputPlanes(planes[0][i], planes[1][i], planes[2][i], p.pts) for i, p in enumerate(batch)]
+        # From CUDA, non_blocking copies into fresh pinned memory (PyTorch's caching host allocator
+        # reuses it once freed) and returns at once; elsewhere the planes are already on the host.
+        planes = tuple(plane.to("cpu", non_blocking=True) for plane in rgb_to_planes(rgb, frame.spec))
+        copied = None
+        if self.upscaler.device.type == "cuda":
+            copied = torch.cuda.Event()
+            copied.record(torch.cuda.current_stream(self.upscaler.device))
+        return planes, copied
 
 
 class EncodeStage:
@@ -253,10 +302,14 @@ def run_stages(
     middle: list,
     sink: EncodeStage,
     batch: int,
+    busy: StageBusy | None = None,
 ) -> None:
     """Run the source and the sink in threads of their own and `middle` (objects with `feed`) in
     this one, joined by bounded queues. The first failure anywhere stops all three and is raised
-    here; so is a KeyboardInterrupt, once both threads have stopped."""
+    here; so is a KeyboardInterrupt, once both threads have stopped. `busy` times each stage's
+    work (decode, model, encode), not its waits on the queues."""
+    busy = busy if busy is not None else StageBusy()
+    busy.start()
     stop = threading.Event()
     failures: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
@@ -264,7 +317,11 @@ def run_stages(
 
     def produce() -> None:
         with contextlib.closing(source):
-            for message in source:
+            while True:
+                with busy.working("decode"):
+                    message = next(source, None)
+                if message is None:
+                    break
                 if not _put(decoded, message, stop):
                     return
         _put(decoded, None, stop)
@@ -272,7 +329,8 @@ def run_stages(
     def consume() -> None:
         try:
             while (message := _get(upscaled, stop)) is not None:
-                sink.feed(message)
+                with busy.working("encode"):
+                    sink.feed(message)
         finally:
             sink.close()
 
@@ -281,7 +339,9 @@ def run_stages(
         thread.start()
     try:
         while (message := _get(decoded, stop, failures)) is not None:
-            for out in _through(middle, message):
+            with busy.working("model"):
+                messages = _through(middle, message)
+            for out in messages:
                 _put(upscaled, out, stop, failures)
         _put(upscaled, None, stop, failures)
         for thread in threads:
@@ -340,13 +400,6 @@ def _get(q: queue.Queue, stop: threading.Event, failures: list | None = None) ->
     if failures:
         raise failures[0]
     return None
-
-
-def _stack(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    batch = np.stack(planes)
-    if batch.dtype != np.uint8:  # torch has few uint16 kernels; 10- to 16-bit codes fit int32
-        batch = batch.astype(np.int32)
-    return torch.from_numpy(batch).to(device, non_blocking=True)
 
 
 def _check_decoded(media: MediaInfo, seg: Segment, stats: DecodeStats, allow_damaged: bool) -> None:

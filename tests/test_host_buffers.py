@@ -1,0 +1,63 @@
+"""Host buffers between host and device: made once per shape and reused for every batch, never one
+per batch (on CUDA they are pinned, and pinning is slow). The same pool runs on the CPU unpinned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from remaster.engine.buffers import HostBuffers
+from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.models.loader import load_model
+from remaster.testcard import anime_frame
+
+DEVICES = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def _frames(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_one_buffer_per_shape_however_many_batches(device):
+    pool = HostBuffers(torch.device(device))
+    shapes = [(2, 48, 64, 3), (2, 30, 40, 3)]  # two frame sizes, as a video and its last short batch
+    for batch in range(5):
+        for shape in shapes:
+            frames = _frames(shape, batch)
+            on_device = pool.to_device(pool.holding(frames))
+            assert torch.equal(on_device.cpu(), frames)  # each batch's own bytes, not an earlier batch's
+    assert pool.allocations == len(shapes)
+    assert pool.pin == device.startswith("cuda")  # pinned only for a CUDA device
+
+
+@pytest.mark.parametrize("device", DEVICES[1:] or [pytest.param("cuda", marks=pytest.mark.skip("no CUDA GPU"))])
+def test_a_buffer_is_not_refilled_before_its_copy_to_the_gpu_has_read_it(device):
+    pool = HostBuffers(torch.device(device))
+    shape = (4, 540, 960, 3)  # large enough that the asynchronous copy is still running
+    first, second = _frames(shape, 1), _frames(shape, 2)
+    on_device = pool.to_device(pool.holding(first))
+    pool.holding(second)  # the same buffer, refilled at once: it must wait for the copy
+    assert torch.equal(on_device.cpu(), first)
+
+
+def test_planes_are_stacked_into_the_reused_buffer_at_the_wider_type():
+    pool = HostBuffers()
+    for seed in range(3):
+        planes = [np.random.default_rng(seed + i).integers(0, 1024, (6, 8), dtype=np.uint16) for i in range(4)]
+        stacked = pool.stacked(planes, torch.int32)
+        assert stacked.dtype == torch.int32 and np.array_equal(stacked.numpy(), np.stack(planes))
+    assert pool.allocations == 1
+
+
+def test_spilled_states_go_through_buffers_made_once_per_tile_shape():
+    upscaler = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "64", state_memory=0))
+    for shape in ((72, 136), (64, 100)):  # two frame sizes: 2 x 3 and 1 x 2 tiles of 64
+        upscaler.upscale(anime_frame(*shape, seed=1)[None])
+    made = upscaler.host_buffers.allocations
+    assert made > 0  # every state was spilled, through the pool
+    for seed in range(2, 5):
+        for shape in ((72, 136), (64, 100)):
+            upscaler.upscale(anime_frame(*shape, seed=seed)[None])
+    assert upscaler.host_buffers.allocations == made
