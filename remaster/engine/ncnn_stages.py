@@ -108,7 +108,7 @@ def cut_at_means(param_path: Path, bin_path: Path) -> CutGraph:
     for index, group in enumerate(groups):
         later = {blob for g in groups[index + 1 :] for layer in g for blob in layer.inputs}
         se_input = means[index].inputs[0] if index < len(means) else None
-        wanted = later | {finals[0], se_input}
+        wanted = later | {finals[0]} | ({se_input} if se_input is not None else set())
         made = [blob for layer in group for blob in layer.outputs]
         outputs = tuple(blob for blob in made if blob in wanted)
         inputs = tuple(dict.fromkeys(b for layer in group for b in layer.inputs if b not in made))
