@@ -28,7 +28,7 @@ from remaster.engine.ncnn_stages import (  # noqa: E402  (needs the ncnn wheel)
 )
 
 CPU = NcnnOptions(threads=2)  # the test machine's cores
-SE_MODELS = ["2x-no-denoise", "3x-no-denoise", "4x-no-denoise", "2x-waifu2x-cunet-no-denoise"]
+SE_MODELS = ["2x-no-denoise", "3x-no-denoise", "4x-no-denoise", "2x-waifu2x-cunet-no-denoise", "1x-waifu2x-cunet-denoise0x"]
 # Tile sides (core pixels) for the 37 x 45 frame: 9, 6 and 4 tiles.
 TILES = [16, 20, 24]
 
