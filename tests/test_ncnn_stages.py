@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from remaster.engine.tiling import plan_tiles, run_body_tiled
+from remaster.errors import UsageError
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model
 from tests.conftest import picture
@@ -28,7 +29,13 @@ from remaster.engine.ncnn_stages import (  # noqa: E402  (needs the ncnn wheel)
 )
 
 CPU = NcnnOptions(threads=2)  # the test machine's cores
-SE_MODELS = ["2x-no-denoise", "3x-no-denoise", "4x-no-denoise", "2x-waifu2x-cunet-no-denoise", "1x-waifu2x-cunet-denoise0x"]
+SE_MODELS = [
+    "2x-no-denoise",
+    "3x-no-denoise",
+    "4x-no-denoise",
+    "2x-waifu2x-cunet-no-denoise",
+    "1x-waifu2x-cunet-denoise0x",
+]
 # Tile sides (core pixels) for the 37 x 45 frame: 9, 6 and 4 tiles.
 TILES = [16, 20, 24]
 
@@ -145,6 +152,12 @@ def test_per_tile_means_leave_seams():
 
 
 needs_vulkan = pytest.mark.skipif(ncnn.get_gpu_count() == 0, reason="no Vulkan device (install Mesa's llvmpipe)")
+
+
+def test_vulkan_device_past_the_last_is_refused():
+    # ncnn itself would take the index without a word; this must say so instead.
+    with pytest.raises(UsageError, match="Vulkan device 7"):
+        new_net(NcnnOptions(vulkan=True, device=7))
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ import torch
 from remaster.arch.upcunet import UpcunetPadding
 from remaster.engine.states import TileStates
 from remaster.engine.tiling import Tile
+from remaster.errors import UsageError
 from remaster.models.descriptor import SeStages
 from remaster.models.ncnn import PARAM_MAGIC, NcnnFormatError, ParamLayer, read_layers, weight_bytes
 
@@ -192,6 +193,10 @@ def new_net(options: NcnnOptions) -> ncnn.Net:
     if options.threads:
         opt.num_threads = options.threads
     if options.vulkan:
+        # ncnn takes an index past its devices without a word (and runs elsewhere): refuse it here.
+        count = ncnn.get_gpu_count()
+        if not 0 <= options.device < count:
+            raise UsageError(f"Vulkan device {options.device}: ncnn sees {count} Vulkan device(s)")
         net.set_vulkan_device(options.device)
     return net
 
