@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError, UsageError
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
+from remaster.models.descriptor import FAMILY_TITLES
 from remaster.outputs import refuse_to_destroy
 from remaster.presets import get_preset
 from remaster.video.decode import DecodeStats, decode_segment
@@ -70,7 +71,6 @@ CROP_ZOOM = 2  # the default crop shows each output pixel as 2x2, filling a colu
 BACKGROUND = (24, 24, 24)
 LABEL_COLOUR = (235, 235, 235)
 MARK_COLOUR = (255, 64, 200)  # the crops' outlines on the whole-frame pictures
-FAMILY_TITLES = {"realcugan": "Real-CUGAN", "realesrgan": "Real-ESRGAN", "waifu2x": "waifu2x"}
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 

@@ -18,6 +18,10 @@ class Family(StrEnum):
     WAIFU2X = "waifu2x"
 
 
+# How tables and pictures name each family: as its authors write it.
+FAMILY_TITLES = {Family.REALCUGAN: "Real-CUGAN", Family.REALESRGAN: "Real-ESRGAN", Family.WAIFU2X: "waifu2x"}
+
+
 class RealcuganVariant(StrEnum):
     SE = "se"
     PRO = "pro"
