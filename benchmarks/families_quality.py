@@ -20,7 +20,7 @@ from PIL import Image
 
 from remaster.bench import psnr
 from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.models.descriptor import FAMILY_TITLES
+from remaster.models.descriptor import family_title
 from remaster.models.loader import load_model
 from remaster.presets import get_preset
 from remaster.testcard import anime_frame, photo_frame
@@ -64,7 +64,7 @@ def main() -> None:
         model = load_model(get_preset(name).model)
         upscaler = Upscaler(model, EngineSettings("cpu", "fp32", "0"))
         outputs = {kind: [upscaler.upscale(p[None])[0] for p in small[kind]] for kind in PICTURES}
-        rows.append((name, FAMILY_TITLES[model.descriptor.family], outputs))
+        rows.append((name, family_title(model.descriptor.family), outputs))
 
     print(f"box-downscaled 2x from {width}x{height} and upscaled back; mean PSNR of {args.seeds} pictures, dB")
     print("| method | family | anime_frame | photo_frame |")

@@ -32,7 +32,7 @@ from remaster.bench import psnr
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.imagefiles import read_image, write_image
 from remaster.models.catalog import packaged_models
-from remaster.models.descriptor import FAMILY_TITLES
+from remaster.models.descriptor import family_title
 from remaster.models.loader import load_model
 from remaster.models.ncnn_reference import ncnn_net, ncnn_upscale
 from remaster.presets import get_preset
@@ -71,7 +71,7 @@ def measure(preset: str, frames_dir: Path, tmp: Path, args: argparse.Namespace, 
             times[precision].append(time.perf_counter() - start)
             if not args.model_only:
                 outputs[precision] = [read_image(p) for p in sorted(ours_dir.iterdir())]
-    family = FAMILY_TITLES[model.family]
+    family = family_title(model.family)
     theirs = statistics.median(times["ncnn"]) / len(frames)
     lines = []
     for precision in args.precision:

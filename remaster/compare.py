@@ -36,7 +36,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from remaster.errors import RemasterError, UsageError
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
-from remaster.models.descriptor import FAMILY_TITLES
 from remaster.outputs import refuse_to_destroy
 from remaster.presets import get_preset
 from remaster.video.decode import DecodeStats, decode_segment
@@ -288,7 +287,7 @@ def chosen_presets(presets: tuple[str, ...] | None, scale: int | None) -> tuple[
         return presets, []
     scale = DEFAULT_SCALE if scale is None else scale
     if scale not in ANNOUNCEMENT:
-        raise UsageError(f"--scale {scale}: the comparison is at {', '.join(f'{s}' for s in ANNOUNCEMENT)}")
+        raise UsageError(f"--scale {scale}: the comparison is at {', '.join(map(str, ANNOUNCEMENT))}")
     return ANNOUNCEMENT[scale], [LEFT_OUT[scale]] if scale in LEFT_OUT else []
 
 
@@ -321,11 +320,13 @@ def compare(
     import torch
 
     from remaster.engine.upscaler import EngineSettings, Upscaler
+    from remaster.models.descriptor import family_title
     from remaster.models.loader import load_model
 
     models = [(preset.name, load_model(preset.model)) for preset in chosen]
-    scale = max(model.descriptor.scale for _, model in models)
-    crop_w, crop_h = crop_size or default_crop(width, height, scale)
+    # Every column is shown at the largest scale among the presets.
+    shown_scale = max(model.descriptor.scale for _, model in models)
+    crop_w, crop_h = crop_size or default_crop(width, height, shown_scale)
     source_8bit = to_uint8(rgb)
     if crop_at is None:
         grey = source_8bit.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
@@ -335,16 +336,20 @@ def compare(
     else:
         corners = [crop_at]
     frame = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
-    bicubic = np.asarray(Image.fromarray(source_8bit).resize((width * scale, height * scale), Image.Resampling.BICUBIC))
-    columns = [Column(f"bicubic ({scale}x)", "bicubic", "", bicubic, scale)]
+    bicubic = np.asarray(
+        Image.fromarray(source_8bit).resize((width * shown_scale, height * shown_scale), Image.Resampling.BICUBIC)
+    )
+    columns = [Column(f"bicubic ({shown_scale}x)", "bicubic", "", bicubic, shown_scale)]
     for name, model in models:
         upscaler = Upscaler(model, engine or EngineSettings())
         out = upscaler.upscale_rgb(frame.to(upscaler.device))[0].float().cpu().permute(1, 2, 0).numpy()
-        s, family = model.descriptor.scale, FAMILY_TITLES.get(model.descriptor.family, model.descriptor.family)
-        shown = f"{family}: {name} ({s}x)" if s == scale else f"{family}: {name} ({s}x, nearest to {scale}x)"
+        s, family = model.descriptor.scale, family_title(model.descriptor.family)
+        shown = (
+            f"{family}: {name} ({s}x)" if s == shown_scale else f"{family}: {name} ({s}x, nearest to {shown_scale}x)"
+        )
         columns.append(Column(shown, family, name, to_uint8(out), s))
     boxes = tuple((x, y, crop_w, crop_h) for x, y in corners)
-    layout = plan_layout(width, height, scale, len(columns), boxes, len(notes))
+    layout = plan_layout(width, height, shown_scale, len(columns), boxes, len(notes))
     sheet, panels = render_sheet(columns, layout, notes)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_image(output, sheet)  # atomic: a temporary file beside `output`, renamed when complete

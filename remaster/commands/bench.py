@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from remaster.bench import run_bench
     from remaster.engine.device import device_label
-    from remaster.models.descriptor import FAMILY_TITLES
+    from remaster.models.descriptor import family_title
     from remaster.presets import get_preset
 
     presets = [get_preset(name) for name in args.preset or [DEFAULT_PRESET]]  # unknown names fail before any run
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         for row in run_bench(preset.model, width, height, args.frames, args.device, args.tile):
             table.add_row(
                 preset.name,
-                FAMILY_TITLES[row.family],
+                family_title(row.family),
                 row.precision + (" (auto)" if row.auto else ""),
                 f"{row.seconds_per_frame:.3f}",
                 f"{1 / row.seconds_per_frame:.2f}",

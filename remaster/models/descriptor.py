@@ -22,6 +22,11 @@ class Family(StrEnum):
 FAMILY_TITLES = {Family.REALCUGAN: "Real-CUGAN", Family.REALESRGAN: "Real-ESRGAN", Family.WAIFU2X: "waifu2x"}
 
 
+def family_title(family: str) -> str:
+    """A family's name as its authors write it; a family without one here, by its own name."""
+    return FAMILY_TITLES.get(family, str(family))
+
+
 class RealcuganVariant(StrEnum):
     SE = "se"
     PRO = "pro"
