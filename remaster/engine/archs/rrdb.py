@@ -15,11 +15,11 @@ from remaster.models.descriptor import LoadedModel
 
 NAME = "RRDBNet"
 # Values per input pixel alive at once, untiled, batch 1: measured with `benchmarks/memory.py
-# --preset 4x-esrgan-anime6b --size 256x192,512x384 --tiles 0` (fp32, CPU), the growth of the
-# peak RSS between the two sizes over the growth in pixels, in 4-byte values: 2392 (the 4x tail's
-# 64-channel maps at 16 times the input's pixels dominate; the block count does not change it),
-# plus 25% as for Real-CUGAN. Larger sizes were not run (minutes a frame on the shared CPU).
-ACTIVATIONS_PER_PIXEL = 3000
+# --preset P --size 256x192,512x384 --tiles 0` (fp32, CPU), the growth of the peak RSS between
+# the two sizes over the growth in pixels, in 4-byte values: 2392 for 4x-esrgan-anime6b (6
+# blocks), 2542 for 4x-esrgan-plus (23); the larger, plus 25% as for Real-CUGAN. Larger sizes
+# were not run (minutes a frame on the shared CPU).
+ACTIVATIONS_PER_PIXEL = 3200
 _BLOCK_KEY = re.compile(r"body\.(\d+)\.rdb1\.conv1\.weight")
 
 
