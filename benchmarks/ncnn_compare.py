@@ -1,12 +1,17 @@
-"""remaster against the ncnn wheel: same frames, same Real-CUGAN .param/.bin, CPU.
+"""remaster against the ncnn wheel: same frames, same .param/.bin, CPU, for every family.
 
-    python benchmarks/ncnn_compare.py [--preset 2x-conservative] [--size 480x360] [--frames 16]
-        [--precision auto|fp32|bf16] [--rounds 3]
+    python benchmarks/ncnn_compare.py [--preset 2x-conservative ...] [--size 480x360] [--frames 16]
+        [--precision auto,fp32] [--rounds 3] [--model-only]
 
-ncnn runs in this process with all cores, fp32 (no fp16/bf16 storage or arithmetic), the
-model's own pre- and post-processing (reflect pad, crop, round), reading and writing the same
-PNGs. remaster runs as the whole command, `remaster image FOLDER -o OUT`, start-up included.
-Both alternate for `--rounds` rounds; the table gives medians and the ratio.
+For each `--preset` (repeatable; Real-CUGAN, waifu2x and Real-ESRGAN presets alike), ncnn runs
+in this process with all cores, fp32 (no fp16/bf16 storage or arithmetic), with the family's
+reference pre- and post-processing (remaster.models.ncnn_reference: padding, crop, round).
+remaster runs as the whole command, `remaster image FOLDER -o OUT`, start-up and PNG writing
+included, both reading and writing the same PNGs; with `--model-only`, both run in this process
+on the decoded frames, model alone (remaster's Upscaler, untiled, after a warm-up frame; ncnn's
+first frame is warmed up too). ncnn and each remaster precision alternate within each of
+`--rounds` rounds; the table gives medians and ratios (above 1: remaster is faster), and the
+worst frame's PSNR of remaster against ncnn.
 """
 
 from __future__ import annotations
@@ -23,83 +28,88 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from remaster.arch.upcunet import geometry_for
 from remaster.bench import psnr
+from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.imagefiles import read_image, write_image
 from remaster.models.catalog import packaged_models
+from remaster.models.descriptor import family_title
+from remaster.models.loader import load_model
+from remaster.models.ncnn_reference import ncnn_net, ncnn_upscale
 from remaster.presets import get_preset
 from remaster.testcard import anime_frame
 
 
-def ncnn_net(param: Path, threads: int):
-    import ncnn
-
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = threads
-    for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-        setattr(net.opt, flag, False)
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
-    return net
-
-
-def ncnn_upscale(net, pixels: np.ndarray, scale: int) -> np.ndarray:
-    import ncnn
-
-    g = geometry_for(scale)
-    h, w = pixels.shape[:2]
-    left, right, top, bottom = g.padding(h, w)
-    x = pixels.astype(np.float32).transpose(2, 0, 1) / 255
-    x = np.ascontiguousarray(np.pad(x, ((0, 0), (top, bottom), (left, right)), mode="reflect"))
-    extractor = net.create_extractor()
-    extractor.input("in0", ncnn.Mat(x))
-    _, out = extractor.extract("out0")
-    y = np.array(out)[:, : scale * h, : scale * w]
-    if scale == 4:  # the residual the ncnn graph leaves out
-        y = y + np.repeat(np.repeat(x[:, top : top + h, left : left + w], 4, axis=1), 4, axis=2)
-    return np.clip(np.floor(y * 255 + 0.5), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+def measure(preset: str, frames_dir: Path, tmp: Path, args: argparse.Namespace, threads: int) -> list[str]:
+    """One preset: rounds of ncnn and each remaster precision alternating; the table's lines."""
+    model = packaged_models()[get_preset(preset).model]
+    frames = [read_image(p) for p in sorted(frames_dir.iterdir())]
+    net = ncnn_net(model.param, threads)
+    ncnn_upscale(model, net, frames[0])  # warm-up: ncnn's first extraction allocates and packs weights
+    upscalers = {}
+    if args.model_only:
+        for precision in args.precision:
+            upscalers[precision] = Upscaler(load_model(model.name), EngineSettings("cpu", precision, "0"))
+            upscalers[precision].upscale(frames[0][None])  # warm-up: first-call allocations
+    times: dict[str, list[float]] = {"ncnn": [], **{p: [] for p in args.precision}}
+    outputs: dict[str, list[np.ndarray]] = {}
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        outputs["ncnn"] = [ncnn_upscale(model, net, frame) for frame in frames]
+        if not args.model_only:
+            for i, out in enumerate(outputs["ncnn"]):
+                Image.fromarray(out).save(tmp / f"ncnn-{i:04d}.png")
+        times["ncnn"].append(time.perf_counter() - start)
+        for precision in args.precision:
+            start = time.perf_counter()
+            if args.model_only:
+                outputs[precision] = [upscalers[precision].upscale(frame[None])[0] for frame in frames]
+            else:
+                ours_dir = tmp / f"ours-{precision}"
+                command = [sys.executable, "-m", "remaster", "image", str(frames_dir), "-o", str(ours_dir)]
+                command += ["--preset", preset, "--device", "cpu", "--precision", precision, "--overwrite"]
+                subprocess.run(command, check=True, capture_output=True)
+            times[precision].append(time.perf_counter() - start)
+            if not args.model_only:
+                outputs[precision] = [read_image(p) for p in sorted(ours_dir.iterdir())]
+    family = family_title(model.family)
+    theirs = statistics.median(times["ncnn"]) / len(frames)
+    lines = []
+    for precision in args.precision:
+        ours = statistics.median(times[precision]) / len(frames)
+        agreement = min(psnr(a, b) for a, b in zip(outputs[precision], outputs["ncnn"], strict=True))
+        cells = (preset, family, precision, f"{ours:.3f}", f"{theirs:.3f}", f"{theirs / ours:.2f}x", f"{agreement:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="2x-conservative")
+    parser.add_argument("--preset", action="append", help="repeatable (default: 2x-conservative)")
     parser.add_argument("--size", default="480x360")
     parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--precision", default="auto", help="remaster's precisions, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model-only", action="store_true", help="both in process, the model alone")
     args = parser.parse_args()
+    args.precision = args.precision.split(",")
+    presets = args.preset or ["2x-conservative"]
     width, height = (int(v) for v in args.size.split("x"))
-    model = packaged_models()[get_preset(args.preset).model]
     threads = os.cpu_count() or 1
-
+    what = "model only, in process" if args.model_only else "remaster: the whole `remaster image` command"
+    print(
+        f"{args.frames} frames of {width}x{height}, {threads} threads, medians of {args.rounds} alternating rounds;"
+        f" {what}; ncnn fp32, in process"
+    )
+    print("| preset | family | remaster precision | remaster s/frame | ncnn s/frame | remaster vs ncnn | worst dB |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        frames_dir, ours_dir, theirs_dir = Path(tmp, "frames"), Path(tmp, "ours"), Path(tmp, "ncnn")
-        for folder in (frames_dir, ours_dir, theirs_dir):
-            folder.mkdir()
+        frames_dir = Path(tmp, "frames")
+        frames_dir.mkdir()
         for i in range(args.frames):
             write_image(frames_dir / f"{i:04d}.png", anime_frame(height, width, seed=i))
-        net = ncnn_net(model.param, threads)
-        command = [sys.executable, "-m", "remaster", "image", str(frames_dir), "-o", str(ours_dir)]
-        command += ["--preset", args.preset, "--device", "cpu", "--precision", args.precision, "--overwrite"]
-        ours, theirs = [], []
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            ours.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            for src in sorted(frames_dir.iterdir()):
-                Image.fromarray(ncnn_upscale(net, read_image(src), model.scale)).save(theirs_dir / src.name)
-            theirs.append(time.perf_counter() - start)
-        agreement = min(
-            psnr(read_image(ours_dir / p.name), read_image(theirs_dir / p.name)) for p in sorted(frames_dir.iterdir())
-        )
-
-    ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
-    print(f"{args.preset}, {args.frames} frames of {width}x{height}, {threads} threads, median of {args.rounds}")
-    print(f"  remaster image (whole command, {args.precision}): {ours_s:7.2f} s  {ours_s / args.frames:.3f} s/frame")
-    print(f"  ncnn wheel (fp32, in process):     {theirs_s:7.2f} s  {theirs_s / args.frames:.3f} s/frame")
-    print(f"  speed ratio remaster/ncnn: {theirs_s / ours_s:.2f}x   (worst-frame agreement {agreement:.1f} dB)")
+        for preset in presets:
+            for line in measure(preset, frames_dir, Path(tmp), args, threads):
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`remaster bench`: model-only throughput for each precision this machine can run."""
+"""`remaster bench`: model-only throughput of a model for each precision this machine can run."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from remaster.testcard import anime_frame
 
 @dataclass(frozen=True)
 class BenchRow:
+    family: str  # Family: realcugan, realesrgan, waifu2x
     precision: str
     seconds_per_frame: float  # median over the timed frames
     psnr_vs_fp32: float
@@ -53,5 +54,6 @@ def run_bench(model_name: str, width: int, height: int, frames: int, device: str
         result = np.stack(outputs)
         reference = result if reference is None else reference
         auto = resolve_precision("auto", resolved, upscaler.descriptor.auto_cpu_bf16)
-        rows.append(BenchRow(precision, statistics.median(times), psnr(result, reference), upscaler.dtype == auto))
+        seconds, fidelity = statistics.median(times), psnr(result, reference)
+        rows.append(BenchRow(upscaler.descriptor.family, precision, seconds, fidelity, upscaler.dtype == auto))
     return rows

@@ -111,6 +111,17 @@ def test_bench_prints_a_table(capsys):
     assert auto in out and out.count("(auto)") == 1
 
 
+def test_bench_takes_several_presets_and_names_their_families(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one table row a line
+    presets = ["2x-waifu2x-art-no-denoise", "2x-esrgan-animevideo"]
+    argv = ["bench", "--size", "32x24", "--frames", "1", "--device", "cpu"]
+    assert main([*argv, "--preset", presets[0], "--preset", presets[1]]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "fp32" in line and "PSNR" not in line]
+    assert [(row.split()[1], row.split()[3]) for row in rows] == [(presets[0], "waifu2x"), (presets[1], "Real-ESRGAN")]
+    assert main([*argv, "--preset", presets[0], "--preset", "9x-magic"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
 def test_error_is_one_line_without_traceback(tmp_path):
     missing = tmp_path / "nothing.png"
     run = subprocess.run(

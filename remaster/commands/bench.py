@@ -1,20 +1,24 @@
-"""`remaster bench`: model-only throughput for each precision, in a table."""
+"""`remaster bench`: model-only throughput for each precision and each preset, in a table."""
 
 from __future__ import annotations
 
 import argparse
 
-from remaster.commands.options import add_engine_options, add_preset_option, command_parser, size
+from remaster.commands.options import DEFAULT_PRESET, add_engine_options, command_parser, size
 
 NAME = "bench"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = command_parser(subparsers, NAME, help="model-only throughput for each precision")
-    add_preset_option(parser)
+    parser = command_parser(subparsers, NAME, help="model-only throughput for each precision and preset")
+    parser.add_argument(
+        "--preset",
+        action="append",
+        help=f"see `remaster presets`; repeat it to compare families (default: {DEFAULT_PRESET})",
+    )
     parser.add_argument("--size", type=size, default=(480, 360), metavar="WxH")
     parser.add_argument("--frames", type=int, default=5)
-    # Every precision this machine runs is measured, with the preset's model, uncompiled.
+    # Every precision this machine runs is measured, with the presets' models, uncompiled.
     add_engine_options(parser, model=False, precision=False, compile=False)
 
 
@@ -24,21 +28,24 @@ def run(args: argparse.Namespace) -> int:
 
     from remaster.bench import run_bench
     from remaster.engine.device import device_label
+    from remaster.models.descriptor import family_title
     from remaster.presets import get_preset
 
-    preset = get_preset(args.preset)
+    presets = [get_preset(name) for name in args.preset or [DEFAULT_PRESET]]  # unknown names fail before any run
     width, height = args.size
-    rows = run_bench(preset.model, width, height, args.frames, args.device, args.tile)
     where = device_label(args.device)  # says whether the GPU is seen: the first thing to check after an install
-    table = Table(title=f"{preset.name}, {width}x{height}, median of {args.frames} frames, model only, on {where}")
-    for column in ("precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            row.precision + (" (auto)" if row.auto else ""),
-            f"{row.seconds_per_frame:.3f}",
-            f"{1 / row.seconds_per_frame:.2f}",
-            f"{row.psnr_vs_fp32:.1f}",
-        )
+    table = Table(title=f"{width}x{height}, median of {args.frames} frames, model only, on {where}")
+    for column in ("preset", "family", "precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):
+        table.add_column(column, justify="left" if column in ("preset", "family") else "right")
+    for preset in presets:
+        for row in run_bench(preset.model, width, height, args.frames, args.device, args.tile):
+            table.add_row(
+                preset.name,
+                family_title(row.family),
+                row.precision + (" (auto)" if row.auto else ""),
+                f"{row.seconds_per_frame:.3f}",
+                f"{1 / row.seconds_per_frame:.2f}",
+                f"{row.psnr_vs_fp32:.1f}",
+            )
     Console().print(table)
     return 0

@@ -1,4 +1,5 @@
-"""`remaster compare IN`: one frame by bicubic and by each preset, side by side in one picture."""
+"""`remaster compare IN`: one frame by bicubic and by each preset (by default the announcement's
+waifu2x, Real-ESRGAN and Real-CUGAN), side by side in one picture."""
 
 from __future__ import annotations
 
@@ -13,21 +14,26 @@ from remaster.commands.options import (
     pair,
     parse_time,
 )
-from remaster.compare import DEFAULT_PRESETS
+from remaster.compare import ANNOUNCEMENT, DEFAULT_CROPS, DEFAULT_SCALE, MAX_CROPS
 
 NAME = "compare"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = command_parser(
-        subparsers, NAME, help="one frame by bicubic and by each preset, side by side in a PNG"
+        subparsers, NAME, help="one frame by bicubic, waifu2x, Real-ESRGAN and Real-CUGAN (or given presets) in a PNG"
     )
     parser.add_argument("input", type=Path, metavar="IN", help="a video (or a PNG/JPEG/WebP picture)")
     parser.add_argument("--at", type=parse_time, help="the frame: seconds or [H:]MM:SS[.ms] from the first frame")
+    defaults = "; ".join(f"{scale}x: {', '.join(names)}" for scale, names in ANNOUNCEMENT.items())
     parser.add_argument(
-        "--presets",
-        default=",".join(DEFAULT_PRESETS),
-        help="comma-separated presets, one column each after bicubic (default: %(default)s)",
+        "--scale",
+        type=int,
+        help=f"the default comparison's scale, 2, 3 or 4 (default {DEFAULT_SCALE}): {defaults}",
+    )
+    parser.add_argument("--presets", help="comma-separated presets, one column each after bicubic, instead")
+    parser.add_argument(
+        "--crops", type=int, default=DEFAULT_CROPS, help=f"zoomed crops, 1 to {MAX_CROPS} (default: %(default)s)"
     )
     add_output_options(parser, "the grid (default: IN.compare-TIMEs.png beside IN)")
     parser.add_argument("--crop", type=pair("x", "WIDTHxHEIGHT"), metavar="WxH", help="crop size in source pixels")
@@ -42,15 +48,26 @@ def run(args: argparse.Namespace) -> int:
     from remaster.compare import compare
     from remaster.outputs import compare_output_path
 
-    presets = tuple(name.strip() for name in args.presets.split(",") if name.strip())
+    presets = None if args.presets is None else tuple(name.strip() for name in args.presets.split(",") if name.strip())
     output = args.output or compare_output_path(args.input, args.at)
     report = compare(
-        args.input, output, args.at, presets, args.crop, args.crop_at, engine_settings(args), args.overwrite
+        args.input,
+        output,
+        args.at,
+        presets,
+        args.crop,
+        args.crop_at,
+        engine_settings(args),
+        args.overwrite,
+        args.scale,
+        args.crops,
     )
-    x, y, w, h = report.crop
+    crops = ", ".join(f"{w}x{h} at {x},{y}" for x, y, w, h in report.crops)
     when = "" if report.frame_time is None else f", frame at {report.frame_time:.3f} s"
     print(
         f"{report.output}: {report.size[0]}x{report.size[1]}, {', '.join(report.methods)}; "
-        f"crop {w}x{h} at {x},{y}{when} ({report.seconds:.1f} s)"
+        f"crops {crops}{when} ({report.seconds:.1f} s)"
     )
+    for note in report.notes:
+        print(f"  note: {note}")
     return 0

@@ -20,6 +20,20 @@ class Family(StrEnum):
     COMMUNITY = "community"
 
 
+# How tables and pictures name each family: as its authors write it.
+FAMILY_TITLES = {
+    Family.REALCUGAN: "Real-CUGAN",
+    Family.REALESRGAN: "Real-ESRGAN",
+    Family.WAIFU2X: "waifu2x",
+    Family.COMMUNITY: "community (spandrel)",
+}
+
+
+def family_title(family: Family) -> str:
+    """A family's name as its authors write it."""
+    return FAMILY_TITLES[family]
+
+
 class RealcuganVariant(StrEnum):
     SE = "se"
     PRO = "pro"

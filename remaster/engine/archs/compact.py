@@ -19,10 +19,12 @@ NAME = "SRVGGNetCompact"
 # reflection: against it, reflect padding of 10 gives 86-92 dB, replicate 37-41, none 37-43
 # (fp32, 2x/3x/4x, a 67x45 cel and a 56x40 photo).
 BORDER = Border(PadMode.REFLECT, 10)
-# Values per input pixel alive at once, untiled, batch 1, an estimate from the layer shapes (not
-# measured): two 64-channel maps (a convolution's output and its PReLU's), the 48-channel last
-# convolution and its pixel shuffle, the 4x residual sum and a resized output, plus 25%.
-ACTIVATIONS_PER_PIXEL = 400
+# Values per input pixel alive at once, untiled, batch 1: measured with `benchmarks/memory.py
+# --size 256x192,512x384` and `--size 640x360,1280x720 --tiles 0` (fp32, CPU), the growth of the
+# peak RSS between the two sizes over the growth in pixels, in 4-byte values: 119 and 142 for
+# realesr-animevideov3 2x, 119 and 141 for 4x (the 2x/3x graphs run the 4x body); the larger,
+# plus 25% as for Real-CUGAN.
+ACTIVATIONS_PER_PIXEL = 180
 _BODY_KEY = re.compile(r"body\.(\d+)\.weight")
 
 

@@ -14,11 +14,12 @@ from remaster.errors import WeightsError
 from remaster.models.descriptor import LoadedModel
 
 NAME = "RRDBNet"
-# Values per input pixel alive at once, untiled, batch 1, an estimate from the layer shapes (not
-# measured): at 4x resolution, two 64-channel maps (a convolution's input and output) are 2 x 64
-# x 16 values an input pixel; the dense blocks' concatenations at the input's, up to 192 more;
-# plus 25%.
-ACTIVATIONS_PER_PIXEL = 2800
+# Values per input pixel alive at once, untiled, batch 1: measured with `benchmarks/memory.py
+# --preset P --size 256x192,512x384 --tiles 0` (fp32, CPU), the growth of the peak RSS between
+# the two sizes over the growth in pixels, in 4-byte values: 2392 for 4x-esrgan-anime6b (6
+# blocks), 2542 for 4x-esrgan-plus (23); the larger, plus 25% as for Real-CUGAN. Larger sizes
+# were not run (minutes a frame on the shared CPU).
+ACTIVATIONS_PER_PIXEL = 3200
 _BLOCK_KEY = re.compile(r"body\.(\d+)\.rdb1\.conv1\.weight")
 
 

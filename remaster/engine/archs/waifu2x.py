@@ -37,12 +37,14 @@ from remaster.models.descriptor import (
 
 CUNET = "Waifu2xCunet"
 UPCONV7 = "Waifu2xUpconv7"
-# Values per input pixel alive at once, untiled, batch 1. cunet 2x is Real-CUGAN 2x's body
-# (measured there); 1x runs unet2 at the input's resolution instead of twice it, so 2x's figure
-# bounds it (not measured). upconv_7, an estimate from the layer shapes (not measured): the two
-# widest neighbouring maps (128 and 256 channels) at the input's resolution, the 2x output,
-# plus 25%.
-CUNET_ACTIVATIONS_PER_PIXEL = REALCUGAN_ACTIVATIONS[2]
+# Values per input pixel alive at once, untiled, batch 1, by scale; measured with
+# `benchmarks/memory.py --size 256x192,512x384` and `--size 640x360,1280x720 --tiles 0` (fp32,
+# CPU): the growth of the peak RSS between the two sizes over the growth in pixels, in 4-byte
+# values, the larger of the two pairs, plus 25% as for Real-CUGAN. cunet 2x is Real-CUGAN 2x's
+# body and measures as it does (839 against 838 between 640x360 and 1280x720), so it takes
+# Real-CUGAN 2x's figure; cunet 1x, whose unet2 runs at the input's resolution, measured 343
+# and 299. upconv_7 measured 392 and 395.
+CUNET_ACTIVATIONS_PER_PIXEL = {1: 430, 2: REALCUGAN_ACTIVATIONS[2]}
 UPCONV7_ACTIVATIONS_PER_PIXEL = 500
 UPCONV7_BORDER = Border(PadMode.REPLICATE, RECEPTIVE_MARGIN)
 
@@ -88,7 +90,7 @@ def load_cunet(state: Mapping[str, Tensor], origin: Origin) -> LoadedModel:
         # Tile starts at multiples of 4: the 1x SE maps are at 1/4 of the input (2x: 1/2).
         tiling=SeStages(TILE_MULTIPLE),
         border=Border(PadMode.REPLICATE, g.pad, g.align),
-        activations_per_pixel=CUNET_ACTIVATIONS_PER_PIXEL,
+        activations_per_pixel=CUNET_ACTIVATIONS_PER_PIXEL[scale],
         min_size=1,  # replicate padding takes any size
         variant=origin.variant or "cunet",
         denoise=origin.denoise,
