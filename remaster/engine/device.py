@@ -8,7 +8,9 @@ import platform
 
 import torch
 
+from remaster.engine.engines import Engine
 from remaster.engine.precision import Precision
+from remaster.engine.vulkan import VULKAN, gpu_devices, parse_vulkan, vulkan_device
 from remaster.errors import UsageError
 
 DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
@@ -25,20 +27,31 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_TILE = 64
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, engine: str = Engine.AUTO) -> torch.device:
+    """`auto`: CUDA, then a Vulkan GPU (never a software Vulkan device such as llvmpipe: the
+    CPU engines are faster on the same cores), then the CPU; `--engine torch` skips Vulkan.
+    A Vulkan device comes back as torch.device("vulkan", N), a name only: the ncnn engine
+    runs it, with its frames in host memory."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        gpus = gpu_devices() if engine != Engine.TORCH else []
+        return torch.device(VULKAN, gpus[0].index) if gpus else torch.device("cpu")
+    index = parse_vulkan(name)
+    if index is not None:
+        vulkan_device(index)  # a one-line error where there is none
+        return torch.device(VULKAN, index)
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda[:N] or vulkan[:N]") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"device {name}: no CUDA GPU is available to PyTorch here")
         if (device.index or 0) >= torch.cuda.device_count():
             raise UsageError(f"device {name}: only {torch.cuda.device_count()} CUDA device(s)")
     elif device.type != "cpu":
-        raise UsageError(f"unsupported device {name!r}; use auto, cpu or cuda[:N]")
+        raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda[:N] or vulkan[:N]")
     return device
 
 
@@ -47,6 +60,8 @@ def device_label(name: str) -> str:
     device = resolve_device(name)
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == VULKAN:
+        return vulkan_device(device.index or 0).label
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
@@ -74,6 +89,8 @@ def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = Fal
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
     model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model.
     """
+    if device.type == VULKAN:
+        return _vulkan_precision(name, device)
     if name == Precision.AUTO:
         if device.type == "cuda":
             return torch.float16
@@ -82,6 +99,19 @@ def resolve_precision(name: str, device: torch.device, auto_cpu_bf16: bool = Fal
         raise UsageError(f"unknown precision {name!r}; use auto, {', '.join(DTYPES)}")
     if name == Precision.BF16 and device.type == "cpu" and not cpu_has_bf16():
         raise UsageError("precision bf16: this CPU has neither AVX-512 BF16 nor AMX")
+    return DTYPES[name]
+
+
+def _vulkan_precision(name: str, device: torch.device) -> torch.dtype:
+    """fp16 storage and arithmetic where the Vulkan device has them, else fp32; no bf16 (ncnn's
+    Vulkan path has none: net.cpp turns Vulkan off when bf16 storage is asked for)."""
+    fp16 = vulkan_device(device.index or 0).fp16
+    if name == Precision.AUTO:
+        return torch.float16 if fp16 else torch.float32
+    if name == Precision.FP16 and not fp16:
+        raise UsageError(f"precision fp16: {vulkan_device(device.index or 0).label} has no fp16 storage/arithmetic")
+    if name not in (Precision.FP32, Precision.FP16):
+        raise UsageError(f"precision {name}: a Vulkan device runs fp32 or fp16")
     return DTYPES[name]
 
 
