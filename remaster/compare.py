@@ -218,7 +218,8 @@ def compare(
         raise UsageError(f"--crop {crop_size[0]}x{crop_size[1]}: the frame is {width}x{height}")
     import torch
 
-    from remaster.engine.upscaler import EngineSettings, Upscaler
+    from remaster.engine.choice import make_upscaler
+    from remaster.engine.upscaler import EngineSettings
     from remaster.models.loader import load_model
 
     models = [(preset.name, load_model(preset.model)) for preset in chosen]
@@ -233,7 +234,7 @@ def compare(
     results = []
     frame = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
     for name, model in models:
-        upscaler = Upscaler(model, engine or EngineSettings())
+        upscaler = make_upscaler(model, engine or EngineSettings())
         out = upscaler.upscale_rgb(frame.to(upscaler.device))[0].float().cpu().permute(1, 2, 0).numpy()
         results.append((name, _to_uint8(out), upscaler.descriptor.scale))
     bicubic = np.asarray(Image.fromarray(source_8bit).resize((width * scale, height * scale), Image.Resampling.BICUBIC))

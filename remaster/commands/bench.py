@@ -24,11 +24,16 @@ def run(args: argparse.Namespace) -> int:
 
     from remaster.bench import run_bench
     from remaster.engine.device import device_label
+    from remaster.engine.vulkan import vulkan_devices
     from remaster.presets import get_preset
 
     preset = get_preset(args.preset)
     width, height = args.size
-    rows = run_bench(preset.model, width, height, args.frames, args.device, args.tile)
+    console = Console()
+    # Every Vulkan device ncnn sees, GPUs and software ones alike: the first thing to check after an install.
+    devices = vulkan_devices()
+    console.print("Vulkan devices: " + (", ".join(d.label for d in devices) if devices else "none"), highlight=False)
+    rows = run_bench(preset.model, width, height, args.frames, args.device, args.tile, args.engine)
     where = device_label(args.device)  # says whether the GPU is seen: the first thing to check after an install
     table = Table(title=f"{preset.name}, {width}x{height}, median of {args.frames} frames, model only, on {where}")
     for column in ("precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):
@@ -40,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
             f"{1 / row.seconds_per_frame:.2f}",
             f"{row.psnr_vs_fp32:.1f}",
         )
-    Console().print(table)
+    console.print(table)
     return 0

@@ -173,6 +173,10 @@ class NcnnUpscaler(Upscaler):
         self._said_whole = False
 
     @property
+    def where(self) -> str:
+        return f"{self.target.name}{' ncnn' if self.target.vulkan is None else ''}"
+
+    @property
     def label(self) -> str:
         """Where the network runs, for messages: "vulkan:0 (llvmpipe ..., cpu, fp16)", "cpu (ncnn, 16 threads)"."""
         if self.target.vulkan is None:

@@ -51,6 +51,8 @@ class EngineSettings:
     # Bytes of host memory that tile states may hold between SE stages before the rest goes to
     # a temporary file; None: $REMASTER_STATE_MEMORY, else a share of free memory (device.py).
     state_memory: int | None = None
+    # auto, torch or ncnn (engine/engines.py); engine/choice.make_upscaler reads it.
+    engine: str = "auto"
 
 
 class Upscaler:
@@ -82,6 +84,11 @@ class Upscaler:
     @property
     def precision(self) -> str:
         return precision_name(self.dtype)
+
+    @property
+    def where(self) -> str:
+        """Where the network runs, for messages: "cpu", "cuda" (the ncnn engine: "vulkan:0", "cpu ncnn")."""
+        return self.device.type
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
         if self.tile is not None:
