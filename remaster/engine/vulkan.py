@@ -43,8 +43,9 @@ class VulkanDevice:
 
     @property
     def label(self) -> str:
-        """ "vulkan:0 (llvmpipe (LLVM 15.0.6, 256 bits), cpu, fp16)"."""
-        return f"{VULKAN}:{self.index} ({self.name}, {self.kind}, {'fp16' if self.fp16 else 'fp32 only'})"
+        """For messages: `vulkan:0 (llvmpipe (LLVM 15.0.6, 256 bits), software on the CPU, fp16)`."""
+        kind = "software on the CPU" if self.software else f"{self.kind} GPU"
+        return f"{VULKAN}:{self.index} ({self.name}, {kind}, {'fp16' if self.fp16 else 'fp32 only'})"
 
 
 @contextlib.contextmanager
