@@ -114,8 +114,9 @@ def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = P
     return {"engine": faster, "seconds": seconds, "side": side, "upscaler": upscalers[faster]}
 
 
-def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
-    """`--engine auto` on a CPU: the cached choice for this model and CPU, else measure it now."""
+def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> Upscaler:
+    """`--engine auto` on a CPU: the cached choice for this model and CPU, else measure it now
+    on a `side` x `side` frame."""
     key = cache_key(loaded, cpu_threads())
     path = cache_path()
     entries = _read_cache(path)
@@ -124,7 +125,7 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings) -> Upscaler
         return NcnnUpscaler(loaded, settings)
     if known == Engine.TORCH:
         return Upscaler(loaded, settings)
-    measured = measure_engines(loaded, settings)
+    measured = measure_engines(loaded, settings, side)
     seconds = measured["seconds"]
     print(
         f"remaster: measured the CPU engines once for {loaded.descriptor.name}: torch {seconds['torch']:.3f} s,"

@@ -113,7 +113,13 @@ class NcnnNet:
         outputs = []
         for frame in x.float().cpu():
             extractor = self.net.create_extractor()
-            extractor.input(self.input_blob, self._ncnn.Mat(np.ascontiguousarray(frame.numpy())))
+            # Cloned: a Mat wrapping the array has channels w x h floats apart, where ncnn's own
+            # Mats round that up to 16 bytes; the Vulkan upload assumes the latter (a frame whose
+            # w x h is not a multiple of 4 came back scrambled, 12 dB; the CPU path reads either).
+            # The array is named: the wrapping Mat does not keep it alive until the clone.
+            pixels = np.ascontiguousarray(frame.numpy())
+            mat = self._ncnn.Mat(pixels).clone()
+            extractor.input(self.input_blob, mat)
             code, out = extractor.extract(self.output_blob)
             if code == NCNN_ALLOCATION_FAILED:
                 raise DeviceMemoryError(
