@@ -230,3 +230,38 @@ def test_a_video_job_on_vulkan_gives_the_torch_engines_frames(tmp_path, capsys):
     assert len(a) == len(b) == 12 and a[0].shape == (64, 96, 3)
     worst = min(psnr(x, y) for x, y in zip(a, b, strict=True))
     assert worst >= 45, f"{worst:.1f} dB"
+
+
+# A child that runs out of device memory for real: llvmpipe's device memory is host memory, so an
+# address-space limit (RLIMIT_AS) set after the warm-up makes vkAllocateMemory fail on a frame
+# whose whole-frame blobs need more than the headroom. Measured: a 160x160 frame of
+# 2x-esrgan-animevideo fails whole with 40 MiB of headroom and runs in tiles of 80.
+OUT_OF_MEMORY_CHILD = """
+import resource, sys
+import numpy as np
+from remaster.engine.choice import make_upscaler
+from remaster.engine.upscaler import EngineSettings
+from remaster.models.loader import load_model
+from remaster.testcard import anime_frame
+
+upscaler = make_upscaler(load_model("2x-esrgan-animevideo"), EngineSettings("vulkan", "fp32", "auto"))
+upscaler.upscale(anime_frame(32, 32)[None])  # the device's pipelines made before the limit
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (size + (40 << 20), resource.RLIM_INFINITY))
+np.save(sys.argv[1], upscaler.upscale(anime_frame(160, 160)[None])[0])
+"""
+
+
+@needs_vulkan
+def test_out_of_device_memory_retries_with_smaller_tiles_and_says_so(tmp_path):
+    from remaster.testcard import anime_frame
+
+    script, result_file = tmp_path / "child.py", tmp_path / "out.npy"
+    script.write_text(OUT_OF_MEMORY_CHILD)
+    result = subprocess.run([sys.executable, str(script), str(result_file)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("remaster:")]
+    assert said == ["remaster: vulkan:0: out of memory on a 180x180 input; retrying with tile 80"], result.stderr
+    reference = Upscaler(load_model("2x-esrgan-animevideo"), EngineSettings("cpu", "fp32", "0"))
+    assert psnr(np.load(result_file), reference.upscale(anime_frame(160, 160)[None])[0]) >= 60

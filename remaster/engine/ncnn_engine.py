@@ -230,7 +230,7 @@ class NcnnUpscaler(Upscaler):
                 smaller = (tile or max(x.shape[-2:])) // 2 // TILE_MULTIPLE * TILE_MULTIPLE
                 if smaller < MIN_TILE:
                     raise DeviceMemoryError(f"{exc}, even at tile {tile or 'whole frame'}") from None
-                print(f"remaster: {exc} at tile {tile or 'whole frame'}; retrying with tile {smaller}", file=sys.stderr)
+                print(f"remaster: {exc}; retrying with tile {smaller}", file=sys.stderr)
                 self.tile = smaller  # for the frames after this one too
 
     def _run_local_ncnn(self, x: Tensor, tiling: ReceptiveField, tile: int) -> Tensor:
