@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from remaster.arch.upcunet import UpcunetPadding
 from remaster.engine.device import MIN_TILE, auto_tile, resolve_device, resolve_precision
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
-from remaster.engine.tiling import Tile, plan_tiles
+from remaster.engine.tiling import plan_tiles
 from remaster.engine.upscaler import TILE_MULTIPLE, EngineSettings, Upscaler, parse_tile
 from remaster.engine.vulkan import FP16_FLAGS, VULKAN, import_ncnn, vulkan_device
 from remaster.errors import RemasterError, ResourceError, UsageError, WeightsError
@@ -131,18 +133,27 @@ class NcnnNet:
         return torch.stack(outputs)
 
 
-def run_se_model(net: NcnnNet, padded: Tensor, tiles: list[Tile]) -> Tensor:
+def run_se_model(net: NcnnNet, geometry: UpcunetPadding, padded: Tensor, tile: int) -> Tensor:
     """The body output of an SE model (Real-CUGAN, waifu2x cunet) for one padded frame.
 
-    THE PLUG-IN POINT for exact SE-staged tiles on ncnn (issue 15, item 2: engine/ncnn_stages.py):
-    `padded` is 1 x 3 x H x W float32 on the host, as `UpCunet.pad` gives it; `tiles` are planned
-    over its core (H and W less 2 x the model's pad) with `plan_tiles(core_h, core_w, tile,
-    descriptor.tile_multiple)`, exactly as the torch engine plans them; the result is what the
-    whole graph gives for `padded` (1 x 3 x sH' x sW' float32 on the host, before `finish`).
-    `net` carries the graph's files and target for sub-graphs built on the same device. Until
-    that tiler is in, every frame runs whole, whatever `tiles` says.
+    THE PLUG-IN POINT for exact SE-staged tiles on ncnn (issue 15 item 2, engine/ncnn_stages.py):
+    - `net`: the whole graph, loaded; `net.param`, `net.bin` and `net.target` (Vulkan index or
+      None for the CPU, fp16, threads) are what the stage sub-graphs are built from, once;
+    - `geometry`: the model's `UpCunet.geometry` (pad, align, scale, SE map resolutions);
+    - `padded`: 1 x 3 x H x W float32 on the host, as `UpCunet.pad` gives it;
+    - `tile`: the tile side in input pixels, 0 for the whole frame; the tiles are the plug-in's
+      to plan over the core (H and W less 2 x `geometry.pad`), at its own multiple;
+    - returns 1 x 3 x scale*(H - 2 pad) x scale*(W - 2 pad) or the whole graph's output for
+      `padded` (larger), float32 on the host: `UpCunet.finish` cuts either to the frame;
+    - raises DeviceMemoryError (from `NcnnNet.run`) where a tile does not fit: the caller retries
+      with half the tile.
+    Until that tiler is in, every frame runs whole, whatever `tile` says (`SE_TILES`).
     """
     return net.run(padded)
+
+
+# Whether `run_se_model` honours its `tile`: not until the SE-staged tiler is plugged in.
+SE_TILES = False
 
 
 class NcnnUpscaler(Upscaler):
@@ -200,32 +211,33 @@ class NcnnUpscaler(Upscaler):
 
     def _run_batch(self, x: Tensor) -> Tensor:
         if isinstance(self.tiling, ReceptiveField):
-            return self._run_local_shrinking(x, self.tiling)
-        model = self.model
-        padded = model.pad(x.float()).contiguous()
-        g = model.geometry
-        core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
-        tiles = plan_tiles(core_h, core_w, self.tile_for(*x.shape[-2:], x.shape[0]), self.descriptor.tile_multiple)
-        if len(tiles) > 1 and not self._said_whole:
+            return self._run_shrinking(x, self._run_local_ncnn)
+        if SE_TILES:
+            return self._run_shrinking(x, self._run_se)
+        tile = self.tile_for(*x.shape[-2:], x.shape[0])
+        if tile and tile < max(x.shape[-2:]) and not self._said_whole:
             self._said_whole = True
-            print(
-                f"remaster: {self.descriptor.name} on ncnn runs whole frames (no SE-staged tiles yet)", file=sys.stderr
-            )
+            message = f"{self.descriptor.name} on ncnn runs whole frames (no SE-staged tiles on ncnn yet)"
+            print(f"remaster: {message}", file=sys.stderr)
         try:
-            body = torch.cat([run_se_model(self.net, frame[None], tiles) for frame in padded])
+            return self._run_se(x, 0)
         except DeviceMemoryError as exc:
             raise DeviceMemoryError(
-                f"{exc} (a whole {x.shape[-1]}x{x.shape[-2]} frame of {self.descriptor.name}; "
-                "SE models do not tile on ncnn yet: try --device cpu)"
+                f"{exc} (a whole frame of {self.descriptor.name}; SE models do not tile on ncnn yet: try --device cpu)"
             ) from None
+
+    def _run_se(self, x: Tensor, tile: int) -> Tensor:
+        model = self.model
+        padded = model.pad(x.float()).contiguous()
+        body = torch.cat([run_se_model(self.net, model.geometry, frame[None], tile) for frame in padded])
         return model.finish(body, x)
 
-    def _run_local_shrinking(self, x: Tensor, tiling: ReceptiveField) -> Tensor:
-        """`_run_local`, retried with half the tile side while the device runs out of memory."""
+    def _run_shrinking(self, x: Tensor, run: Callable[[Tensor, int], Tensor]) -> Tensor:
+        """`run(x, tile)`, retried with half the tile side while the device runs out of memory."""
         while True:
             tile = self.tile_for(*x.shape[-2:], x.shape[0])
             try:
-                return self._run_local_ncnn(x, tiling, tile)
+                return run(x, tile)
             except DeviceMemoryError as exc:
                 smaller = (tile or max(x.shape[-2:])) // 2 // TILE_MULTIPLE * TILE_MULTIPLE
                 if smaller < MIN_TILE:
@@ -233,8 +245,10 @@ class NcnnUpscaler(Upscaler):
                 print(f"remaster: {exc}; retrying with tile {smaller}", file=sys.stderr)
                 self.tile = smaller  # for the frames after this one too
 
-    def _run_local_ncnn(self, x: Tensor, tiling: ReceptiveField, tile: int) -> Tensor:
+    def _run_local_ncnn(self, x: Tensor, tile: int) -> Tensor:
         # The torch engine's `_run_local`, with the graph as the body.
+        tiling = self.tiling
+        assert isinstance(tiling, ReceptiveField)
         border = self.descriptor.border
         padded = pad_frame(x.float(), border).contiguous()
         h, w = x.shape[-2:]
