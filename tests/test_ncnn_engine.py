@@ -24,6 +24,7 @@ from remaster.engine.device import resolve_device
 from remaster.engine.ncnn_engine import NcnnUpscaler
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.engine.vulkan import vulkan_devices
+from remaster.errors import UsageError
 from remaster.imagefiles import read_image, write_image
 from remaster.models.loader import load_model
 from tests.conftest import picture, psnr
@@ -104,6 +105,7 @@ def test_16_bit_and_alpha_go_through_the_torch_engines_own_conversion():
 
 def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REMASTER_HOME", str(tmp_path))
+    monkeypatch.delenv("REMASTER_ENGINE")  # the suite's torch (conftest.py)
     loaded = load_model("2x-esrgan-animevideo")
     settings = EngineSettings("cpu", "fp32", "0")
     first = choose_cpu_engine(loaded, settings, side=32)
@@ -117,6 +119,26 @@ def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatc
     # The second time: the cached choice, nothing measured, nothing said.
     again = make_upscaler(load_model("2x-esrgan-animevideo"), settings)
     assert type(again) is type(first) and capsys.readouterr().err == ""
+    # $REMASTER_ENGINE decides for `auto`, and a wrong value is one line.
+    monkeypatch.setenv("REMASTER_ENGINE", "ncnn")
+    assert isinstance(make_upscaler(loaded, settings), NcnnUpscaler)
+    monkeypatch.setenv("REMASTER_ENGINE", "onnx")
+    with pytest.raises(UsageError, match=r"^\$REMASTER_ENGINE: --engine 'onnx': want one of auto, torch, ncnn$"):
+        make_upscaler(loaded, settings)
+
+
+def test_se_models_run_whole_frames_on_ncnn_and_say_so_once(capsys):
+    """Until SE-staged tiles on ncnn are in, a tile smaller than the frame runs the whole frame:
+    the untiled pixels (>= 60 dB against the torch engine), said once, not per frame."""
+    name = "2x-conservative"
+    upscaler = make_upscaler(load_model(name), EngineSettings("cpu", "fp32", "64", engine="ncnn"))
+    frame = picture("anime", 76, 100)[None]
+    first, second = upscaler.upscale(frame), upscaler.upscale(frame)
+    assert np.array_equal(first, second)
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [f"remaster: {name} on ncnn runs whole frames (no SE-staged tiles on ncnn yet)"]
+    reference = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    assert psnr(first, reference) >= 60
 
 
 def test_auto_device_passes_over_software_vulkan_devices():

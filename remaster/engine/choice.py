@@ -22,7 +22,7 @@ import torch
 
 import remaster
 from remaster.engine.device import resolve_device, resolve_precision
-from remaster.engine.engines import Engine
+from remaster.engine.engines import Engine, parse_engine
 from remaster.engine.ncnn_engine import NcnnUpscaler, cpu_threads, ncnn_files
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.engine.vulkan import VULKAN, import_ncnn
@@ -31,10 +31,14 @@ from remaster.models.descriptor import LoadedModel
 from remaster.testcard import anime_frame
 
 CACHE_NAME = "engines.json"
-# The measured frame's side: big enough that the network, not the call overhead, takes the time
-# (at 128 px one Real-CUGAN 2x frame is about 0.2 s on two cores either way), small enough that
-# the first run of a model waits a second or two, not more.
-PROBE_SIDE = 128
+# The default for `--engine auto` where set (auto, torch or ncnn): a machine's standing choice,
+# read by every command and every queued job; the test suite sets torch (tests/conftest.py).
+ENGINE_ENV = "REMASTER_ENGINE"
+# The measured frame's side: big enough that the network, not the call overhead, takes the time,
+# small enough that the first run of a model waits seconds, not minutes. Measured on two shared
+# cores at 128 px: Real-CUGAN 2x 0.5-1.8 s a run, RRDBNet 4x 7-9 s (six runs in all); at 64 px,
+# a quarter of that.
+PROBE_SIDE = 64
 # Timed runs of each engine, alternating, after one warm-up each; the fastest counts (the least
 # disturbed by whatever else the machine does).
 PROBE_ROUNDS = 2
@@ -140,6 +144,11 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int =
 def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
     """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
     engine = Engine(settings.engine)
+    if engine == Engine.AUTO and os.environ.get(ENGINE_ENV):
+        try:
+            engine = parse_engine(os.environ[ENGINE_ENV])
+        except UsageError as exc:
+            raise UsageError(f"${ENGINE_ENV}: {exc}") from None
     device = resolve_device(settings.device, engine)
     # Resolved once: an `auto` left in the settings could be resolved differently by the engine.
     settings = replace(settings, device=str(device))
