@@ -31,8 +31,8 @@ from remaster.models.descriptor import LoadedModel
 from remaster.testcard import anime_frame
 
 CACHE_NAME = "engines.json"
-# The default for `--engine auto` where set (auto, torch or ncnn): a machine's standing choice,
-# read by every command and every queued job; the test suite sets torch (tests/conftest.py).
+# What `--engine auto` takes on a CPU where set (auto, torch or ncnn): a machine's standing
+# choice, read by every command and every queued job; the test suite sets torch (tests/conftest.py).
 ENGINE_ENV = "REMASTER_ENGINE"
 # The measured frame's side: big enough that the network, not the call overhead, takes the time,
 # small enough that the first run of a model waits seconds, not minutes. Measured on two shared
@@ -144,11 +144,6 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int =
 def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
     """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
     engine = Engine(settings.engine)
-    if engine == Engine.AUTO and os.environ.get(ENGINE_ENV):
-        try:
-            engine = parse_engine(os.environ[ENGINE_ENV])
-        except UsageError as exc:
-            raise UsageError(f"${ENGINE_ENV}: {exc}") from None
     device = resolve_device(settings.device, engine)
     # Resolved once: an `auto` left in the settings could be resolved differently by the engine.
     settings = replace(settings, device=str(device))
@@ -160,6 +155,11 @@ def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
         if engine == Engine.NCNN:
             raise UsageError("--engine ncnn runs on cpu or vulkan[:N], not CUDA; use --device vulkan")
         return Upscaler(loaded, settings)
+    if engine == Engine.AUTO and os.environ.get(ENGINE_ENV):
+        try:
+            engine = parse_engine(os.environ[ENGINE_ENV])
+        except UsageError as exc:
+            raise UsageError(f"${ENGINE_ENV}: {exc}") from None
     if engine == Engine.NCNN:
         return NcnnUpscaler(loaded, settings)
     if engine == Engine.TORCH or not _ncnn_can_run(loaded, settings, device):

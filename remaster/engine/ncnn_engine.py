@@ -8,11 +8,11 @@ tensors, so that both engines give the same pixels for the same body output: `Up
 tiler (`run_local_tiled`). `NcnnUpscaler` is an `Upscaler`: image, video, queue, compare and bench
 take either (`engine.choice.make_upscaler` picks one).
 
-Tiles: a purely local model (Real-ESRGAN, waifu2x upconv_7) tiles with its receptive-field
-margin, exactly; an SE model (Real-CUGAN, waifu2x cunet) runs whole frames through
-`run_se_model`, the one place where exact SE-staged tiles on ncnn plug in. On Vulkan a frame runs
-whole first; where the device runs out of memory, a local model retries with smaller tiles and
-says so once.
+Tiles, exact for every family: a purely local model (Real-ESRGAN, waifu2x upconv_7) tiles with
+its receptive-field margin; an SE model (Real-CUGAN, waifu2x cunet) runs its graph cut into stage
+sub-graphs at the SE means, tile by tile with whole-frame means (`run_se_model`, engine/ncnn_stages.py).
+On Vulkan a frame runs whole first (ncnn does not say how much device memory is free); where the
+device runs out of memory, it retries with half the tile side and says so in one line.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,9 +34,12 @@ from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.tiling import plan_tiles
 from remaster.engine.upscaler import TILE_MULTIPLE, EngineSettings, Upscaler, parse_tile
-from remaster.engine.vulkan import FP16_FLAGS, VULKAN, import_ncnn, vulkan_device
+from remaster.engine.vulkan import VULKAN, import_ncnn, vulkan_device
 from remaster.errors import RemasterError, ResourceError, UsageError, WeightsError
 from remaster.models.descriptor import LoadedModel, ModelDescriptor, ReceptiveField
+
+if TYPE_CHECKING:  # ncnn_stages imports the ncnn wheel: only where the engine runs
+    from remaster.engine.ncnn_stages import NcnnOptions, NcnnStages
 
 # ncnn's return code for a failed allocation (layer.h: "return -100" where a blob is empty),
 # on the host or, with Vulkan, in device memory.
@@ -83,32 +87,51 @@ class NcnnTarget:
     def name(self) -> str:
         return "cpu" if self.vulkan is None else f"{VULKAN}:{self.vulkan}"
 
+    def options(self) -> NcnnOptions:
+        """The same target as ncnn_stages' options, so that the whole graph and its stage
+        sub-graphs are set up alike (fp16's Winograd choice included: see `new_net`)."""
+        from remaster.engine.ncnn_stages import NcnnOptions
+
+        return NcnnOptions(self.vulkan is not None, self.vulkan or 0, self.fp16, self.threads)
+
 
 class NcnnNet:
     """One ncnn graph loaded for one target; `run` takes and gives N x C x H x W float32 host tensors.
 
-    `param`, `bin` and `target` are kept for whoever builds more graphs on the same device with
-    the same options (the SE stage sub-graphs of `run_se_model`)."""
+    For an SE model, `stages` are the same graph cut at its SE means (engine/ncnn_stages.py),
+    built on first use: only a frame in several tiles needs them."""
 
     def __init__(self, param: Path, bin_path: Path, target: NcnnTarget):
         ncnn = import_ncnn()
         if ncnn is None:
             raise UsageError("the ncnn engine needs the ncnn package (pip install 'remaster[vulkan]')")
+        # Here, not at the top: ncnn_stages imports the wheel, which the torch engine does without.
+        from remaster.engine.ncnn_stages import new_net
+
         self.param, self.bin, self.target = param, bin_path, target
         self._ncnn = ncnn
-        net = ncnn.Net()
-        net.opt.use_vulkan_compute = target.vulkan is not None
+        net = new_net(target.options())
+        self._pools: tuple = ()
         if target.vulkan is not None:
-            net.set_vulkan_device(target.vulkan)
-        for flag in FP16_FLAGS:
-            setattr(net.opt, flag, target.fp16)
-        # bf16 storage would turn Vulkan off (net.cpp) and is not what `--precision` asked for.
-        net.opt.use_bf16_storage = False
-        net.opt.num_threads = target.threads
+            # The net's own device-memory pools, so that a frame that ran out of memory can give
+            # back what it had taken before the retry (`release`): the device's shared pools keep it.
+            device = ncnn.get_gpu_device(target.vulkan)
+            self._pools = (ncnn.VkBlobAllocator(device), ncnn.VkStagingAllocator(device))
+            net.opt.blob_vkallocator = net.opt.workspace_vkallocator = self._pools[0]
+            net.opt.staging_vkallocator = self._pools[1]
         if net.load_param(str(param)) != 0 or net.load_model(str(bin_path)) != 0:
             raise WeightsError(f"{param}: ncnn cannot load this graph and its {bin_path.name}")
         self.input_blob, self.output_blob = _graph_ends(param)
         self.net = net
+        self._stages: NcnnStages | None = None
+
+    @property
+    def stages(self) -> NcnnStages:
+        from remaster.engine.ncnn_stages import NcnnStages
+
+        if self._stages is None:
+            self._stages = NcnnStages(self.param, self.bin, self.target.options())
+        return self._stages
 
     def run(self, x: Tensor) -> Tensor:
         """The graph's output for each frame of `x`, one frame at a time."""
@@ -121,9 +144,16 @@ class NcnnNet:
             # The array is named: the wrapping Mat does not keep it alive until the clone.
             pixels = np.ascontiguousarray(frame.numpy())
             mat = self._ncnn.Mat(pixels).clone()
-            extractor.input(self.input_blob, mat)
-            code, out = extractor.extract(self.output_blob)
-            if code == NCNN_ALLOCATION_FAILED:
+            code, out = NCNN_ALLOCATION_FAILED, None
+            # A clone that could not allocate is an empty Mat, which the graph would run on
+            # without a word: out of memory as well.
+            if not mat.empty():
+                extractor.input(self.input_blob, mat)
+                code, out = extractor.extract(self.output_blob)
+            if code == NCNN_ALLOCATION_FAILED or (code == 0 and out.empty()):
+                del extractor, out
+                for pool in self._pools:
+                    pool.clear()
                 raise DeviceMemoryError(
                     f"{self.target.name}: out of memory on a {frame.shape[2]}x{frame.shape[1]} input"
                 )
@@ -134,26 +164,26 @@ class NcnnNet:
 
 
 def run_se_model(net: NcnnNet, geometry: UpcunetPadding, padded: Tensor, tile: int) -> Tensor:
-    """The body output of an SE model (Real-CUGAN, waifu2x cunet) for one padded frame.
+    """The body output of an SE model (Real-CUGAN, waifu2x cunet) for one padded frame
+    (1 x 3 x H x W float32 on the host, as `UpCunet.pad` gives it), in tiles of `tile` input
+    pixels (0: whole). One tile runs the whole graph (one upload and download on Vulkan); several
+    run its stage sub-graphs tile by tile with whole-frame SE means (engine/ncnn_stages.py), the
+    untiled result. Tiles start at ncnn_stages' `tile_multiple` (fp16 aligns Winograd blocks).
+    Raises DeviceMemoryError where a tile does not fit, for the caller to retry smaller."""
+    from remaster.engine.ncnn_stages import run_staged_tiled, tile_multiple
 
-    THE PLUG-IN POINT for exact SE-staged tiles on ncnn (issue 15 item 2, engine/ncnn_stages.py):
-    - `net`: the whole graph, loaded; `net.param`, `net.bin` and `net.target` (Vulkan index or
-      None for the CPU, fp16, threads) are what the stage sub-graphs are built from, once;
-    - `geometry`: the model's `UpCunet.geometry` (pad, align, scale, SE map resolutions);
-    - `padded`: 1 x 3 x H x W float32 on the host, as `UpCunet.pad` gives it;
-    - `tile`: the tile side in input pixels, 0 for the whole frame; the tiles are the plug-in's
-      to plan over the core (H and W less 2 x `geometry.pad`), at its own multiple;
-    - returns 1 x 3 x scale*(H - 2 pad) x scale*(W - 2 pad) or the whole graph's output for
-      `padded` (larger), float32 on the host: `UpCunet.finish` cuts either to the frame;
-    - raises DeviceMemoryError (from `NcnnNet.run`) where a tile does not fit: the caller retries
-      with half the tile.
-    Until that tiler is in, every frame runs whole, whatever `tile` says (`SE_TILES`).
-    """
-    return net.run(padded)
-
-
-# Whether `run_se_model` honours its `tile`: not until the SE-staged tiler is plugged in.
-SE_TILES = False
+    core_h, core_w = padded.shape[-2] - 2 * geometry.pad, padded.shape[-1] - 2 * geometry.pad
+    tiles = plan_tiles(core_h, core_w, tile, tile_multiple(geometry, net.target.options()))
+    if len(tiles) == 1:
+        return net.run(padded)
+    try:
+        body = run_staged_tiled(net.stages, padded[0].numpy(), tiles, geometry)
+    except RuntimeError as exc:
+        # ncnn_stages says which status ncnn gave; -100 is a failed allocation (NCNN_ALLOCATION_FAILED).
+        if f"(status {NCNN_ALLOCATION_FAILED})" in str(exc):
+            raise DeviceMemoryError(f"{net.target.name}: out of memory in a tile of {tile}") from None
+        raise RemasterError(f"{net.param.name}: {exc} on {net.target.name}") from None
+    return torch.from_numpy(body)[None]
 
 
 class NcnnUpscaler(Upscaler):
@@ -187,7 +217,6 @@ class NcnnUpscaler(Upscaler):
         self.tile = parse_tile(settings.tile)
         self.kept_state_bytes = 0
         self.state_moves = 0
-        self._said_whole = False
 
     @property
     def where(self) -> str:
@@ -212,19 +241,7 @@ class NcnnUpscaler(Upscaler):
     def _run_batch(self, x: Tensor) -> Tensor:
         if isinstance(self.tiling, ReceptiveField):
             return self._run_shrinking(x, self._run_local_ncnn)
-        if SE_TILES:
-            return self._run_shrinking(x, self._run_se)
-        tile = self.tile_for(*x.shape[-2:], x.shape[0])
-        if tile and tile < max(x.shape[-2:]) and not self._said_whole:
-            self._said_whole = True
-            message = f"{self.descriptor.name} on ncnn runs whole frames (no SE-staged tiles on ncnn yet)"
-            print(f"remaster: {message}", file=sys.stderr)
-        try:
-            return self._run_se(x, 0)
-        except DeviceMemoryError as exc:
-            raise DeviceMemoryError(
-                f"{exc} (a whole frame of {self.descriptor.name}; SE models do not tile on ncnn yet: try --device cpu)"
-            ) from None
+        return self._run_shrinking(x, self._run_se)
 
     def _run_se(self, x: Tensor, tile: int) -> Tensor:
         model = self.model

@@ -42,8 +42,19 @@ class NcnnLayer:
     bias: torch.Tensor | None
 
 
-def read_param(path: Path) -> list[tuple[str, str, dict[str, str]]]:
-    """Each layer of the graph as (type, name, keys), in file order."""
+@dataclass(frozen=True)
+class ParamLayer:
+    """One line of a `.param` file: the layer, the blobs it reads and writes, its keys as written."""
+
+    kind: str
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    keys: dict[str, str]  # in file order, values verbatim (arrays stay `n,v1,v2` text)
+
+
+def read_layers(path: Path) -> list[ParamLayer]:
+    """Each layer of the graph with its input and output blob names, in file order."""
     lines = path.read_text().split("\n")
     if not lines or lines[0].strip() != PARAM_MAGIC:
         raise NcnnFormatError(f"{path}: not an ncnn .param file (no magic {PARAM_MAGIC})")
@@ -53,24 +64,43 @@ def read_param(path: Path) -> list[tuple[str, str, dict[str, str]]]:
         if not fields:
             continue
         kind, name, n_in, n_out = fields[0], fields[1], int(fields[2]), int(fields[3])
+        blobs = fields[4 : 4 + n_in + n_out]
         keys = dict(f.split("=", 1) for f in fields[4 + n_in + n_out :])
-        layers.append((kind, name, keys))
+        layers.append(ParamLayer(kind, name, tuple(blobs[:n_in]), tuple(blobs[n_in:]), keys))
     return layers
 
 
-def read_ncnn(param_path: Path, bin_path: Path) -> list[NcnnLayer]:
-    """The weighted layers of an ncnn model, in graph order."""
+def read_param(path: Path) -> list[tuple[str, str, dict[str, str]]]:
+    """Each layer of the graph as (type, name, keys), in file order."""
+    return [(layer.kind, layer.name, layer.keys) for layer in read_layers(path)]
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """One weighted layer's data in the `.bin`: bytes [start, end), tag included."""
+
+    layer: ParamLayer
+    start: int
+    end: int
+    weights: np.ndarray  # as stored (float16 or float32); PReLU: the slopes
+    bias: np.ndarray | None
+
+
+def _weight_records(param_path: Path, bin_path: Path) -> list[_Weights]:
+    """Every weighted layer's data, in graph order; the sizes must add up to the `.bin`."""
     blob = bin_path.read_bytes()
     offset = 0
-    layers = []
-    for kind, name, keys in read_param(param_path):
+    records = []
+    for layer in read_layers(param_path):
+        kind, name, keys = layer.kind, layer.name, layer.keys
         if kind not in WEIGHTED_LAYERS:
             continue
+        start = offset
         n_out = int(keys[KEY_NUM_OUTPUT])
         if kind == "PReLU":
             slopes = _take(blob, offset, np.float32, n_out, bin_path, name)
             offset += slopes.nbytes
-            layers.append(NcnnLayer(kind, name, torch.from_numpy(slopes.copy()), None))
+            records.append(_Weights(layer, start, offset, slopes, None))
             continue
         n_weights = int(keys[KEY_WEIGHT_COUNT[kind]])
         if offset + 4 > len(blob):
@@ -86,10 +116,31 @@ def read_ncnn(param_path: Path, bin_path: Path) -> list[NcnnLayer]:
         if keys.get(KEY_BIAS[kind], "0") == "1":
             bias = _take(blob, offset, np.float32, n_out, bin_path, name)
             offset += bias.nbytes
-        layers.append(_to_torch(kind, name, keys, n_out, weights, bias))
+        records.append(_Weights(layer, start, offset, weights, bias))
     if offset != len(blob):
         raise NcnnFormatError(f"{bin_path}: {len(blob) - offset} bytes left after the last layer")
+    return records
+
+
+def read_ncnn(param_path: Path, bin_path: Path) -> list[NcnnLayer]:
+    """The weighted layers of an ncnn model, in graph order."""
+    layers = []
+    for record in _weight_records(param_path, bin_path):
+        kind, name, keys = record.layer.kind, record.layer.name, record.layer.keys
+        if kind == "PReLU":
+            layers.append(NcnnLayer(kind, name, torch.from_numpy(record.weights.copy()), None))
+        else:
+            layers.append(_to_torch(kind, name, keys, int(keys[KEY_NUM_OUTPUT]), record.weights, record.bias))
     return layers
+
+
+def weight_bytes(param_path: Path, bin_path: Path) -> dict[str, bytes]:
+    """Each weighted layer's bytes of the `.bin`, as stored (tag, weights, biases), by layer name.
+
+    A sub-graph's `.bin` is its weighted layers' bytes in its own layer order.
+    """
+    blob = bin_path.read_bytes()
+    return {r.layer.name: blob[r.start : r.end] for r in _weight_records(param_path, bin_path)}
 
 
 def _take(blob: bytes, offset: int, dtype, count: int, path: Path, layer: str) -> np.ndarray:
