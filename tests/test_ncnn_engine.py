@@ -292,3 +292,19 @@ def test_out_of_device_memory_retries_with_smaller_tiles_and_says_so(tmp_path):
     assert said == ["remaster: vulkan:0: out of memory on a 180x180 input; retrying with tile 80"], result.stderr
     reference = Upscaler(load_model("2x-esrgan-animevideo"), EngineSettings("cpu", "fp32", "0"))
     assert psnr(np.load(result_file), reference.upscale(anime_frame(160, 160)[None])[0]) >= 60
+
+
+def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
+    """The video plan fixes one device and precision for every segment: ncnn on a CPU is fp32
+    (never `auto`'s bf16), Vulkan fp16 where the device has it."""
+    from remaster.engine.device import cpu_has_bf16
+    from remaster.video.plan import resolve_engine
+
+    def resolved(device: str, engine: str) -> tuple[str, str]:
+        settings = resolve_engine(EngineSettings(device, "auto", engine=engine), "2x-conservative", None)
+        return settings.device, settings.precision
+
+    assert resolved("cpu", "ncnn") == ("cpu", "fp32")
+    assert resolved("cpu", "torch") == ("cpu", "bf16" if cpu_has_bf16() else "fp32")
+    if vulkan_devices():
+        assert resolved("vulkan", "auto") == ("vulkan:0", "fp16" if vulkan_devices()[0].fp16 else "fp32")
