@@ -127,9 +127,7 @@ def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatc
         make_upscaler(loaded, settings)
 
 
-@pytest.mark.parametrize(
-    ("device", "precision"), [("cpu", "fp32"), pytest.param("vulkan", "fp16", marks=needs_vulkan)]
-)
+@pytest.mark.parametrize(("device", "precision"), [("cpu", "fp32"), pytest.param("vulkan", "fp16", marks=needs_vulkan)])
 def test_se_models_tile_exactly_on_ncnn(device, precision, capsys):
     """An SE model in tiles (its graph cut at the SE means, whole-frame means fed back) against
     the whole graph: >= 80 dB and at most one level (issue 15), Vulkan in fp16 too; nothing said."""
@@ -308,3 +306,15 @@ def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
     assert resolved("cpu", "torch") == ("cpu", "bf16" if cpu_has_bf16() else "fp32")
     if vulkan_devices():
         assert resolved("vulkan", "auto") == ("vulkan:0", "fp16" if vulkan_devices()[0].fp16 else "fp32")
+
+
+@needs_vulkan
+def test_vulkan_tile_auto_plans_with_the_devices_memory_budget():
+    """`--tile auto` on Vulkan: whole frames where the activations fit half the device's budget
+    (llvmpipe: 1 GiB), tiles where they do not (a 1080p frame of the 4x model: 1800 values a
+    pixel, 7.5 GB in fp16)."""
+    upscaler = make_upscaler(load_model("4x-conservative"), EngineSettings("vulkan", "auto", "auto"))
+    assert upscaler.tile_for(48, 64, 1) == 0
+    tile = upscaler.tile_for(1080, 1920, 1)
+    assert 64 <= tile < 1080 and tile % 4 == 0
+    assert 1080 * 1920 * 1800 * 2 > vulkan_devices()[0].memory / 2

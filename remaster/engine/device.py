@@ -164,4 +164,3 @@ def state_memory_budget(option: int | None = None) -> int:
         except UsageError as exc:
             raise UsageError(f"${STATE_MEMORY_ENV}: {exc}") from None
     return int(free_memory(torch.device("cpu")) * STATE_MEMORY_SHARE)
-

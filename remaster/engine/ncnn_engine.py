@@ -11,12 +11,14 @@ take either (`engine.choice.make_upscaler` picks one).
 Tiles, exact for every family: a purely local model (Real-ESRGAN, waifu2x upconv_7) tiles with
 its receptive-field margin; an SE model (Real-CUGAN, waifu2x cunet) runs its graph cut into stage
 sub-graphs at the SE means, tile by tile with whole-frame means (`run_se_model`, engine/ncnn_stages.py).
-On Vulkan a frame runs whole first (ncnn does not say how much device memory is free); where the
-device runs out of memory, it retries with half the tile side and says so in one line.
+On Vulkan `--tile auto` plans with the device's memory budget (whole frames where they fit);
+where the device still runs out of memory, the frame is retried with half the tile side, said in
+one line.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor
 
 from remaster.arch.upcunet import UpcunetPadding
-from remaster.engine.device import MIN_TILE, auto_tile, resolve_device, resolve_precision
+from remaster.engine.device import MEMORY_SHARE, MIN_TILE, auto_tile, resolve_device, resolve_precision
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.tiling import plan_tiles
@@ -233,10 +235,19 @@ class NcnnUpscaler(Upscaler):
         if self.tile is not None:
             return self.tile
         if self.target.vulkan is not None:
-            # ncnn does not say how much device memory is free: whole frames, smaller tiles where
-            # they do not fit (`_run_local_shrinking`).
-            return 0
+            return self._vulkan_tile(height, width)
         return auto_tile(self.descriptor.activations_per_pixel, height, width, batch, torch.float32, self.device)
+
+    def _vulkan_tile(self, height: int, width: int) -> int:
+        """The torch engine's `auto_tile` rule on the device's memory budget: whole frames where
+        the activations fit in MEMORY_SHARE of it. The figure is ncnn's budget, not what is free
+        now, and the activations are the torch engine's estimate: where a plan is still too
+        large, `_run_shrinking` halves the tile."""
+        budget = vulkan_device(self.target.vulkan or 0).memory * MEMORY_SHARE
+        per_pixel = self.descriptor.activations_per_pixel * (2 if self.target.fp16 else 4)
+        if height * width * per_pixel <= budget:
+            return 0
+        return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // TILE_MULTIPLE * TILE_MULTIPLE)
 
     def _run_batch(self, x: Tensor) -> Tensor:
         if isinstance(self.tiling, ReceptiveField):

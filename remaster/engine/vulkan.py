@@ -36,6 +36,9 @@ class VulkanDevice:
     name: str
     kind: str  # discrete, integrated, virtual or cpu (a software device)
     fp16: bool  # fp16 storage and arithmetic
+    # Bytes of device memory ncnn may use (its get_heap_budget: the Vulkan memory budget where the
+    # driver reports one, else a share of the device-local heap).
+    memory: int
 
     @property
     def software(self) -> bool:
@@ -96,7 +99,8 @@ def vulkan_devices() -> tuple[VulkanDevice, ...]:
         for index in range(count):
             info = ncnn.get_gpu_info(index)
             kind = DEVICE_KINDS.get(info.type(), "unknown")
-            devices.append(VulkanDevice(index, info.device_name(), kind, _fp16(ncnn, index)))
+            memory = ncnn.get_gpu_device(index).get_heap_budget() << 20  # ncnn says MiB
+            devices.append(VulkanDevice(index, info.device_name(), kind, _fp16(ncnn, index), memory))
     return tuple(devices)
 
 
