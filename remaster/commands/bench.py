@@ -28,17 +28,22 @@ def run(args: argparse.Namespace) -> int:
 
     from remaster.bench import run_bench
     from remaster.engine.device import device_label
+    from remaster.engine.vulkan import vulkan_devices
     from remaster.models.descriptor import family_title
     from remaster.presets import get_preset
 
     presets = [get_preset(name) for name in args.preset or [DEFAULT_PRESET]]  # unknown names fail before any run
     width, height = args.size
+    console = Console()
+    # Every Vulkan device ncnn sees, GPUs and software ones alike: the first thing to check after an install.
+    devices = vulkan_devices()
+    console.print("Vulkan devices: " + (", ".join(d.label for d in devices) if devices else "none"), highlight=False)
     where = device_label(args.device)  # says whether the GPU is seen: the first thing to check after an install
     table = Table(title=f"{width}x{height}, median of {args.frames} frames, model only, on {where}")
     for column in ("preset", "family", "precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):
         table.add_column(column, justify="left" if column in ("preset", "family") else "right")
     for preset in presets:
-        for row in run_bench(preset.model, width, height, args.frames, args.device, args.tile):
+        for row in run_bench(preset.model, width, height, args.frames, args.device, args.tile, args.engine):
             table.add_row(
                 preset.name,
                 family_title(row.family),
@@ -47,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
                 f"{1 / row.seconds_per_frame:.2f}",
                 f"{row.psnr_vs_fp32:.1f}",
             )
-    Console().print(table)
+    console.print(table)
     return 0

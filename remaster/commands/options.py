@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from remaster.engine.engines import Engine, parse_engine
 from remaster.engine.precision import Precision, parse_precision
 from remaster.errors import UsageError
 
@@ -86,8 +87,10 @@ def add_engine_options(
     parser.add_argument(
         "--device",
         default="auto",
-        help="auto, cpu, cuda[:N], mps or xpu[:N]; video: several (cuda:0,cuda:1) or all, a worker each",
+        help="auto, cpu, cuda[:N], mps, xpu[:N] or vulkan[:N]; video: several (cuda:0,cuda:1) or all, a worker each",
     )
+    engine_help = "auto, torch or ncnn: on a CPU, auto takes the one measured faster for the model"
+    parser.add_argument("--engine", default=Engine.AUTO, type=parse_engine, help=engine_help)
     if precision:
         precision_help = "auto, fp32, bf16 or fp16"
         parser.add_argument("--precision", default=Precision.AUTO, type=parse_precision, help=precision_help)
@@ -99,7 +102,8 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """The engine options as the engine takes them; a command without --compile never compiles."""
     from remaster.engine.upscaler import EngineSettings
 
-    return EngineSettings(args.device, args.precision, args.tile, getattr(args, "compile", False))
+    compile_model = getattr(args, "compile", False)
+    return EngineSettings(args.device, args.precision, args.tile, compile_model, engine=args.engine)
 
 
 def add_output_options(

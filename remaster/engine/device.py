@@ -8,7 +8,9 @@ import platform
 
 import torch
 
+from remaster.engine.engines import Engine
 from remaster.engine.precision import Precision
+from remaster.engine.vulkan import VULKAN, gpu_devices, parse_vulkan, vulkan_device
 from remaster.errors import UsageError
 
 DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
@@ -28,12 +30,26 @@ MIN_TILE = 64
 AUTO_BATCH_MAX = 4
 
 
-DEVICE_CHOICES = "auto, cpu, cuda[:N] (NVIDIA, or AMD through ROCm), mps (Apple) or xpu[:N] (Intel)"
+DEVICE_CHOICES = (
+    "auto, cpu, cuda[:N] (NVIDIA, or AMD through ROCm), mps (Apple), xpu[:N] (Intel) "
+    "or vulkan[:N] (any GPU, through ncnn)"
+)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, engine: str = Engine.AUTO) -> torch.device:
+    """`auto`: CUDA, then a Vulkan GPU (never a software Vulkan device such as llvmpipe: the
+    CPU engines are faster on the same cores), then the CPU; `--engine torch` skips Vulkan.
+    A Vulkan device comes back as torch.device("vulkan", N), a name only: the ncnn engine
+    runs it, with its frames in host memory."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        gpus = gpu_devices() if engine != Engine.TORCH else []
+        return torch.device(VULKAN, gpus[0].index) if gpus else torch.device("cpu")
+    index = parse_vulkan(name)
+    if index is not None:
+        vulkan_device(index)  # a one-line error where there is none
+        return torch.device(VULKAN, index)
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -72,6 +88,8 @@ def device_label(name: str) -> str:
         return f"{device} ({torch.xpu.get_device_name(device)})"
     if device.type == "mps":
         return "mps (Apple GPU)"
+    if device.type == VULKAN:
+        return vulkan_device(device.index or 0).label
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
@@ -102,6 +120,8 @@ def resolve_precision(
     model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model
     whose `supported` precisions have it (a community model's, as spandrel declares them; remaster's own: all).
     """
+    if device.type == VULKAN:
+        return _vulkan_precision(name, device)
     if name == Precision.AUTO:
         if device.type != "cpu":  # any GPU: CUDA (and ROCm), MPS, XPU all have fp16 arithmetic
             # A model that breaks in fp16 (spandrel says so of some) runs in bf16, else fp32.
@@ -114,6 +134,19 @@ def resolve_precision(
         raise UsageError(f"precision {name}: this model does not support it (it runs in {', '.join(supported)})")
     if name == Precision.BF16 and device.type == "cpu" and not cpu_has_bf16():
         raise UsageError("precision bf16: this CPU has neither AVX-512 BF16 nor AMX")
+    return DTYPES[name]
+
+
+def _vulkan_precision(name: str, device: torch.device) -> torch.dtype:
+    """fp16 storage and arithmetic where the Vulkan device has them, else fp32; no bf16 (ncnn's
+    Vulkan path has none: net.cpp turns Vulkan off when bf16 storage is asked for)."""
+    fp16 = vulkan_device(device.index or 0).fp16
+    if name == Precision.AUTO:
+        return torch.float16 if fp16 else torch.float32
+    if name == Precision.FP16 and not fp16:
+        raise UsageError(f"precision fp16: {vulkan_device(device.index or 0).label} has no fp16 storage/arithmetic")
+    if name not in (Precision.FP32, Precision.FP16):
+        raise UsageError(f"precision {name}: a Vulkan device runs fp32 or fp16")
     return DTYPES[name]
 
 
@@ -193,4 +226,3 @@ def state_memory_budget(option: int | None = None) -> int:
         except UsageError as exc:
             raise UsageError(f"${STATE_MEMORY_ENV}: {exc}") from None
     return int(free_memory(torch.device("cpu")) * STATE_MEMORY_SHARE)
-

@@ -10,8 +10,10 @@ up to float rounding (the convolutions' summation order may depend on the map's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from remaster.engine.tiling import Tile
 from remaster.models.descriptor import Border
@@ -25,10 +27,17 @@ def pad_frame(x: Tensor, border: Border) -> Tensor:
 
 
 def run_local_tiled(
-    body: nn.Module, padded: Tensor, tiles: list[Tile], border: int, margin: int, scale: int, consumed: int = 0
+    body: Callable[[Tensor], Tensor],
+    padded: Tensor,
+    tiles: list[Tile],
+    border: int,
+    margin: int,
+    scale: int,
+    consumed: int = 0,
 ) -> Tensor:
     """The output for the padded frame's core (the frame without `border`), tile by tile.
 
+    `body` is the network: a torch module, or the ncnn engine's graph (`NcnnNet.run`).
     `tiles` are planned over the core; each runs on its window of `padded` widened by `margin`
     (less at the padded frame's edges) and contributes scale x its own rows and columns. A body
     with unpadded convolutions (`consumed` > 0, `ReceptiveField.consumed`) gives its window less

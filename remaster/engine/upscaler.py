@@ -65,6 +65,8 @@ class EngineSettings:
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
     compile_mode: str = "default"
     cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
+    # auto, torch or ncnn (engine/engines.py); engine/choice.make_upscaler reads it.
+    engine: str = "auto"
 
 
 class Upscaler:
@@ -102,6 +104,11 @@ class Upscaler:
     @property
     def precision(self) -> str:
         return precision_name(self.dtype)
+
+    @property
+    def where(self) -> str:
+        """Where the network runs, for messages: "cpu", "cuda" (the ncnn engine: "vulkan:0", "cpu ncnn")."""
+        return self.device.type
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
         if self.tile is not None:

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from remaster.engine.choice import make_upscaler
 from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
 from remaster.engine.upscaler import Upscaler
 from remaster.errors import Interrupted, RemasterError, ResourceError
@@ -94,7 +95,7 @@ class Remasterer:
 
     def upscaler(self, plan: JobPlan) -> Upscaler:
         if self._upscaler is None:
-            self._upscaler = Upscaler(self.loaded_model(), plan.engine)
+            self._upscaler = make_upscaler(self.loaded_model(), plan.engine)
         return self._upscaler
 
     def run(self, source: Path, output: Path) -> Summary:

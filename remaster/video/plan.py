@@ -19,6 +19,7 @@ import torch
 
 from remaster import __version__
 from remaster.engine.device import precision_name, resolve_device, resolve_precision
+from remaster.engine.engines import Engine
 from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
 from remaster.engine.upscaler import EngineSettings
 from remaster.errors import DamagedInput, UsageError
@@ -234,8 +235,10 @@ def resolve_engine(
     the model runs in (a community model that breaks in fp16 gets bf16 or fp32 on a GPU).
     """
     if task_device is None:
-        device = resolve_device(engine.device)
-        precision = precision_name(resolve_precision(engine.precision, device, auto_bf16(model), precisions))
+        device = resolve_device(engine.device, engine.engine)
+        # ncnn on a CPU runs fp32 only: its `auto` is fp32, never bf16.
+        bf16 = auto_bf16(model) and engine.engine != Engine.NCNN
+        precision = precision_name(resolve_precision(engine.precision, device, bf16, precisions))
         return replace(engine, device=str(device), precision=precision)
     precision = engine.precision
     if precision == Precision.AUTO:

@@ -142,7 +142,7 @@ def _device_worker(
     parent: int,
 ) -> None:
     """One device's worker: the model loaded once, then segments until the end mark."""
-    from remaster.engine.upscaler import Upscaler
+    from remaster.engine.choice import make_upscaler
     from remaster.models.loader import load_model
     from remaster.process_settings import apply_process_settings
     from remaster.processes import die_with_parent
@@ -152,7 +152,7 @@ def _device_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job process's: it stops the workers
     apply_process_settings()  # SIGTERM as KeyboardInterrupt: the segment's private folder is removed
     try:
-        upscaler = Upscaler(load_model(plan.model), plan.engine)
+        upscaler = make_upscaler(load_model(plan.model), plan.engine)
         ready.wait()
         while (index := tasks.get()) is not None:
             results.put(("done", compute_segment(plan, index, shared, upscaler)))

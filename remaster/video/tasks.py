@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from remaster.engine.choice import make_upscaler
 from remaster.engine.upscaler import Upscaler
 from remaster.models.loader import load_model
 from remaster.video.checkpoint import WorkDir
@@ -43,7 +44,7 @@ def compute_segment(
     task never probes the input or decides anything. `shared`: the job's work folder, if this
     process can write there; `upscaler`: one a worker keeps from segment to segment."""
     segment = plan.segments[index]
-    upscaler = upscaler or Upscaler(load_model(plan.model), plan.engine)
+    upscaler = upscaler or make_upscaler(load_model(plan.model), plan.engine)
     with tempfile.TemporaryDirectory(prefix="remaster-segment-") as tmp:
         work = WorkDir(Path(tmp) / "work", plan.fingerprint, plan.output_settings(), owned=True).open()
         try:
