@@ -43,9 +43,11 @@ def test_an_accelerator_this_pytorch_lacks_is_one_line(episode, tmp_path, capsys
     assert not output.exists() and not (tmp_path / ".out.mkv.remaster").exists()
 
 
-def test_an_unknown_device_lists_the_kinds():
-    with pytest.raises(UsageError, match=r"use auto, cpu, cuda\[:N\] \(NVIDIA, or AMD through ROCm\), mps"):
-        resolve_device("vulkan")
+@pytest.mark.parametrize("name", ["tpu", "hpu"])  # one torch does not know, one it knows and remaster does not run
+def test_an_unknown_device_lists_the_kinds(name):
+    kinds = r"use auto, cpu, cuda\[:N\] \(NVIDIA, or AMD through ROCm\), mps \(Apple\), xpu\[:N\] \(Intel\) or vulkan"
+    with pytest.raises(UsageError, match=kinds):
+        resolve_device(name)
 
 
 @pytest.mark.skipif(not (HAS_MPS or HAS_XPU), reason="this PyTorch has neither MPS nor XPU")

@@ -103,7 +103,7 @@ def _seconds(upscaler: Upscaler, frame: np.ndarray) -> float:
 
 def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> dict:
     """Seconds a `side` x `side` frame takes each engine on this CPU (fastest of PROBE_ROUNDS,
-    alternating), and the faster engine's upscaler, already built."""
+    alternating), and the faster engine."""
     side = max(side, loaded.descriptor.min_size)
     frame = anime_frame(side, side, seed=0)[None]
     upscalers = {Engine.TORCH: Upscaler(loaded, settings), Engine.NCNN: NcnnUpscaler(loaded, settings)}
@@ -114,21 +114,18 @@ def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = P
         for engine, upscaler in upscalers.items():
             times[engine] = min(times[engine], _seconds(upscaler, frame))
     faster = min(times, key=times.__getitem__)
-    seconds = {str(engine): value for engine, value in times.items()}
-    return {"engine": faster, "seconds": seconds, "side": side, "upscaler": upscalers[faster]}
+    return {"engine": faster, "seconds": {str(engine): value for engine, value in times.items()}, "side": side}
 
 
-def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> Upscaler:
+def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> Engine:
     """`--engine auto` on a CPU: the cached choice for this model and CPU, else measure it now
     on a `side` x `side` frame."""
     key = cache_key(loaded, cpu_threads())
     path = cache_path()
     entries = _read_cache(path)
     known = entries.get(key, {}).get("engine")
-    if known == Engine.NCNN:
-        return NcnnUpscaler(loaded, settings)
-    if known == Engine.TORCH:
-        return Upscaler(loaded, settings)
+    if known in (Engine.NCNN, Engine.TORCH):
+        return Engine(known)
     measured = measure_engines(loaded, settings, side)
     seconds = measured["seconds"]
     print(
@@ -138,11 +135,12 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int =
     )
     entries[key] = {"engine": str(measured["engine"]), "seconds": seconds, "side": measured["side"]}
     _write_cache(path, entries)
-    return measured["upscaler"]
+    return measured["engine"]
 
 
-def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
-    """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
+def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> EngineSettings:
+    """`settings` with its device and engine decided (see the module docstring): what the video
+    job fixes once in its plan, so that every worker and every resumed run uses the same engine."""
     engine = Engine(settings.engine)
     device = resolve_device(settings.device, engine)
     # Resolved once: an `auto` left in the settings could be resolved differently by the engine.
@@ -150,21 +148,25 @@ def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
     if device.type == VULKAN:
         if engine == Engine.TORCH:
             raise UsageError(f"--engine torch runs on cpu or cuda, not {device}; use --engine ncnn or auto")
-        return NcnnUpscaler(loaded, settings)
-    if device.type == "cuda":
+        return replace(settings, engine=Engine.NCNN)
+    if device.type != "cpu":
         if engine == Engine.NCNN:
-            raise UsageError("--engine ncnn runs on cpu or vulkan[:N], not CUDA; use --device vulkan")
-        return Upscaler(loaded, settings)
+            raise UsageError(f"--engine ncnn runs on cpu or vulkan[:N], not {device}; use --device vulkan")
+        return replace(settings, engine=Engine.TORCH)
     if engine == Engine.AUTO and os.environ.get(ENGINE_ENV):
         try:
             engine = parse_engine(os.environ[ENGINE_ENV])
         except UsageError as exc:
             raise UsageError(f"${ENGINE_ENV}: {exc}") from None
-    if engine == Engine.NCNN:
-        return NcnnUpscaler(loaded, settings)
-    if engine == Engine.TORCH or not _ncnn_can_run(loaded, settings, device):
-        return Upscaler(loaded, settings)
-    return choose_cpu_engine(loaded, settings)
+    if engine == Engine.AUTO:
+        engine = choose_cpu_engine(loaded, settings) if _ncnn_can_run(loaded, settings, device) else Engine.TORCH
+    return replace(settings, engine=engine)
+
+
+def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
+    """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
+    settings = resolve_engine_choice(loaded, settings)
+    return NcnnUpscaler(loaded, settings) if settings.engine == Engine.NCNN else Upscaler(loaded, settings)
 
 
 def _ncnn_can_run(loaded: LoadedModel, settings: EngineSettings, device: torch.device) -> bool:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from remaster.engine.choice import make_upscaler
+from remaster.engine.choice import make_upscaler, resolve_engine_choice
+from remaster.engine.engines import Engine
 from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
 from remaster.engine.upscaler import Upscaler
 from remaster.errors import Interrupted, RemasterError, ResourceError
@@ -93,6 +94,17 @@ class Remasterer:
             return COMPUTED_PRECISIONS
         return self.loaded_model().descriptor.precisions
 
+    def fix_engine(self, plan: JobPlan, task_device: str | None) -> JobPlan:
+        """The plan with its engine decided, once, here: every worker and every resumed run then
+        computes with the same one (`--engine auto` on a CPU measures, and a measurement could
+        differ between two workers). Ray tasks run torch unless told `--engine ncnn`: their
+        CPUs are not this machine's to measure."""
+        if task_device is None:
+            return replace(plan, engine=resolve_engine_choice(self.loaded_model(), plan.engine))
+        if plan.engine.engine == Engine.AUTO:
+            return replace(plan, engine=replace(plan.engine, engine=Engine.TORCH))
+        return plan
+
     def upscaler(self, plan: JobPlan) -> Upscaler:
         if self._upscaler is None:
             self._upscaler = make_upscaler(self.loaded_model(), plan.engine)
@@ -122,7 +134,7 @@ class Remasterer:
         t0 = time.monotonic()
         try:
             plan = plan_job(source, output, self.settings, self.model_scale(), task_device, self.model_precisions())
-            return self.open_job(plan, t0)
+            return self.open_job(self.fix_engine(plan, task_device), t0)
         except BaseException:
             # A refusal after the input was copied onto one timeline (damaged, too large...).
             workdir = self.settings.workdir

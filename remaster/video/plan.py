@@ -104,7 +104,9 @@ class JobPlan:
     frame: OutputFrame
     colour: OutputColour
     model: str
-    engine: EngineSettings  # device and precision resolved: "cpu"/"cuda", never "auto"
+    # Device and precision resolved here ("cpu"/"cuda", never "auto"); the engine (torch or
+    # ncnn) by Remasterer.fix_engine, which holds the model.
+    engine: EngineSettings
     encoder: EncoderSettings
     reuse: ReuseMode
     batch: int | None  # None: chosen by the engine from free memory when the model is loaded
@@ -130,6 +132,7 @@ class JobPlan:
             "remaster": __version__,
             "model": self.model,
             "precision": str(self.engine.precision),
+            "engine": str(self.engine.engine),
             "encoder": asdict(self.encoder),
             "size": [self.frame.width, self.frame.height],
             "sar": str(self.frame.sar),
@@ -148,6 +151,7 @@ class JobPlan:
             "fields": self.fields.describe(),
             "segments": [[seg.index, seg.first_pts, seg.frame_count] for seg in self.segments],
             "device": self.engine.device,
+            "engine": str(self.engine.engine),
             "batch": self.batch,
             "allow_damaged": self.allow_damaged,
             "time_range": self.time_range,
