@@ -28,6 +28,7 @@ from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.engine.vulkan import VULKAN, import_ncnn
 from remaster.errors import UsageError
 from remaster.models.descriptor import LoadedModel
+from remaster.outputs import atomic_output
 from remaster.testcard import anime_frame
 
 CACHE_NAME = "engines.json"
@@ -88,9 +89,8 @@ def _write_cache(path: Path, entries: dict[str, dict]) -> None:
     # cannot be written (a read-only home) only means measuring again next time.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(entries, indent=1, sort_keys=True))
-        os.replace(partial, path)
+        with atomic_output(path) as partial:
+            partial.write_text(json.dumps(entries, indent=1, sort_keys=True))
     except OSError:
         pass
 

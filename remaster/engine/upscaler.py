@@ -199,7 +199,7 @@ class Upscaler:
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
         device = state_device(self.device, len(tiles))
         budget = self.state_memory if device.type == "cpu" else float("inf")  # one tile: the frame fits
-        with TileStates(device, budget, buffers=self.host_buffers) as store:
+        with TileStates(device, budget) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
         self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         self.state_moves = store.moves
