@@ -9,6 +9,7 @@ storage and arithmetic, so the fp16 path runs for real.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -142,6 +143,17 @@ def test_se_models_tile_exactly_on_ncnn(device, precision, capsys):
     assert capsys.readouterr().err == ""
     reference = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(frame)
     assert psnr(b, reference) >= MIN_DB[precision]
+
+
+def test_se_tile_states_spill_to_disk_with_the_same_pixels():
+    """A state budget of 0 sends every tile state between SE stages to the spill file, as on the
+    torch engine: memory bounded by the tile, not the frame, and the pixels unchanged."""
+    frame = picture("anime", 76, 100)[None]
+    settings = EngineSettings("cpu", "fp32", "64", engine="ncnn")
+    in_memory = make_upscaler(load_model("2x-conservative"), settings)
+    spilled = make_upscaler(load_model("2x-conservative"), dataclasses.replace(settings, state_memory=0))
+    assert np.array_equal(spilled.upscale(frame), in_memory.upscale(frame))
+    assert spilled.kept_state_bytes == in_memory.kept_state_bytes > 0
 
 
 def test_auto_device_passes_over_software_vulkan_devices():

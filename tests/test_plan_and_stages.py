@@ -184,3 +184,26 @@ def test_the_plan_gives_a_gpu_task_a_precision_the_model_runs_in():
     assert resolve_engine(EngineSettings("cpu"), "community", "cuda", fp16_unfit).precision == Precision.BF16
     assert resolve_engine(EngineSettings("cpu"), "community", "cuda", (Precision.FP32,)).precision == Precision.FP32
     assert resolve_engine(EngineSettings("cpu"), "2x-conservative", "cuda").precision == Precision.FP16
+
+
+def test_the_engine_is_decided_once_in_the_plan_and_keys_the_checkpoints(episode, tmp_path, monkeypatch):
+    pytest.importorskip("ncnn")
+    output = tmp_path / "out.mkv"
+
+    def prepared(engine: str):
+        monkeypatch.setenv("REMASTER_ENGINE", engine)  # what `--engine auto` takes on this CPU
+        remasterer = Remasterer(_settings(tmp_path))
+        return remasterer, remasterer.prepare(episode, output)
+
+    remasterer, job = prepared("ncnn")
+    assert job.plan.engine.engine == "ncnn" and job.plan.describe()["engine"] == "ncnn"
+    remasterer.compute(job, job.todo[:2])
+    remasterer.abandon(job)  # as after a kill: the two finished segments are kept
+    # The same engine resumes where it stopped...
+    remasterer, job = prepared("ncnn")
+    assert len(job.todo) == len(job.plan.segments) - 2
+    remasterer.abandon(job)
+    # ...while another engine's pixels differ (by about 90 dB): nothing of the ncnn run is reused.
+    remasterer, job = prepared("torch")
+    assert job.plan.engine.engine == "torch" and len(job.todo) == len(job.plan.segments)
+    remasterer.abandon(job)

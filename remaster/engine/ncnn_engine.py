@@ -32,9 +32,17 @@ from torch import Tensor
 
 from remaster.arch.upcunet import UpcunetPadding
 from remaster.engine.buffers import HostBuffers
-from remaster.engine.device import MEMORY_SHARE, MIN_TILE, auto_tile, resolve_device, resolve_precision
+from remaster.engine.device import (
+    MEMORY_SHARE,
+    MIN_TILE,
+    auto_tile,
+    resolve_device,
+    resolve_precision,
+    state_memory_budget,
+)
 from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
+from remaster.engine.states import TileStates
 from remaster.engine.tiling import plan_tiles
 from remaster.engine.upscaler import TILE_MULTIPLE, EngineSettings, Upscaler, parse_tile
 from remaster.engine.vulkan import VULKAN, import_ncnn, vulkan_device
@@ -166,12 +174,15 @@ class NcnnNet:
         return torch.stack(outputs)
 
 
-def run_se_model(net: NcnnNet, geometry: UpcunetPadding, padded: Tensor, tile: int) -> Tensor:
+def run_se_model(
+    net: NcnnNet, geometry: UpcunetPadding, padded: Tensor, tile: int, store: TileStates | None = None
+) -> Tensor:
     """The body output of an SE model (Real-CUGAN, waifu2x cunet) for one padded frame
     (1 x 3 x H x W float32 on the host, as `UpCunet.pad` gives it), in tiles of `tile` input
     pixels (0: whole). One tile runs the whole graph (one upload and download on Vulkan); several
     run its stage sub-graphs tile by tile with whole-frame SE means (engine/ncnn_stages.py), the
     untiled result. Tiles start at ncnn_stages' `tile_multiple` (fp16 aligns Winograd blocks).
+    `store`: where tile states wait between stages (in memory up to its budget, then on disk).
     Raises DeviceMemoryError where a tile does not fit, for the caller to retry smaller."""
     from remaster.engine.ncnn_stages import run_staged_tiled, tile_multiple
 
@@ -180,7 +191,7 @@ def run_se_model(net: NcnnNet, geometry: UpcunetPadding, padded: Tensor, tile: i
     if len(tiles) == 1:
         return net.run(padded)
     try:
-        body = run_staged_tiled(net.stages, padded[0].numpy(), tiles, geometry)
+        body = run_staged_tiled(net.stages, padded[0].numpy(), tiles, geometry, store)
     except RuntimeError as exc:
         # ncnn_stages says which status ncnn gave; -100 is a failed allocation (NCNN_ALLOCATION_FAILED).
         if f"(status {NCNN_ALLOCATION_FAILED})" in str(exc):
@@ -218,6 +229,9 @@ class NcnnUpscaler(Upscaler):
         self.model = loaded.module  # for its pad and finish only; its weights are the same file's
         self.tiling = self.descriptor.tiling
         self.tile = parse_tile(settings.tile)
+        # Tile states wait in host memory between SE stages up to this budget, then on disk, as on
+        # the torch engine (engine/states.py): whatever the device, they are host memory here.
+        self.state_memory = state_memory_budget(settings.state_memory)
         self.kept_state_bytes = 0
         self.state_moves = 0
         # What the torch engine's callers read of it: the video stage stacks planes into these
@@ -262,8 +276,12 @@ class NcnnUpscaler(Upscaler):
     def _run_se(self, x: Tensor, tile: int) -> Tensor:
         model = self.model
         padded = model.pad(x.float()).contiguous()
-        body = torch.cat([run_se_model(self.net, model.geometry, frame[None], tile) for frame in padded])
-        return model.finish(body, x)
+        bodies = []
+        for frame in padded:
+            with TileStates(self.device, self.state_memory) as store:
+                bodies.append(run_se_model(self.net, model.geometry, frame[None], tile, store))
+            self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
+        return model.finish(torch.cat(bodies), x)
 
     def _run_shrinking(self, x: Tensor, run: Callable[[Tensor, int], Tensor]) -> Tensor:
         """`run(x, tile)`, retried with half the tile side while the device runs out of memory."""
