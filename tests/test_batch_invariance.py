@@ -11,6 +11,7 @@ from conftest import psnr
 
 from remaster.engine.upscaler import EngineSettings, Upscaler
 from remaster.models.loader import load_model
+from remaster.presets import get_preset
 from remaster.testcard import anime_frame, photo_frame
 
 # The bound docs/engine.md states for a GPU: the same 50 dB that fp16 is held to against fp32
@@ -20,9 +21,14 @@ BATCH_PSNR_DB = 50.0
 DEVICES = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 
+# One model of each architecture: Real-CUGAN (SE stages), waifu2x cunet (SE) and upconv_7, Real-ESRGAN Compact.
+MODELS = ["2x-conservative", "2x-waifu2x-cunet-no-denoise", "2x-waifu2x-art-no-denoise", "2x-esrgan-animevideo"]
+
+
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("device", DEVICES)
-def test_batch_four_against_batch_one(device):
-    upscaler = Upscaler(load_model("2x-conservative"), EngineSettings(device, "auto", "auto"))
+def test_batch_four_against_batch_one(device, model):
+    upscaler = Upscaler(load_model(get_preset(model).model), EngineSettings(device, "auto", "auto"))
     frames = np.stack([anime_frame(72, 96, seed=1), photo_frame(72, 96, seed=2)] * 2)
     together = upscaler.upscale(frames)
     apart = np.concatenate([upscaler.upscale(frame[None]) for frame in frames])
