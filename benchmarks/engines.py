@@ -28,14 +28,14 @@ from remaster.models.loader import load_model
 from remaster.testcard import anime_frame
 
 
-def engines() -> dict[str, EngineSettings]:
+def engines(vulkan: bool = True) -> dict[str, EngineSettings]:
     """Every engine this machine runs, torch first (the ratios are to it); Vulkan at fp32 and at
-    fp16 where the device has it (on llvmpipe fp16 is emulated and no faster)."""
+    fp16 where the device has it (on llvmpipe fp16 is emulated and no faster), unless not `vulkan`."""
     found = {"torch cpu fp32": EngineSettings("cpu", "fp32", "0", engine="torch")}
     if cpu_has_bf16():
         found = {"torch cpu bf16": EngineSettings("cpu", "bf16", "0", engine="torch"), **found}
     found["ncnn cpu fp32"] = EngineSettings("cpu", "fp32", "0", engine="ncnn")
-    for device in vulkan_devices():
+    for device in vulkan_devices() if vulkan else []:
         name = device.name.split(" (")[0]  # llvmpipe (LLVM 15.0.6, 256 bits) -> llvmpipe
         for precision in ("fp32", "fp16") if device.fp16 else ("fp32",):
             found[f"ncnn vulkan:{device.index} {name} {precision}"] = EngineSettings(
@@ -44,9 +44,9 @@ def engines() -> dict[str, EngineSettings]:
     return found
 
 
-def bench_model(name: str, clip: np.ndarray, rounds: int) -> list[tuple[str, float, float]]:
+def bench_model(name: str, clip: np.ndarray, rounds: int, vulkan: bool = True) -> list[tuple[str, float, float]]:
     reference = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(clip)
-    upscalers = {label: make_upscaler(load_model(name), settings) for label, settings in engines().items()}
+    upscalers = {label: make_upscaler(load_model(name), settings) for label, settings in engines(vulkan).items()}
     for upscaler in upscalers.values():
         upscaler.upscale(clip[:1])  # warm-up: allocations, oneDNN primitives, ncnn pipelines
     seconds: dict[str, list[float]] = {label: [] for label in upscalers}
@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--size", default="96x64")
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    # llvmpipe, the software Vulkan device, takes 15-40x the CPU engines' time: leave it out at larger sizes.
+    parser.add_argument("--no-vulkan", action="store_true", help="the CPU engines only")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     clip = np.stack([anime_frame(height, width, seed=i) for i in range(args.frames)])
@@ -75,7 +77,7 @@ def main() -> None:
     print("| model | engine | s/frame | vs torch | PSNR vs torch fp32 (dB) |")
     print("|---|---|---:|---:|---:|")
     for name in args.models.split(","):
-        rows = bench_model(name, clip, args.rounds)
+        rows = bench_model(name, clip, args.rounds, not args.no_vulkan)
         torch_seconds = rows[0][1]
         for label, seconds, quality in rows:
             print(f"| {name} | {label} | {seconds:.3f} | {torch_seconds / seconds:.2f}x | {quality:.1f} |", flush=True)
