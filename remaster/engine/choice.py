@@ -148,6 +148,8 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
     if device.type == VULKAN:
         if engine == Engine.TORCH:
             raise UsageError(f"--engine torch runs on cpu or cuda, not {device}; use --engine ncnn or auto")
+        if settings.compile:
+            raise UsageError(f"--compile compiles the torch engine's network; on {device} ncnn runs its own kernels")
         return replace(settings, engine=Engine.NCNN)
     if device.type != "cpu":
         if engine == Engine.NCNN:
@@ -158,8 +160,12 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
             engine = parse_engine(os.environ[ENGINE_ENV])
         except UsageError as exc:
             raise UsageError(f"${ENGINE_ENV}: {exc}") from None
+    if engine == Engine.NCNN and settings.compile:
+        raise UsageError("--compile compiles the torch engine's network; the ncnn engine has its own kernels")
     if engine == Engine.AUTO:
-        engine = choose_cpu_engine(loaded, settings) if _ncnn_can_run(loaded, settings, device) else Engine.TORCH
+        # --compile asks for the torch engine; otherwise the faster one for this model on this CPU.
+        ncnn_candidate = not settings.compile and _ncnn_can_run(loaded, settings, device)
+        engine = choose_cpu_engine(loaded, settings) if ncnn_candidate else Engine.TORCH
     return replace(settings, engine=engine)
 
 

@@ -234,10 +234,8 @@ class NcnnUpscaler(Upscaler):
         self.state_memory = state_memory_budget(settings.state_memory)
         self.kept_state_bytes = 0
         self.state_moves = 0
-        # What the torch engine's callers read of it: the video stage stacks planes into these
-        # (host buffers, the frames' only home here), and there is no cuDNN to switch.
+        # The video stage stacks planes into these (host buffers, the frames' only home here).
         self.host_buffers = HostBuffers(self.device)
-        self.cudnn_benchmark = False
 
     @property
     def where(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +13,7 @@ from torch import Tensor
 from remaster.engine.archs.community import note_blended
 from remaster.engine.blend_tiling import run_blended_tiled
 from remaster.engine.buffers import HostBuffers
+from remaster.engine.compiled import Compiled, CompileState, say
 from remaster.engine.device import (
     auto_batch,
     auto_tile,
@@ -72,6 +75,10 @@ class EngineSettings:
 class Upscaler:
     """Runs one loaded model on batches of frames; results do not depend on the batch size."""
 
+    # Where an engine has no such thing (the ncnn engine's subclass): no torch.compile, no cuDNN.
+    compile_state: CompileState | None = None
+    cudnn_benchmark: bool = False
+
     def __init__(self, loaded: LoadedModel, settings: EngineSettings = EngineSettings()):
         self.descriptor = loaded.descriptor
         self.device = resolve_device(settings.device)
@@ -82,14 +89,12 @@ class Upscaler:
         self.model = loaded.module.set_precision(self.dtype).to(self.device, memory_format=torch.channels_last)
         self.tiling = self.descriptor.tiling
         self.cudnn_benchmark = settings.cudnn_benchmark
-        mode = settings.compile_mode
+        # With --compile: compiled parts that fall back together to the plain ones where compiling fails.
+        self.compile_state = CompileState() if settings.compile else None
         if isinstance(self.tiling, SeStages):
-            stages = self.model.stages
-            if settings.compile:
-                stages = [torch.compile(stage, dynamic=False, mode=mode) for stage in stages]
-            self.stages = stages
+            self.stages = [self._compiled(stage, settings.compile_mode) for stage in self.model.stages]
         else:
-            self.body = torch.compile(self.model, dynamic=False, mode=mode) if settings.compile else self.model
+            self.body = self._compiled(self.model, settings.compile_mode)
         # Tile states wait in host memory between SE stages, so that GPU memory is bounded
         # by the tile and not by the frame; past this budget, in a temporary file, so that
         # host memory is too. Measured once, before any frame: the memory a frame frees stays
@@ -100,6 +105,9 @@ class Upscaler:
         self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
         # Frames and spilled states pass between host and device through these, one per shape.
         self.host_buffers = HostBuffers(self.device)
+
+    def _compiled(self, function: Callable[..., Tensor], mode: str) -> Callable[..., Tensor]:
+        return function if self.compile_state is None else Compiled(function, mode, self.compile_state)
 
     @property
     def precision(self) -> str:
@@ -167,6 +175,17 @@ class Upscaler:
         if min(h, w) < self.descriptor.min_size:
             raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
         x = rgb.contiguous(memory_format=torch.channels_last)
+        if self.compile_state is not None and not self.compile_state.cost_said:
+            self.compile_state.cost_said = True
+            start = time.perf_counter()
+            out = self._run_on_device(x)
+            if not self.compile_state.failed:
+                seconds = time.perf_counter() - start
+                say(f"the first frame, compiled, took {seconds:.1f} s (a new tile shape compiles again)")
+            return out
+        return self._run_on_device(x)
+
+    def _run_on_device(self, x: Tensor) -> Tensor:
         if self.device.type != "cuda":
             return self._run(x)
         # cuDNN's switch is process-wide: set for this call only, and put back.
