@@ -138,6 +138,20 @@ def test_time_range_remasters_only_those_frames(episodes, tmp_path):
     assert 0.4 <= audio[0] <= 0.55 and audio[-1] <= 1.35
 
 
+def test_a_scene_of_an_mp4_with_mov_text_subtitles_cuts_to_mp4(episodes, tmp_path):
+    # The cut of the timed streams passes through Matroska, which carries mov_text as srt.
+    out = tmp_path / "scene.mp4"
+    assert main([str(episodes["mp4"]), "-o", str(out), "--start", "0.5", "--end", "1.5", *FAST]) == 0
+    with av.open(str(episodes["mp4"])) as f:
+        assert [s.codec_context.name for s in f.streams.subtitles] == ["mov_text"] * len(f.streams.subtitles) > []
+        wanted = len(f.streams.subtitles)
+    with av.open(str(out)) as f:
+        assert [s.codec_context.name for s in f.streams.subtitles] == ["mov_text"] * wanted
+    # The same frames, at the output's MP4 time base (1 ms here against the source's finer one).
+    wanted = [t for t in frame_times(episodes["mp4"]) if 0.5 - 1e-6 <= t < 1.5]
+    assert np.allclose(frame_times(out), wanted, atol=1e-3)
+
+
 def test_presets_carry_encoder_settings_that_options_override(tmp_path, capsys):
     assert main(["presets", "--show", "4x-conservative"]) == 0
     shown = capsys.readouterr().out

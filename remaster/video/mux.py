@@ -130,6 +130,7 @@ def mux(
     new_video = ffmpeg.input(str(video_file))
     original = ffmpeg.input(str(media.path))
     sources = {index: original[index] for index in plan.maps}
+    options = dict(plan.options)
     if time_range is not None:
         # Only part of the video was remastered: cut the timed streams to match first. ffmpeg
         # does not drop copied packets before an input -ss, and an output -ss would drop the new
@@ -138,6 +139,11 @@ def mux(
         if timed:
             cut = _cut(media, timed, time_range, work)
             sources.update({index: cut[str(n)] for n, index in enumerate(timed)})
+            if output_format == "mp4":
+                # The cut carries mov_text as srt (its Matroska cannot hold mov_text); MP4 takes it back.
+                for d in plan.decisions:
+                    if d.mapped and d.stream.codec == "mov_text":
+                        options[f"c:{d.output}"] = "mov_text"
     streams = [new_video["v:0"]] + [sources[index] for index in plan.maps]
     # ffmpeg-python lists only the inputs that streams come from; chapters and tags still come from
     # the original, which must then be input 1 all the same: with no stream of its own to keep, its
@@ -145,7 +151,7 @@ def mux(
     unmapped = {} if plan.maps else {"map": "-1:0"}
     streams += [] if plan.maps else [original["0"]]
     command = ffmpeg.output(
-        *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **plan.options, **unmapped
+        *streams, str(output), c="copy", map_chapters=1, map_metadata=1, f=output_format, **options, **unmapped
     )
     # Repeated output options (a -metadata:s:v:0 per tag, an -attach per cover), which
     # ffmpeg-python's keyword arguments cannot write.
