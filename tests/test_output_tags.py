@@ -3,7 +3,9 @@ encode, its field order; and output sizes an encoder cannot take, refused before
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -150,6 +152,39 @@ def test_size_limits_agree_with_the_bundled_encoders(encoder, monkeypatch):
         assert opens == (size_problem(encoder, width, height) is None), (encoder, width, height)
 
 
+SVT_STRIP = """
+import sys, av, numpy as np
+w, h = int(sys.argv[1]), int(sys.argv[2])
+with av.open(sys.argv[3], "w") as out:
+    s = out.add_stream("libsvtav1", rate=24)
+    s.width, s.height, s.pix_fmt = w, h, "yuv420p10le"
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24")
+        for packet in s.encode(frame.reformat(format="yuv420p10le")):
+            out.mux(packet)
+    for packet in s.encode(None):
+        out.mux(packet)
+print("encoded")
+"""
+
+
+@pytest.mark.slow
+def test_svt_av1_hangs_on_the_strips_the_table_refuses(tmp_path):
+    """The measurement behind SizeLimits.strip, kept: should an SVT-AV1 release stop hanging, this
+    fails and the limit can go."""
+
+    def encodes(width: int, height: int) -> bool:
+        command = [sys.executable, "-c", SVT_STRIP, str(width), str(height), str(tmp_path / "strip.mkv")]
+        env = {**os.environ, "SVT_LOG": "1"}
+        try:  # 3 frames of this size take 0.02 s when they encode at all
+            return subprocess.run(command, capture_output=True, env=env, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    for width, height in [(64, 24), (66, 24), (24, 128), (128, 26)]:
+        assert encodes(width, height) == (size_problem("libsvtav1", width, height) is None), (width, height)
+
+
 def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=24)
@@ -173,6 +208,13 @@ def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
             "x265",
             "the output would be 12x8; x265 takes at least 16 on a side (choose a preset or --model "
             "with a larger scale, or --codec x264 or svtav1)",
+        ),
+        # 48x12 scaled 2x: a strip SVT-AV1 hangs on (encode.py); x264 and x265 encode it.
+        (
+            (48, 12),
+            "svtav1",
+            "the output would be 96x24; svtav1 hangs on a picture under 26 on one side and over 64 on the "
+            "other (choose a preset or --model with a larger scale, or --codec x265 or x264)",
         ),
         # 8200x64 scaled 2x: wider than x264 (and SVT-AV1) take; x265 would.
         (

@@ -122,6 +122,9 @@ class SizeLimits:
     max_width: int | None = None
     max_height: int | None = None
     max_area: int | None = None
+    # (short, long): a strip under `short` on one side and over `long` on the other opens, and
+    # then the encoder never returns a packet.
+    strip: tuple[int, int] | None = None
 
 
 # Measured by opening each encoder of the PyAV 18.1 wheel (FFmpeg 8.1) at sizes on both sides of
@@ -135,7 +138,9 @@ ENCODER_SIZE_LIMITS = {
     # library"); 2x2 opens (1x1 fails in 4:2:0, where sides are even anyway).
     "libx264": SizeLimits(max_width=16384, max_height=16384),
     # 2x64 and 64x2 fail, 4x4 opens; 16384x64 opens, 16386x64 fails; 64x8704 opens, 64x8706 fails.
-    "libsvtav1": SizeLimits(min_side=4, max_width=16384, max_height=8704),
+    # Strips: 66x24, 65x24, 128x24, 1024x8, 16384x24 and 16x128 open and then hang on the first
+    # frames (no packet, no error, a 15 s timeout); 64x24, 128x26, 1024x28 and 16x64 encode.
+    "libsvtav1": SizeLimits(min_side=4, max_width=16384, max_height=8704, strip=(26, 64)),
 }
 # Every encoder: avcodec_open2 checks the size with av_image_check_size2 (libavutil/imgutils.c)
 # for no pixel format, which wants 8 x (width + 128) x (height + 128) < INT_MAX, and drops a size
@@ -162,7 +167,14 @@ def size_problem(encoder: str, width: int, height: int, name: str = "") -> str |
         return f"{name} takes at most {limits.max_width} wide and {limits.max_height} high"
     if limits.max_area is not None and width * height > limits.max_area:
         return f"{name} takes at most {limits.max_area:,} pixels"
+    if _is_strip(limits, width, height):
+        short, long = limits.strip
+        return f"{name} hangs on a picture under {short} on one side and over {long} on the other"
     return None
+
+
+def _is_strip(limits: SizeLimits, width: int, height: int) -> bool:
+    return limits.strip is not None and min(width, height) < limits.strip[0] and max(width, height) > limits.strip[1]
 
 
 def check_output_size(source: Path, settings: EncoderSettings, width: int, height: int) -> None:
@@ -178,7 +190,8 @@ def check_output_size(source: Path, settings: EncoderSettings, width: int, heigh
             problem = f"{spec.encoder} does not open at that size on this GPU ({exc})"
     if problem is None:
         return
-    larger = min(width, height) < ENCODER_SIZE_LIMITS.get(spec.encoder, SizeLimits()).min_side
+    limits = ENCODER_SIZE_LIMITS.get(spec.encoder, SizeLimits())
+    larger = min(width, height) < limits.min_side or _is_strip(limits, width, height)
     others = [name for name, codec in CODECS.items() if name != settings.codec and not name.startswith("nvenc")]
     fitting = [name for name in others if size_problem(CODECS[name].encoder, width, height) is None]
     hints = [f"a preset or --model with a {'larger' if larger else 'smaller'} scale"]
