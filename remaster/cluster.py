@@ -20,7 +20,7 @@ from pathlib import Path
 
 from remaster.errors import UsageError
 from remaster.process_settings import apply_process_settings
-from remaster.video.pipeline import Remasterer, interrupted
+from remaster.video.pipeline import Remasterer
 from remaster.video.plan import JobPlan, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.tasks import SegmentResult, commit_result, compute_segment
@@ -70,7 +70,7 @@ def remaster_on_ray(
     # The driver plans, once, for the tasks' device: one precision for every segment (plan.resolve_engine).
     job = remasterer.prepare(source, output, task_device(settings.engine.device, on_gpu=gpus_per_task > 0))
     workers: list[str] = []
-    try:
+    with remasterer.abandoned_on_failure(job):  # Ctrl-C while ray.wait too
         # Ray retries a task whose worker died (out of memory, a lost node) on another one.
         task = ray.remote(num_gpus=gpus_per_task, max_retries=2)(_ray_task)
         shared = str(job.work.root) if shared_workdir else None
@@ -85,10 +85,4 @@ def remaster_on_ray(
             computed, held = computed + result.computed, held + result.held
             workers.append(result.worker)
         summary = remasterer.finish(job, computed, held)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while ray.wait: what is kept, and how to go on
-        remasterer.abandon(job)
-        raise interrupted(job) from None
-    except BaseException:
-        remasterer.abandon(job)
-        raise
     return summary, workers

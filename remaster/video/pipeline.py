@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -187,6 +188,19 @@ class Remasterer:
         if not job.work.records:
             job.work.discard()
         job.work.close()
+
+    @contextlib.contextmanager
+    def abandoned_on_failure(self, job: Job) -> Iterator[None]:
+        """Around work on `job` done elsewhere (worker processes, Ray tasks): after a failure
+        abandon it; Ctrl-C or SIGTERM becomes the one line saying what is kept (`interrupted`)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.abandon(job)
+            raise interrupted(job) from None
+        except BaseException:
+            self.abandon(job)
+            raise
 
     def compute(self, job: Job, todo: list[Segment]) -> tuple[int, int]:
         """Decode, upscale and encode the segments not done yet; returns the frames the model

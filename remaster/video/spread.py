@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from remaster.errors import RemasterError, UsageError
-from remaster.video.pipeline import Job, Remasterer, interrupted
+from remaster.video.pipeline import Job, Remasterer
 from remaster.video.plan import JobPlan, VideoSettings
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.tasks import SegmentResult, commit_result
@@ -61,15 +61,9 @@ def remaster_on_devices(
         resolve_device(device)  # each one checked before any work: an index past the last GPU
     remasterer = Remasterer(replace(settings, engine=replace(settings.engine, device=devices[0])), progress)
     job = remasterer.prepare(source, output)
-    try:
+    with remasterer.abandoned_on_failure(job):
         workers, computed, held = _compute_on_devices(job, devices, progress)
         summary = remasterer.finish(job, computed, held)
-    except KeyboardInterrupt:
-        remasterer.abandon(job)
-        raise interrupted(job) from None
-    except BaseException:
-        remasterer.abandon(job)
-        raise
     return summary, workers
 
 
