@@ -40,7 +40,6 @@ from remaster.engine.device import (
     resolve_precision,
     state_memory_budget,
 )
-from remaster.engine.local_tiling import pad_frame, run_local_tiled
 from remaster.engine.precision import Precision
 from remaster.engine.states import TileStates
 from remaster.engine.tiling import plan_tiles
@@ -48,6 +47,7 @@ from remaster.engine.upscaler import TILE_MULTIPLE, EngineSettings, Upscaler, pa
 from remaster.engine.vulkan import VULKAN, import_ncnn, vulkan_device
 from remaster.errors import RemasterError, ResourceError, UsageError, WeightsError
 from remaster.models.descriptor import LoadedModel, ModelDescriptor, ReceptiveField
+from remaster.models.ncnn import read_layers
 
 if TYPE_CHECKING:  # ncnn_stages imports the ncnn wheel: only where the engine runs
     from remaster.engine.ncnn_stages import NcnnOptions, NcnnStages
@@ -78,12 +78,8 @@ def cpu_threads() -> int:
 def _graph_ends(param: Path) -> tuple[str, str]:
     """The input blob (the first layer's output) and the output blob (the last layer's output):
     `in0`/`out0` in Real-CUGAN's graphs, `data`/`output` in Real-ESRGAN's, `Input1`/`Eltwise4` in waifu2x's."""
-    lines = [line.split() for line in param.read_text().splitlines()[2:] if line.strip()]
-    first, last = lines[0], lines[-1]
-    # A layer line: type name n_in n_out inputs... outputs... keys...
-    first_out = first[4 + int(first[2])]
-    last_out = last[4 + int(last[2])]
-    return first_out, last_out
+    layers = read_layers(param)
+    return layers[0].outputs[0], layers[-1].outputs[0]
 
 
 @dataclass(frozen=True)
@@ -212,7 +208,6 @@ class NcnnUpscaler(Upscaler):
                 "not PyTorch checkpoints; use --engine torch"
             )
         chosen = resolve_device(settings.device)
-        self.target_device = chosen
         if chosen.type == VULKAN:
             self.dtype = resolve_precision(settings.precision, chosen)
             vulkan = chosen.index or 0
@@ -226,6 +221,7 @@ class NcnnUpscaler(Upscaler):
         self.device = torch.device("cpu")
         self.target = NcnnTarget(vulkan, self.dtype == torch.float16, cpu_threads())
         self.net = NcnnNet(*files, self.target)
+        self.body = self.net.run  # for the torch engine's receptive-field tiler (`_run_local`)
         self.model = loaded.module  # for its pad and finish only; its weights are the same file's
         self.tiling = self.descriptor.tiling
         self.tile = parse_tile(settings.tile)
@@ -240,13 +236,6 @@ class NcnnUpscaler(Upscaler):
     @property
     def where(self) -> str:
         return f"{self.target.name}{' ncnn' if self.target.vulkan is None else ''}"
-
-    @property
-    def label(self) -> str:
-        """Where the network runs, for messages: "vulkan:0 (llvmpipe ..., cpu, fp16)", "cpu (ncnn, 16 threads)"."""
-        if self.target.vulkan is None:
-            return f"cpu (ncnn, {self.target.threads} threads)"
-        return vulkan_device(self.target.vulkan).label
 
     def tile_for(self, height: int, width: int, batch: int) -> int:
         if self.tile is not None:
@@ -295,14 +284,5 @@ class NcnnUpscaler(Upscaler):
                 self.tile = smaller  # for the frames after this one too
 
     def _run_local_ncnn(self, x: Tensor, tile: int) -> Tensor:
-        # The torch engine's `_run_local`, with the graph as the body.
-        tiling = self.tiling
-        assert isinstance(tiling, ReceptiveField)
-        border = self.descriptor.border
-        padded = pad_frame(x.float(), border).contiguous()
-        h, w = x.shape[-2:]
-        core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
-        tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
-        s = self.descriptor.scale
-        out = run_local_tiled(self.net.run, padded, tiles, border.size, tiling.margin, s, tiling.consumed)
-        return out[..., : s * h, : s * w].float()
+        assert isinstance(self.tiling, ReceptiveField)
+        return self._run_local(x, self.tiling, tile)  # the torch engine's, with the graph as `body`

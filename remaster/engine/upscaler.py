@@ -224,11 +224,12 @@ class Upscaler:
         self.state_moves = store.moves
         return model.finish(body, x)
 
-    def _run_local(self, x: Tensor, tiling: ReceptiveField) -> Tensor:
+    def _run_local(self, x: Tensor, tiling: ReceptiveField, tile: int | None = None) -> Tensor:
+        """A purely local network in tiles widened by its receptive field; `tile`: as planned if None."""
         border = self.descriptor.border
         padded = pad_frame(x, border).contiguous(memory_format=torch.channels_last)
         h, w = x.shape[-2:]
-        tile = self.tile_for(h, w, x.shape[0])
+        tile = self.tile_for(h, w, x.shape[0]) if tile is None else tile
         core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
         tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
         s = self.descriptor.scale

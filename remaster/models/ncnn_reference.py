@@ -14,7 +14,7 @@ in and (unsigned char)(v * 255 + 0.5) out:
   scale x 10 pixels every side. The 4x graphs include the residual, and the 2x/3x graphs resize
   the 4x output themselves.
 
-The `ncnn` wheel is a test and benchmark dependency, imported only here, only when called.
+The `ncnn` wheel is imported only when these are called (through the engine's `new_net`).
 """
 
 from __future__ import annotations
@@ -39,14 +39,10 @@ _BLOBS = {
 
 def ncnn_net(param: Path, threads: int) -> Any:
     """An ncnn.Net of `param` and its `.bin` on the CPU, float32 throughout (no fp16 or bf16
-    storage or arithmetic), with `threads` threads."""
-    import ncnn
+    storage or arithmetic), with `threads` threads: set up as the ncnn engine sets up its own."""
+    from remaster.engine.ncnn_stages import NcnnOptions, new_net
 
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = threads
-    for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-        setattr(net.opt, flag, False)
+    net = new_net(NcnnOptions(threads=threads))
     net.load_param(str(param))
     net.load_model(str(param.with_suffix(".bin")))
     return net
