@@ -18,7 +18,6 @@ one line.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -33,9 +32,9 @@ from torch import Tensor
 from remaster.arch.upcunet import UpcunetPadding
 from remaster.engine.buffers import HostBuffers
 from remaster.engine.device import (
-    MEMORY_SHARE,
     MIN_TILE,
     auto_tile,
+    fit_tile,
     resolve_device,
     resolve_precision,
     state_memory_budget,
@@ -245,15 +244,13 @@ class NcnnUpscaler(Upscaler):
         return auto_tile(self.descriptor.activations_per_pixel, height, width, batch, torch.float32, self.device)
 
     def _vulkan_tile(self, height: int, width: int) -> int:
-        """The torch engine's `auto_tile` rule on the device's memory budget: whole frames where
-        the activations fit in MEMORY_SHARE of it. The figure is ncnn's budget, not what is free
-        now, and the activations are the torch engine's estimate: where a plan is still too
-        large, `_run_shrinking` halves the tile."""
-        budget = vulkan_device(self.target.vulkan or 0).memory * MEMORY_SHARE
-        per_pixel = self.descriptor.activations_per_pixel * (2 if self.target.fp16 else 4)
-        if height * width * per_pixel <= budget:
-            return 0
-        return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // TILE_MULTIPLE * TILE_MULTIPLE)
+        """The torch engine's rule (`fit_tile`) on the device's memory budget: whole frames where
+        the activations fit in a share of it. The figure is ncnn's budget, not what is free now,
+        and the activations are the torch engine's estimate: where a plan is still too large,
+        `_run_shrinking` halves the tile."""
+        budget = vulkan_device(self.target.vulkan or 0).memory
+        itemsize = 2 if self.target.fp16 else 4
+        return fit_tile(budget, self.descriptor.activations_per_pixel, height, width, 1, itemsize)
 
     def _run_batch(self, x: Tensor) -> Tensor:
         if isinstance(self.tiling, ReceptiveField):
