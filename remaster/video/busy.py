@@ -61,13 +61,17 @@ class StageBusy:
 
     def bottleneck(self) -> str | None:
         """The stage busy the largest share of the time; None before any stage has worked."""
-        shares = self.shares()
-        return max(shares, key=shares.__getitem__) if shares else None
+        return bottleneck_of(self.shares())
 
     def line(self) -> str:
         """`decode 12% · model 85% · encode 40%, model is the bottleneck`; "" before any stage has worked."""
-        slowest = self.bottleneck()
-        if slowest is None:
+        shares = self.shares()  # one reading: the shares shown and the stage named agree
+        if not shares:
             return ""
-        shares = " · ".join(f"{stage} {share:.0f}%" for stage, share in self.shares().items())
-        return f"{shares}, {slowest} is the bottleneck"
+        listed = " · ".join(f"{stage} {share:.0f}%" for stage, share in shares.items())
+        return f"{listed}, {bottleneck_of(shares)} is the bottleneck"
+
+
+def bottleneck_of(shares: dict[str, float]) -> str | None:
+    """The stage with the largest of `shares` (a `StageBusy.shares` reading); None for none."""
+    return max(shares, key=shares.__getitem__) if shares else None

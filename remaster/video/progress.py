@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from remaster.video.busy import StageBusy
+from remaster.video.busy import StageBusy, bottleneck_of
 from remaster.wording import counted
 
 
@@ -176,6 +176,7 @@ class JsonProgress(QuietProgress):
         super().frames_done(count, held)
         self._segment_done += count
         fps, left = self.rate()
+        shares = self.busy.shares()  # one reading: the shares and the stage named agree
         self._emit(
             "progress",
             frames_done=self._done,
@@ -185,8 +186,8 @@ class JsonProgress(QuietProgress):
             segment_frames=self._segment_total,
             fps=None if fps is None else round(fps, 3),
             eta_seconds=None if left is None else round(left, 1),
-            busy={stage: round(share, 1) for stage, share in self.busy.shares().items()},
-            bottleneck=self.busy.bottleneck(),
+            busy={stage: round(share, 1) for stage, share in shares.items()},
+            bottleneck=bottleneck_of(shares),
         )
 
     def segment_done(self, index: int, frames: int) -> None:
