@@ -29,12 +29,13 @@ from spandrel.architectures.RCAN import RCAN
 from spandrel.architectures.SPAN import SPAN
 from spandrel.architectures.SwinIR import SwinIR
 
-from remaster.engine.archs.community import FADE, MARGIN
-from remaster.engine.tiling import plan_tiles
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.models.descriptor import Blended, LoadedModel
+from remaster.architectures.community.detection import FADE, MARGIN
+from remaster.architectures.descriptor import Blended, LoadedModel
+from remaster.engines.base import EngineSettings
+from remaster.engines.tiling.tiles import plan_tiles
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
 
 
 def networks() -> dict[str, torch.nn.Module]:
@@ -67,7 +68,7 @@ def seam_error(out: np.ndarray, ref: np.ndarray, height: int, width: int, tile: 
 
 def tiled(loaded: LoadedModel, frame: np.ndarray, tile: int, tiling: Blended) -> np.ndarray:
     descriptor = replace(loaded.descriptor, tiling=tiling)
-    return Upscaler(LoadedModel(loaded.module, descriptor), EngineSettings("cpu", "fp32", tile)).upscale(frame)
+    return TorchUpscaler(LoadedModel(loaded.module, descriptor), EngineSettings("cpu", "fp32", tile)).upscale(frame)
 
 
 def main() -> None:
@@ -83,7 +84,7 @@ def main() -> None:
             path = Path(folder) / f"{name}.pth"
             torch.save(net.eval().state_dict(), path)
             loaded = load_model(str(path))
-            untiled = Upscaler(loaded, EngineSettings("cpu", "fp32", 0)).upscale(frame)
+            untiled = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", 0)).upscale(frame)
             scale = loaded.descriptor.scale
             for tile in (64, 128):
                 row = [f"{name:<12} {tile:>5}"]

@@ -19,13 +19,14 @@ import time
 
 import numpy as np
 
-from remaster.bench import psnr
-from remaster.engine.choice import make_upscaler
-from remaster.engine.device import cpu_has_bf16, device_label
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.engine.vulkan import vulkan_devices
+from remaster.bench.measure import psnr
+from remaster.engines.base import EngineSettings
+from remaster.engines.choice import make_upscaler
+from remaster.engines.device import cpu_has_bf16, device_label
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.engines.vulkan import vulkan_devices
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
 
 
 def engines(vulkan: bool = True) -> dict[str, EngineSettings]:
@@ -45,7 +46,7 @@ def engines(vulkan: bool = True) -> dict[str, EngineSettings]:
 
 
 def bench_model(name: str, clip: np.ndarray, rounds: int, vulkan: bool = True) -> list[tuple[str, float, float]]:
-    reference = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(clip)
+    reference = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(clip)
     upscalers = {label: make_upscaler(load_model(name), settings) for label, settings in engines(vulkan).items()}
     for upscaler in upscalers.values():
         upscaler.upscale(clip[:1])  # warm-up: allocations, oneDNN primitives, ncnn pipelines

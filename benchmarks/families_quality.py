@@ -4,7 +4,7 @@ against the original.
     python benchmarks/families_quality.py [--size 320x240] [--seeds 3]
 
 The issue's table was measured on third-party cel art, which the project does not have; this
-re-measures it with remaster's own output on pictures made in code (remaster.testcard):
+re-measures it with remaster's own output on pictures made in code (remaster.media.testcard):
 `anime_frame` (flat fills, dark outlines, a gradient sky, slight noise) and `photo_frame`
 (smooth shading with texture at every scale), `--seeds` of each. Models run fp32, untiled, on
 the CPU; bicubic and lanczos are PIL's. The table gives the mean PSNR over the seeds, in dB.
@@ -18,12 +18,13 @@ import statistics
 import numpy as np
 from PIL import Image
 
-from remaster.bench import psnr
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.models.descriptor import family_title
+from remaster.architectures.descriptor import family_title
+from remaster.bench.measure import psnr
+from remaster.core.presets import get_preset
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.loader import load_model
-from remaster.presets import get_preset
-from remaster.testcard import anime_frame, photo_frame
 
 # Every family's 2x models without denoise (the downscaled pictures carry no noise to remove),
 # and Real-CUGAN's default.
@@ -62,7 +63,7 @@ def main() -> None:
         rows.append((label, "-", {kind: resample(kind, method) for kind in PICTURES}))
     for name in PRESETS:
         model = load_model(get_preset(name).model)
-        upscaler = Upscaler(model, EngineSettings("cpu", "fp32", "0"))
+        upscaler = TorchUpscaler(model, EngineSettings("cpu", "fp32", "0"))
         outputs = {kind: [upscaler.upscale(p[None])[0] for p in small[kind]] for kind in PICTURES}
         rows.append((name, family_title(model.descriptor.family), outputs))
 

@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.engine.device import device_label, resolve_device
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engines.base import EngineSettings
+from remaster.engines.device import device_label, resolve_device
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.presets import get_preset
-from remaster.testcard import anime_frame
 
 PRESETS = ("2x-conservative", "2x-pro-conservative", "4x-conservative")
 # A fast preset of each encoder: what a GPU run needs to keep up with the model.
@@ -97,7 +98,7 @@ def measure_model(
         torch.cuda.reset_peak_memory_stats(device)
     try:
         engine = EngineSettings(str(device), precision, "auto", **SWITCHES[switch])
-        upscaler = Upscaler(load_model(get_preset(preset).model), engine)
+        upscaler = TorchUpscaler(load_model(get_preset(preset).model), engine)
         # Frames already on the device: the model alone, not the host-to-device copy.
         batch_frames = torch.from_numpy(np.stack([anime_frame(height, width, seed=i) for i in range(batch)]))
         batch_frames = batch_frames.to(device)
@@ -126,8 +127,9 @@ def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> f
         return None
     width, height = size
     frame = anime_frame(height, width, seed=7)[None]
+    model = get_preset(preset).model
     outputs = [
-        Upscaler(load_model(get_preset(preset).model), EngineSettings(str(device), precision, "auto")).upscale(frame)
+        TorchUpscaler(load_model(model), EngineSettings(str(device), precision, "auto")).upscale(frame)
         for precision in ("fp32", "fp16")
     ]
     return _psnr(*outputs)

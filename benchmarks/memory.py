@@ -22,15 +22,16 @@ import time
 
 CHILD = """
 import json, resource, statistics, sys, time, torch
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.loader import load_model
-from remaster.presets import get_preset
-from remaster.testcard import photo_frame
+from remaster.core.presets import get_preset
+from remaster.media.testcard import photo_frame
 preset, w, h, tile, device, precision, state_memory, repeat = sys.argv[1:9]
 frame = photo_frame(int(h), int(w))[None]
 budget = {"auto": None, "none": 1 << 62}.get(state_memory)
 budget = int(state_memory) if budget is None and state_memory != "auto" else budget
-up = Upscaler(load_model(get_preset(preset).model), EngineSettings(device, precision, tile, state_memory=budget))
+up = TorchUpscaler(load_model(get_preset(preset).model), EngineSettings(device, precision, tile, state_memory=budget))
 times = []
 for _ in range(int(repeat)):
     start = time.perf_counter()

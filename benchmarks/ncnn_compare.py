@@ -5,10 +5,10 @@
 
 For each `--preset` (repeatable; Real-CUGAN, waifu2x and Real-ESRGAN presets alike), ncnn runs
 in this process with all cores, fp32 (no fp16/bf16 storage or arithmetic), with the family's
-reference pre- and post-processing (remaster.models.ncnn_reference: padding, crop, round).
+reference pre- and post-processing (remaster.engines.ncnn_engine.reference: padding, crop, round).
 remaster runs as the whole command, `remaster image FOLDER -o OUT`, start-up and PNG writing
 included, both reading and writing the same PNGs; with `--model-only`, both run in this process
-on the decoded frames, model alone (remaster's Upscaler, untiled, after a warm-up frame; ncnn's
+on the decoded frames, model alone (remaster's TorchUpscaler, untiled, after a warm-up frame; ncnn's
 first frame is warmed up too). ncnn and each remaster precision alternate within each of
 `--rounds` rounds; the table gives medians and ratios (above 1: remaster is faster), and the
 worst frame's PSNR of remaster against ncnn.
@@ -28,15 +28,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from remaster.bench import psnr
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.imagefiles import read_image, write_image
+from remaster.architectures.descriptor import family_title
+from remaster.bench.measure import psnr
+from remaster.core.presets import get_preset
+from remaster.engines.base import EngineSettings
+from remaster.engines.ncnn_engine.reference import ncnn_net, ncnn_upscale
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.imagefiles import read_image, write_image
+from remaster.media.testcard import anime_frame
 from remaster.models.catalog import packaged_models
-from remaster.models.descriptor import family_title
 from remaster.models.loader import load_model
-from remaster.models.ncnn_reference import ncnn_net, ncnn_upscale
-from remaster.presets import get_preset
-from remaster.testcard import anime_frame
 
 
 def measure(preset: str, frames_dir: Path, tmp: Path, args: argparse.Namespace, threads: int) -> list[str]:
@@ -48,7 +49,7 @@ def measure(preset: str, frames_dir: Path, tmp: Path, args: argparse.Namespace, 
     upscalers = {}
     if args.model_only:
         for precision in args.precision:
-            upscalers[precision] = Upscaler(load_model(model.name), EngineSettings("cpu", precision, "0"))
+            upscalers[precision] = TorchUpscaler(load_model(model.name), EngineSettings("cpu", precision, "0"))
             upscalers[precision].upscale(frames[0][None])  # warm-up: first-call allocations
     times: dict[str, list[float]] = {"ncnn": [], **{p: [] for p in args.precision}}
     outputs: dict[str, list[np.ndarray]] = {}

@@ -16,11 +16,18 @@ import argparse
 import numpy as np
 import torch
 
-from remaster.engine.ncnn_stages import NcnnOptions, NcnnStages, load_net, new_net, run_staged_tiled, tile_multiple
-from remaster.engine.tiling import plan_tiles
+from remaster.engines.ncnn_engine.stages import (
+    NcnnOptions,
+    NcnnStages,
+    load_net,
+    new_net,
+    run_staged_tiled,
+    tile_multiple,
+)
+from remaster.engines.tiling.tiles import plan_tiles
+from remaster.media.testcard import anime_frame
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
 
 DEFAULT_MODELS = "2x-no-denoise,3x-no-denoise,4x-no-denoise,2x-waifu2x-cunet-no-denoise"
 

@@ -20,11 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from remaster.bench import run_bench
+from remaster.bench.measure import run_bench
+from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.engine.device import precision_name, resolve_device, resolve_precision
+from remaster.engines.device import precision_name, resolve_device, resolve_precision
 from remaster.models.fidelity import auto_bf16
-from remaster.presets import get_preset
 
 
 def run_pipeline(episode: Path, output: Path, preset: str, precision: str) -> tuple[float, int]:

@@ -17,13 +17,14 @@ import argparse
 
 import numpy as np
 
-from remaster.bench import psnr
-from remaster.engine.device import cpu_has_bf16
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.bench.measure import psnr
+from remaster.engines.base import EngineSettings
+from remaster.engines.device import cpu_has_bf16
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import AUTO_BF16_MIN_DB
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame, photo_frame
 
 PICTURES = ("anime", "photo", "grain", "fine")
 
@@ -37,8 +38,8 @@ def pictures(height: int, width: int) -> list[np.ndarray]:
 
 
 def bf16_psnr(model: str, frames: list[np.ndarray]) -> list[float]:
-    fp32 = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0"))
-    bf16 = Upscaler(load_model(model), EngineSettings("cpu", "bf16", "0"))
+    fp32 = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", "0"))
+    bf16 = TorchUpscaler(load_model(model), EngineSettings("cpu", "bf16", "0"))
     values = [psnr(bf16.upscale(f[None]), fp32.upscale(f[None])) for f in frames]
     return values[: len(PICTURES) - 1] + [min(values[len(PICTURES) - 1 :])]
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from remaster.queue import command
-from remaster.queue.store import Ending, JobSpec, Progress, QueueStore
+from remaster.commands import queue as command
+from remaster.scaleout.queue.store import Ending, JobSpec, Progress, QueueStore
 
 LIMIT_MS = 100.0
 OPTIONS = ("--segment-seconds", "0.25", "--codec", "x264")
@@ -97,7 +97,7 @@ def main() -> None:
 
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "remaster.queue", "status", "--json", *q], check=True, capture_output=True
+            [sys.executable, "-m", "remaster.scaleout.queue", "status", "--json", *q], check=True, capture_output=True
         )
         process_ms = (time.perf_counter() - start) * 1000
         table_ms = timed(quietly, ["status", *q])
@@ -115,7 +115,7 @@ def main() -> None:
     console.print(table)
     console.print(
         f"filling {args.jobs} jobs in one transaction: {fill_ms:.0f} ms; for scale, not limited: "
-        f"`python -m remaster.queue status --json` as a process {process_ms:.0f} ms, "
+        f"`python -m remaster.scaleout.queue status --json` as a process {process_ms:.0f} ms, "
         f"the rich table (the first 100 jobs) {table_ms:.0f} ms",
         highlight=False,
     )

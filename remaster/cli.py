@@ -12,8 +12,8 @@ from pathlib import Path
 from remaster import __version__
 from remaster.commands import bench, compare, demo, export, image, presets, queue, testcard, video
 from remaster.commands.options import DEBUG_HELP
-from remaster.errors import EXIT_INTERRUPTED, UsageError, describe_failure
-from remaster.process_settings import apply_process_settings
+from remaster.core.errors import EXIT_INTERRUPTED, UsageError, describe_failure
+from remaster.core.process_settings import apply_process_settings
 
 # In the order `remaster --help` lists them.
 COMMANDS = {
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"remaster: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    apply_process_settings()  # malloc, SVT_LOG, SIGTERM as Ctrl-C: see process_settings.py
+    apply_process_settings()  # malloc, SVT_LOG, SIGTERM as Ctrl-C: see core/process_settings.py
     try:
         return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:

@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 
-from remaster.testcard import anime_frame, photo_frame
+from remaster.media.testcard import anime_frame, photo_frame
 
-# `--engine auto` on a CPU takes whichever engine measured faster (engine/choice.py): the suite
+# `--engine auto` on a CPU takes whichever engine measured faster (engines/choice.py): the suite
 # compares against the torch engine's exact pixels, so it runs torch unless a test asks for ncnn
 # (tests/test_ncnn_engine.py), and measures nothing into the user's cache.
 os.environ.setdefault("REMASTER_ENGINE", "torch")
@@ -19,7 +19,7 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two integer pictures of one shape and type, the peak being the type's maximum.
 
-    Written here rather than taken from remaster.bench: the tests measure the code with it, so
+    Written here rather than taken from remaster.bench.measure: the tests measure the code with it, so
     it must not be the code under test (test_engine.py checks bench's own against it).
     """
     assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from remaster.cli import main
+from remaster.core.errors import UsageError
+from remaster.core.precision import Precision
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.engine.device import device_label, resolve_device, resolve_precision
-from remaster.engine.precision import Precision
-from remaster.errors import UsageError
+from remaster.engines.device import device_label, resolve_device, resolve_precision
 
 HAS_MPS = torch.backends.mps.is_available()
 HAS_XPU = hasattr(torch, "xpu") and torch.xpu.is_available()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from remaster.commands.video import parse_batch
-from remaster.engine.device import AUTO_BATCH_MAX, MEMORY_SHARE, auto_batch, fit_batch, fit_tile
-from remaster.errors import UsageError
+from remaster.core.errors import UsageError
+from remaster.engines.device import AUTO_BATCH_MAX, MEMORY_SHARE, auto_batch, fit_batch, fit_tile
 from remaster.models.loader import load_model
 
 GIB = 1 << 30
@@ -47,7 +47,7 @@ def test_a_small_gpu_runs_one_frame_in_the_largest_tile_that_fits(per_pixel):
 
 
 def test_a_cpu_runs_batch_one(per_pixel):
-    # The CPU runs a batch frame by frame anyway (engine/upscaler.py): more frames only hold memory.
+    # The CPU runs a batch frame by frame anyway (engines/torch_engine/upscaler.py): more frames only hold memory.
     assert auto_batch(per_pixel, 48, 64, torch.float32, torch.device("cpu")) == 1
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from conftest import psnr
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.core.presets import get_preset
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.loader import load_model
-from remaster.presets import get_preset
-from remaster.testcard import anime_frame, photo_frame
 
 # The bound docs/engine.md states for a GPU: the same 50 dB that fp16 is held to against fp32
 # (tests/test_engine.py), so a batch size never costs more than the precision already does.
@@ -28,7 +29,7 @@ MODELS = ["2x-conservative", "2x-waifu2x-cunet-no-denoise", "2x-waifu2x-art-no-d
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("device", DEVICES)
 def test_batch_four_against_batch_one(device, model):
-    upscaler = Upscaler(load_model(get_preset(model).model), EngineSettings(device, "auto", "auto"))
+    upscaler = TorchUpscaler(load_model(get_preset(model).model), EngineSettings(device, "auto", "auto"))
     frames = np.stack([anime_frame(72, 96, seed=1), photo_frame(72, 96, seed=2)] * 2)
     together = upscaler.upscale(frames)
     apart = np.concatenate([upscaler.upscale(frame[None]) for frame in frames])

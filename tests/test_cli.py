@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from remaster.cli import main
-from remaster.engine.device import cpu_has_bf16
-from remaster.imagefiles import read_image, write_image
-from remaster.testcard import anime_frame
+from remaster.engines.device import cpu_has_bf16
+from remaster.media.imagefiles import read_image, write_image
+from remaster.media.testcard import anime_frame
 
 FAST = ["--preset", "2x-conservative", "--device", "cpu", "--tile", "0"]
 

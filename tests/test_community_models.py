@@ -37,13 +37,14 @@ from spandrel.architectures.DnCNN import DnCNN  # noqa: E402
 from spandrel.architectures.RCAN import RCAN  # noqa: E402
 from spandrel.architectures.SPAN import SPAN  # noqa: E402
 
+from remaster.architectures.community import detection as community  # noqa: E402
+from remaster.architectures.descriptor import Blended, Family, LoadedModel, ReceptiveField  # noqa: E402
+from remaster.architectures.origin import Origin  # noqa: E402
 from remaster.cli import main  # noqa: E402
-from remaster.engine.archs import community  # noqa: E402
-from remaster.engine.archs.origin import Origin  # noqa: E402
-from remaster.engine.upscaler import EngineSettings, Upscaler  # noqa: E402
-from remaster.errors import UsageError, WeightsError  # noqa: E402
+from remaster.core.errors import UsageError, WeightsError  # noqa: E402
+from remaster.engines.base import EngineSettings  # noqa: E402
+from remaster.engines.torch_engine.upscaler import TorchUpscaler  # noqa: E402
 from remaster.models.catalog import packaged_models  # noqa: E402
-from remaster.models.descriptor import Blended, Family, LoadedModel, ReceptiveField  # noqa: E402
 from remaster.models.loader import load_checkpoint, load_model  # noqa: E402
 from remaster.models.ncnn import read_ncnn  # noqa: E402
 
@@ -140,7 +141,7 @@ def test_span_upscales_pictures_through_the_cli_with_blended_tiles(span_file, tm
     # The same tiles without context or blend (what blending avoids): seams, measured 21-24 dB.
     frame = picture("anime", 100, 150, 1)[None]
     plain = replace(loaded.descriptor, tiling=Blended(0, 0))
-    cut = Upscaler(LoadedModel(loaded.module, plain), EngineSettings("cpu", "fp32", 64)).upscale(frame)[0]
+    cut = TorchUpscaler(LoadedModel(loaded.module, plain), EngineSettings("cpu", "fp32", 64)).upscale(frame)[0]
     assert psnr(cut, _upscaled(tmp_path / "untiled" / "in1.png")) < 35
 
 
@@ -159,11 +160,11 @@ def test_global_channel_attention_is_blended_without_seams(tmp_path):
     loaded = load_model(str(_save(net.state_dict(), tmp_path / "rcan.pth")))
     assert isinstance(loaded.descriptor.tiling, Blended)
     frame = picture("anime", 160, 192, 1)[None]
-    untiled = Upscaler(loaded, EngineSettings("cpu", "fp32", 0)).upscale(frame)[0]
+    untiled = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", 0)).upscale(frame)[0]
     results = {}
     for label, tiling in (("blended", loaded.descriptor.tiling), ("plain", Blended(0, 0))):
         model = LoadedModel(loaded.module, replace(loaded.descriptor, tiling=tiling))
-        results[label] = Upscaler(model, EngineSettings("cpu", "fp32", 64)).upscale(frame)[0]
+        results[label] = TorchUpscaler(model, EngineSettings("cpu", "fp32", 64)).upscale(frame)[0]
     # Tiles at 64 on 160x192: rows cut at 54 and 108, columns at 64 and 128 (output x2).
     seams = {
         label: max(_seam_max(out, untiled, [108, 216], 0), _seam_max(out, untiled, [128, 256], 1))
@@ -225,6 +226,6 @@ def test_spandrels_precision_flags_bound_the_engine(tmp_path):
     loaded = load_model(str(_save(net.state_dict(), tmp_path / "dncnn.pth")))
     assert "fp16" not in loaded.descriptor.precisions and loaded.descriptor.scale == 1
     with pytest.raises(UsageError, match="precision fp16: this model does not support it"):
-        Upscaler(loaded, EngineSettings("cpu", "fp16", 0))
+        TorchUpscaler(loaded, EngineSettings("cpu", "fp16", 0))
     frame = picture("photo", 40, 56)[None]
-    assert Upscaler(loaded, EngineSettings("cpu", "fp32", 0)).upscale(frame).shape == frame.shape
+    assert TorchUpscaler(loaded, EngineSettings("cpu", "fp32", 0)).upscale(frame).shape == frame.shape

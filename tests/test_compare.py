@@ -14,7 +14,7 @@ from PIL import Image
 from remaster.cli import main
 from remaster.commands import compare as compare_command
 from remaster.commands.options import engine_settings
-from remaster.compare import (
+from remaster.compare.grid import (
     ANNOUNCEMENT,
     BACKGROUND,
     LABEL_HEIGHT,
@@ -26,12 +26,12 @@ from remaster.compare import (
     read_frame,
     to_uint8,
 )
+from remaster.core.errors import UsageError
+from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.engine.upscaler import Upscaler
-from remaster.errors import UsageError
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.presets import get_preset
-from remaster.testcard import anime_frame
 
 WIDTH, HEIGHT = 128, 72
 
@@ -82,7 +82,7 @@ def test_default_sheet_is_the_announcements_comparison(episode: Path, tmp_path: 
     bicubic = Image.fromarray(to_uint8(rgb)).resize((2 * WIDTH, 2 * HEIGHT), Image.Resampling.BICUBIC)
     expected = {"": np.asarray(bicubic)}
     for name in ANNOUNCEMENT[2]:
-        upscaler = Upscaler(load_model(get_preset(name).model), engine_settings(args))
+        upscaler = TorchUpscaler(load_model(get_preset(name).model), engine_settings(args))
         expected[name] = to_uint8(upscaler.upscale_rgb(frame)[0].float().permute(1, 2, 0).numpy())
     for panel in report.panels:
         left, top, pw, ph = panel.box

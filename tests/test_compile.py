@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.imagefiles import read_image, write_image
-from remaster.testcard import anime_frame
+from remaster.media.imagefiles import read_image, write_image
+from remaster.media.testcard import anime_frame
 
 MODEL = ["--preset", "2x-esrgan-animevideo", "--device", "cpu", "--precision", "fp32", "--tile", "0"]
 FAST = [*MODEL, "--engine", "torch"]

@@ -20,7 +20,7 @@ CHILD = textwrap.dedent(
     """
     import resource, sys
     from fractions import Fraction
-    from remaster.errors import describe_failure
+    from remaster.core.errors import describe_failure
     from remaster.video.encode import EncoderSettings, OutputColour, SegmentWriter, VideoFormat, check_encoder
 
     settings = EncoderSettings("svtav1", 30, "12")

@@ -6,19 +6,20 @@ import pytest
 import torch
 from conftest import max_diff, psnr
 
-from remaster.bench import psnr as bench_psnr
-from remaster.engine.device import cpu_has_bf16, resolve_precision
-from remaster.engine.upscaler import EngineSettings, Upscaler, parse_tile
-from remaster.errors import UsageError
+from remaster.bench.measure import psnr as bench_psnr
+from remaster.core.errors import UsageError
+from remaster.engines.base import EngineSettings, parse_tile
+from remaster.engines.device import cpu_has_bf16, resolve_precision
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models
 from remaster.models.fidelity import BF16_WORST_PSNR_DB, auto_bf16
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame, photo_frame
 
 
 @pytest.fixture(scope="module")
 def upscaler():
-    return Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "64"))
+    return TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "64"))
 
 
 def clip(n=4, h=70, w=90):
@@ -52,7 +53,7 @@ def test_16_bit_in_16_bit_out(upscaler):
 
 
 def test_alpha_is_kept_and_upscaled():
-    up = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+    up = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
     rgba = np.zeros((1, 40, 48, 4), np.uint8)
     rgba[..., :3] = anime_frame(40, 48)
     rgba[0, :, 24:, 3] = 255  # right half opaque, left half transparent
@@ -182,8 +183,8 @@ def test_bf16_keeps_the_input_and_output_layers_in_float32(name, layers):
 def test_auto_bf16_on_cpu_stays_above_50_db(model):
     # Other pictures than the ones benchmarks/precision.py chose the models with.
     frames = [anime_frame(75, 101, seed=21), photo_frame(75, 101, seed=22)]
-    auto = Upscaler(load_model(model), EngineSettings("cpu", "auto", "0"))
-    fp32 = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0"))
+    auto = TorchUpscaler(load_model(model), EngineSettings("cpu", "auto", "0"))
+    fp32 = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", "0"))
     assert auto.precision == "bf16"
     for frame in frames:
         assert psnr(auto.upscale(frame[None]), fp32.upscale(frame[None])) >= 50
@@ -204,6 +205,6 @@ def test_auto_bf16_on_cpu_stays_above_50_db(model):
 def test_fp16_the_cuda_default_stays_above_50_db(model):
     # CUDA's auto precision is fp16; its arithmetic is checked here on the CPU.
     frame = anime_frame(48, 56, seed=4)[None]
-    fp32 = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0")).upscale(frame)
-    fp16 = Upscaler(load_model(model), EngineSettings("cpu", "fp16", "0")).upscale(frame)
+    fp32 = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    fp16 = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp16", "0")).upscale(frame)
     assert psnr(fp16, fp32) >= 50

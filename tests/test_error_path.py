@@ -21,8 +21,8 @@ from videotools import frame_times
 
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.imagefiles import write_image
-from remaster.testcard import anime_frame
+from remaster.media.imagefiles import write_image
+from remaster.media.testcard import anime_frame
 
 pytestmark = pytest.mark.slow
 

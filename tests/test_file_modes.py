@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from remaster.imagefiles import write_image
-from remaster.testcard import anime_frame
+from remaster.media.imagefiles import write_image
+from remaster.media.testcard import anime_frame
 
 
 def _run_with_umask(umask: int, argv: list[str]) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.engine.buffers import HostBuffers
+from remaster.engines.buffers import HostBuffers
 
 DEVICES = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 

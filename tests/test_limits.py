@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.errors import UsageError
-from remaster.imagefiles import read_image, write_image
-from remaster.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, max_pixels
-from remaster.testcard import anime_frame
+from remaster.core.errors import UsageError
+from remaster.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, max_pixels
+from remaster.media.imagefiles import read_image, write_image
+from remaster.media.testcard import anime_frame
 
 FAST = ["--preset", "2x-conservative", "--device", "cpu", "--tile", "0"]
 

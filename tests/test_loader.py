@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.arch.upcunet import UpCunet
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import UsageError, WeightsError
+from remaster.architectures.realcugan.network import UpCunet
+from remaster.core.errors import UsageError, WeightsError
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame
 from remaster.models.catalog import PackagedModel, packaged_models
 from remaster.models.loader import load_checkpoint, load_model
 from remaster.models.ncnn import read_ncnn
-from remaster.testcard import anime_frame
 
 
 def test_all_seventeen_packaged_models_load():
@@ -142,8 +143,8 @@ def test_pytorch_checkpoint_is_detected_and_matches(tmp_path, name, scale):
     assert loaded.descriptor.scale == scale and loaded.descriptor.variant == "se"
     assert loaded.descriptor.denoise == name.split("-", 1)[1]
     frame = anime_frame(40, 44)[None]
-    ours = Upscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
-    packaged = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    ours = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    packaged = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(frame)
     assert np.array_equal(ours, packaged)
 
 
@@ -175,8 +176,8 @@ def test_pro_checkpoint_gets_the_pro_transform(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.descriptor.variant == "pro" and loaded.descriptor.pro_io_transform
     frame = anime_frame(40, 44)[None]
-    ours = Upscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
-    packaged = Upscaler(load_model("2x-pro-conservative"), EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    ours = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    packaged = TorchUpscaler(load_model("2x-pro-conservative"), EngineSettings("cpu", "fp32", "0")).upscale(frame)
     assert np.abs(ours.astype(int) - packaged).max() <= 1
 
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from remaster.errors import UsageError
+from remaster.core.errors import UsageError
 from remaster.media.pixels import pix_fmt_layout, planar_layout, sample_dtype, square_pixel_size
 
 

@@ -1,4 +1,4 @@
-"""The stream-mapping plan shared by the mux and export (remaster/media/streams.py), without media files:
+"""The stream-mapping plan shared by the mux and export (remaster/video/streams.py), without media files:
 the streams are written out here as probe would report them."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from remaster.export import stream_policy
-from remaster.media.streams import MUX_POLICY, Action, StreamPolicy, plan_streams
-from remaster.targets import get_target
+from remaster.export.job import stream_policy
+from remaster.export.targets import get_target
 from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo
+from remaster.video.streams import MUX_POLICY, Action, StreamPolicy, plan_streams
 
 VIDEO = StreamInfo(0, "video", "h264", "jpn", None, False)
 FLAC = StreamInfo(1, "audio", "flac", "jpn", None, False)

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from remaster.cli import main
-from remaster.engine.blend_tiling import run_blended_tiled
-from remaster.engine.device import resolve_precision
-from remaster.engine.precision import Precision
-from remaster.engine.tiling import plan_tiles
-from remaster.errors import UsageError, WeightsError
+from remaster.core.errors import UsageError, WeightsError
+from remaster.core.precision import Precision
+from remaster.engines.device import resolve_precision
+from remaster.engines.tiling.blended import run_blended_tiled
+from remaster.engines.tiling.tiles import plan_tiles
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_checkpoint, load_model
-from remaster.testcard import anime_frame
 
 
 class RunsCommand:

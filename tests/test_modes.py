@@ -9,8 +9,8 @@ import pytest
 
 from remaster.cli import build_parser, main
 from remaster.commands import queue as queue_command
-from remaster.engine.precision import Precision
-from remaster.queue.store import JobState, QueueStore
+from remaster.core.precision import Precision
+from remaster.scaleout.queue.store import JobState, QueueStore
 from remaster.video.fields import FieldMode
 from remaster.video.reuse import ReuseMode
 

@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 
 from remaster.cli import main
-from remaster.engine.choice import cache_key, cache_path, choose_cpu_engine, make_upscaler
-from remaster.engine.device import resolve_device
-from remaster.engine.ncnn_engine import NcnnUpscaler
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.engine.vulkan import vulkan_devices
-from remaster.errors import UsageError
-from remaster.imagefiles import read_image, write_image
+from remaster.core.errors import UsageError
+from remaster.engines.base import EngineSettings
+from remaster.engines.choice import cache_key, cache_path, choose_cpu_engine, make_upscaler
+from remaster.engines.device import resolve_device
+from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.engines.vulkan import vulkan_devices
+from remaster.media.imagefiles import read_image, write_image
 from remaster.models.loader import load_model
 from tests.conftest import picture, psnr
 
@@ -47,7 +48,7 @@ QUICK = {"2x-conservative", "2x-waifu2x-art-no-denoise", "2x-esrgan-animevideo"}
 
 @cache
 def torch_fp32(name: str, kind: str = "anime") -> np.ndarray:
-    upscaler = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0"))
+    upscaler = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0"))
     return upscaler.upscale(picture(kind, HEIGHT, WIDTH)[None])[0]
 
 
@@ -97,7 +98,7 @@ def test_16_bit_and_alpha_go_through_the_torch_engines_own_conversion():
     deep = rgba.astype(np.uint16) * 257
     name = "2x-esrgan-animevideo"
     ncnn_cpu = make_upscaler(load_model(name), EngineSettings("cpu", "fp32", "0", engine="ncnn"))
-    torch_cpu = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0"))
+    torch_cpu = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0"))
     for frames in (rgba[None], deep[None]):
         mine, theirs = ncnn_cpu.upscale(frames), torch_cpu.upscale(frames)
         assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
@@ -141,7 +142,7 @@ def test_se_models_tile_exactly_on_ncnn(device, precision, capsys):
     assert psnr(b, a) >= 80 and np.abs(b.astype(int) - a.astype(int)).max() <= 1
     assert tiled.net._stages is not None and whole.net._stages is None  # tiles ran the stages, whole the graph
     assert capsys.readouterr().err == ""
-    reference = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(frame)
+    reference = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(frame)
     assert psnr(b, reference) >= MIN_DB[precision]
 
 
@@ -276,10 +277,10 @@ def test_a_video_job_on_vulkan_gives_the_torch_engines_frames(tmp_path, capsys):
 OUT_OF_MEMORY_CHILD = """
 import resource, sys
 import numpy as np
-from remaster.engine.choice import make_upscaler
-from remaster.engine.upscaler import EngineSettings
+from remaster.engines.choice import make_upscaler
+from remaster.engines.base import EngineSettings
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
+from remaster.media.testcard import anime_frame
 
 upscaler = make_upscaler(load_model("2x-esrgan-animevideo"), EngineSettings("vulkan", "fp32", "auto"))
 upscaler.upscale(anime_frame(32, 32)[None])  # the device's pipelines made before the limit
@@ -292,7 +293,7 @@ np.save(sys.argv[1], upscaler.upscale(anime_frame(160, 160)[None])[0])
 
 @needs_vulkan
 def test_out_of_device_memory_retries_with_smaller_tiles_and_says_so(tmp_path):
-    from remaster.testcard import anime_frame
+    from remaster.media.testcard import anime_frame
 
     script, result_file = tmp_path / "child.py", tmp_path / "out.npy"
     script.write_text(OUT_OF_MEMORY_CHILD)
@@ -300,14 +301,14 @@ def test_out_of_device_memory_retries_with_smaller_tiles_and_says_so(tmp_path):
     assert result.returncode == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if line.startswith("remaster:")]
     assert said == ["remaster: vulkan:0: out of memory on a 180x180 input; retrying with tile 80"], result.stderr
-    reference = Upscaler(load_model("2x-esrgan-animevideo"), EngineSettings("cpu", "fp32", "0"))
+    reference = TorchUpscaler(load_model("2x-esrgan-animevideo"), EngineSettings("cpu", "fp32", "0"))
     assert psnr(np.load(result_file), reference.upscale(anime_frame(160, 160)[None])[0]) >= 60
 
 
 def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
     """The video plan fixes one device and precision for every segment: ncnn on a CPU is fp32
     (never `auto`'s bf16), Vulkan fp16 where the device has it."""
-    from remaster.engine.device import cpu_has_bf16
+    from remaster.engines.device import cpu_has_bf16
     from remaster.video.plan import resolve_engine
 
     def resolved(device: str, engine: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The ncnn wheel as benchmarks/ncnn_compare.py drives it (remaster.models.ncnn_reference) agrees
+"""The ncnn wheel as benchmarks/ncnn_compare.py drives it (remaster.engines.ncnn_engine.reference) agrees
 with remaster's fp32 output for every family, so that the benchmark times the same work.
 
 Real-CUGAN and waifu2x are checked against their own runners in test_fidelity.py and
@@ -10,10 +10,11 @@ from __future__ import annotations
 import pytest
 from conftest import PICTURES, max_diff, picture, psnr
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engines.base import EngineSettings
+from remaster.engines.ncnn_engine.reference import ncnn_net, ncnn_upscale
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model
-from remaster.models.ncnn_reference import ncnn_net, ncnn_upscale
 
 pytest.importorskip("ncnn", reason="ncnn wheel not installed")
 
@@ -37,7 +38,7 @@ def test_the_wheel_matches_remaster(name):
     packaged = packaged_models().get(name)
     if packaged is None:
         pytest.skip(f"{name}: its package is not installed")
-    upscaler = Upscaler(load_model(name), EngineSettings("cpu", "fp32", "0"))
+    upscaler = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0"))
     net = ncnn_net(packaged.param, threads=1)  # pictures this small gain nothing from more threads
     # RRDBNet is 10x slower than the rest: one cel and one photo of odd sizes.
     for kind, height, width in PICTURES[::2] if "anime6b" in name else PICTURES:

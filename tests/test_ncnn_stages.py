@@ -1,4 +1,4 @@
-"""Exact tiles on ncnn: the stage sub-graphs of remaster.engine.ncnn_stages, on ncnn's CPU path and Vulkan.
+"""Exact tiles on ncnn: the stage sub-graphs of remaster.engines.ncnn_engine.stages, on ncnn's CPU path and Vulkan.
 
 Vulkan here is Mesa's llvmpipe (software), so the frames are tiny. Outputs are the body's, before
 `model.finish`, compared as floats on [0, 1] (PSNR with peak 1).
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.engine.tiling import plan_tiles, run_body_tiled
-from remaster.errors import UsageError
+from remaster.core.errors import UsageError
+from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model
 from tests.conftest import picture
 
 ncnn = pytest.importorskip("ncnn", reason="ncnn wheel not installed")
 
-from remaster.engine.ncnn_stages import (  # noqa: E402  (needs the ncnn wheel)
+from remaster.engines.ncnn_engine.stages import (  # noqa: E402  (needs the ncnn wheel)
     NcnnOptions,
     NcnnStages,
     cut_at_means,

@@ -1,4 +1,4 @@
-"""outputs.py: the one way a finished file is put in place (atomic_output, commit_file), and the one
+"""core/outputs.py: the one way a finished file is put in place (atomic_output, commit_file), and the one
 output rule (refuse_to_destroy) in every command that writes a file. Faults are real: an exception
 raised halfway through a write, a full tmpfs."""
 
@@ -15,19 +15,19 @@ from test_error_path import _tmpfs
 from test_queue_integrity import make_queue
 
 from remaster.cli import main
-from remaster.compare import compare
-from remaster.errors import UsageError
-from remaster.image_command import plan_outputs
-from remaster.outputs import atomic_output
-from remaster.testcard import anime_frame
+from remaster.compare.grid import compare
+from remaster.core.errors import UsageError
+from remaster.core.outputs import atomic_output
+from remaster.image.batch import plan_outputs
+from remaster.media.testcard import anime_frame
 
 PACKAGE = Path(__file__).resolve().parent.parent / "remaster"
 
-# Renames outside outputs.py, each with its reason. video/tasks.py moves a segment file that a Ray
+# Renames outside core/outputs.py, each with its reason. scaleout/tasks.py moves a segment file that a Ray
 # task or a device worker finished into the work folder, then to its staging name; the durable
 # commit (fsync, rename, fsync of the folder) is WorkDir.commit right after, through
 # outputs.commit_file: these moves write nothing new.
-OS_REPLACE_ALLOWED = {"video/tasks.py": 2}
+OS_REPLACE_ALLOWED = {"scaleout/tasks.py": 2}
 
 
 def _fill(folder: Path) -> None:
@@ -119,7 +119,7 @@ def test_queue_export_to_a_full_disk_leaves_no_part(tmp_path: Path, capsys):
 
 
 def test_no_module_renames_files_but_outputs(tmp_path: Path):
-    """os.replace outside outputs.py would be a write that skips the fsyncs and the cleanup."""
+    """os.replace outside core/outputs.py would be a write that skips the fsyncs and the cleanup."""
     found: dict[str, int] = {}
     for path in PACKAGE.rglob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
@@ -132,7 +132,7 @@ def test_no_module_renames_files_but_outputs(tmp_path: Path):
             ):
                 name = path.relative_to(PACKAGE).as_posix()
                 found[name] = found.get(name, 0) + 1
-    found.pop("outputs.py")
+    found.pop("core/outputs.py")
     assert found == OS_REPLACE_ALLOWED
 
 

@@ -13,12 +13,13 @@ import av
 import numpy as np
 import pytest
 
-from remaster.engine.precision import Precision
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import DamagedInput
+from remaster.core.errors import DamagedInput
+from remaster.core.precision import Precision
+from remaster.core.presets import get_preset
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.presets import get_preset
-from remaster.testcard import anime_frame
 from remaster.video.checkpoint import MANIFEST_NAME, WorkDir
 from remaster.video.colour import ColourSpec
 from remaster.video.decode import DecodeStats, Planes
@@ -100,7 +101,7 @@ def test_held_drawings_are_marked_and_never_across_a_segment():
 
 
 def test_the_upscale_stage_batches_computed_frames_and_gives_held_ones_the_last_result():
-    upscaler = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+    upscaler = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
     frame = OutputFrame(128, 96, ColourSpec("bt601", False, 8, (1, 1)), "bt601", Fraction(1), False)
     stage = UpscaleStage(upscaler, frame, batch=2)
     segment = Segment(0, (0, 1, 2, 3))

@@ -1,5 +1,5 @@
 """Process-wide settings (malloc, environment, signals) are applied by cli.main, never by constructing
-an Upscaler or a SegmentWriter."""
+an TorchUpscaler or a SegmentWriter."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ CHILD = textwrap.dedent(
 
     from remaster import process_settings
     from remaster.cli import main
-    from remaster.engine.upscaler import EngineSettings, Upscaler
+    from remaster.engines.base import EngineSettings
+    from remaster.engines.torch_engine.upscaler import TorchUpscaler
     from remaster.models.loader import load_model
     from remaster.video.encode import EncoderSettings, OutputColour, SegmentWriter, VideoFormat
 
@@ -52,7 +53,7 @@ CHILD = textwrap.dedent(
         }
 
     before = state()
-    Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+    TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
     video = VideoFormat(64, 64, Fraction(1), Fraction(1, 1000), Fraction(25))
     SegmentWriter(sys.argv[1], EncoderSettings("svtav1", 30, "12"), video, OutputColour("bt709", 1, 1, 1)).abort()
     constructed = state()
@@ -76,9 +77,9 @@ def test_constructors_leave_the_process_alone_and_cli_main_applies_the_settings(
     states = json.loads(child.stdout.strip().splitlines()[-1])
     before, constructed, after = states["before"], states["constructed"], states["after_main"]
     assert before["mmapped"] and before["sigterm_default"] and before["applied"] == []
-    # Constructing an Upscaler on the CPU used to call mallopt, and a SVT-AV1 SegmentWriter to set SVT_LOG.
+    # Constructing an TorchUpscaler on the CPU used to call mallopt, and a SVT-AV1 SegmentWriter to set SVT_LOG.
     assert constructed["environ"] == before["environ"]
-    assert constructed["mmapped"], "constructing an Upscaler or a SegmentWriter changed glibc's malloc"
+    assert constructed["mmapped"], "constructing an TorchUpscaler or a SegmentWriter changed glibc's malloc"
     assert constructed["sigterm_default"] and constructed["applied"] == []
     # cli.main applies them all, once.
     assert after["applied"] == ["environment", "malloc", "pictures", "signals"]

@@ -22,13 +22,13 @@ import av
 import pytest
 
 from remaster.commands import queue as command
+from remaster.core.errors import UsageError
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.errors import UsageError
-from remaster.queue import actions
-from remaster.queue.child import Outcome, run_job
-from remaster.queue.plan import plan_jobs
-from remaster.queue.store import SCHEMA_VERSION, JobSpec, Progress, QueueStore, default_queue_path
-from remaster.queue.worker import Worker, WorkerOptions, decide
+from remaster.scaleout.queue import actions
+from remaster.scaleout.queue.child import Outcome, run_job
+from remaster.scaleout.queue.plan import plan_jobs
+from remaster.scaleout.queue.store import SCHEMA_VERSION, JobSpec, Progress, QueueStore, default_queue_path
+from remaster.scaleout.queue.worker import Worker, WorkerOptions, decide
 
 SPEC = EpisodeSpec(width=64, height=48, seconds=1.0, gop_seconds=0.25, ass_subtitles=False)
 OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264"]
@@ -285,7 +285,7 @@ def test_status_json_and_log(tmp_path, capsys, monkeypatch):
 
 def test_an_output_written_since_the_job_was_added_is_not_written_again(tmp_path, monkeypatch):
     ran = []
-    monkeypatch.setattr("remaster.queue.worker.run_job", lambda job, *a: ran.append(job.id) or _outcome(0))
+    monkeypatch.setattr("remaster.scaleout.queue.worker.run_job", lambda job, *a: ran.append(job.id) or _outcome(0))
     old, new = tmp_path / "old.mkv", tmp_path / "new.mkv"
     old.write_bytes(b"there before the job was added (with --overwrite among its options)")
     os.utime(old, (time.time() - 60, time.time() - 60))
@@ -337,7 +337,7 @@ def _add(queue: Path, paths: list[Path], out: Path) -> None:
 
 def _start_worker(queue: Path, log: Path, *extra: str) -> subprocess.Popen:
     with log.open("ab") as sink:
-        argv = [sys.executable, "-m", "remaster.queue", "run", "--queue", str(queue), *extra]
+        argv = [sys.executable, "-m", "remaster.scaleout.queue", "run", "--queue", str(queue), *extra]
         return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=ENV)
 
 
@@ -489,8 +489,8 @@ def test_pausing_a_running_job_and_stopping_the_worker_requeue_without_failures(
 
 def test_worker_options_reach_every_child_last():
     """`queue run --device/--ray` win over a job's own options: they come after them."""
-    from remaster.queue.child import child_command
-    from remaster.queue.worker import WorkerOptions
+    from remaster.scaleout.queue.child import child_command
+    from remaster.scaleout.queue.worker import WorkerOptions
 
     options = WorkerOptions(device="cuda:1", ray="auto", ray_gpus=0.5)
     assert options.child_args() == ["--device", "cuda:1", "--ray", "auto", "--ray-gpus", "0.5"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from remaster.cli import main
-from remaster.queue.store import Ending, JobSpec, QueueStore
+from remaster.scaleout.queue.store import Ending, JobSpec, QueueStore
 
 JOBS = 200
 PAGE = 4096  # SQLite's default page size, which the queue keeps

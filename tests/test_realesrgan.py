@@ -8,13 +8,14 @@ import pytest
 import torch
 from conftest import PICTURES, max_diff, picture, psnr
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import WeightsError
+from remaster.architectures.descriptor import Family, ReceptiveField
+from remaster.core.errors import WeightsError
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models
-from remaster.models.descriptor import Family, ReceptiveField
 from remaster.models.loader import load_checkpoint, load_model
 from remaster.models.ncnn import read_ncnn
-from remaster.testcard import anime_frame, photo_frame
 
 MODELS = ["2x-esrgan-animevideo", "3x-esrgan-animevideo", "4x-esrgan-animevideo"]
 RRDB_MODELS = ["4x-esrgan-anime6b", "4x-esrgan-plus"]
@@ -29,8 +30,8 @@ NCNN_MODEL = {
 }
 
 
-def fp32(name: str, tile: int | str = "0") -> Upscaler:
-    return Upscaler(load_model(name), EngineSettings("cpu", "fp32", str(tile)))
+def fp32(name: str, tile: int | str = "0") -> TorchUpscaler:
+    return TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", str(tile)))
 
 
 def test_packaged_models_are_compact_and_tile_by_receptive_field():
@@ -131,7 +132,7 @@ def test_official_checkpoint_is_detected_and_matches(tmp_path, name, keys):
     assert loaded.descriptor.architecture == load_model(name).descriptor.architecture
     frame = anime_frame(37, 29, seed=8)[None]
     assert np.array_equal(
-        fp32(name).upscale(frame), Upscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
+        fp32(name).upscale(frame), TorchUpscaler(loaded, EngineSettings("cpu", "fp32", "0")).upscale(frame)
     )
 
 

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from remaster.cli import main
-from remaster.engine.states import TileStates, _FreeSpace
-from remaster.engine.tiling import plan_tiles, run_body_tiled
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.imagefiles import write_image
+from remaster.engines.base import EngineSettings
+from remaster.engines.tiling.states import TileStates, _FreeSpace
+from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.imagefiles import write_image
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame, photo_frame
 
 NEVER = 1 << 62  # a state budget no test frame reaches: every state stays in memory
 
@@ -33,8 +34,8 @@ def _frame(height: int, width: int) -> np.ndarray:
 def test_spilled_states_give_the_same_bytes_as_states_in_memory(model):
     loaded = load_model(model)
     frame = _frame(72, 136)  # 2 x 3 tiles of 64
-    in_memory = Upscaler(loaded, EngineSettings("cpu", "fp32", "64", state_memory=NEVER)).upscale(frame)
-    spilling = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "64", state_memory=0))
+    in_memory = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", "64", state_memory=NEVER)).upscale(frame)
+    spilling = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", "64", state_memory=0))
     spilled = spilling.upscale(frame)
     assert spilling.kept_state_bytes > 0
     assert spilled.dtype == in_memory.dtype and np.array_equal(spilled, in_memory)
@@ -120,16 +121,17 @@ def test_a_bad_state_memory_value_is_one_line(tmp_path, monkeypatch, capsys):
 PEAK_CHILD = """
 import json, sys
 import numpy as np
-from remaster.process_settings import apply_process_settings
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.core.process_settings import apply_process_settings
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.loader import load_model
-from remaster.testcard import photo_frame
+from remaster.media.testcard import photo_frame
 side, budget = int(sys.argv[1]), int(sys.argv[2])
 # As the program runs: freed memory kept on the heap for reuse. Without it, whether glibc has
 # given a freed map back at the moment of the peak varies run to run (CI once saw 50 MiB saved
 # of 117 where it is 87 to 97 with it).
 apply_process_settings(signals=False)
-up = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "128", state_memory=budget))
+up = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "128", state_memory=budget))
 out = up.upscale(photo_frame(side, side)[None])
 digest = int(np.frombuffer(out.tobytes(), dtype=np.uint64).sum(dtype=np.uint64))
 # VmHWM, this process's own peak: ru_maxrss also counts the parent's resident size at the fork

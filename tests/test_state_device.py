@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from remaster.engine.states import TileStates
-from remaster.engine.upscaler import EngineSettings, Upscaler, state_device
+from remaster.engines.base import EngineSettings
+from remaster.engines.tiling.states import TileStates
+from remaster.engines.torch_engine.upscaler import TorchUpscaler, state_device
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
 
 
 def test_one_tile_keeps_its_states_on_the_device_several_go_to_the_host():
@@ -32,6 +33,6 @@ def test_the_store_counts_each_tensor_that_changes_device():
 
 
 def test_a_whole_frame_run_keeps_its_states_and_moves_none():
-    whole = Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+    whole = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
     whole.upscale(anime_frame(72, 136, seed=3)[None])
     assert whole.state_moves == 0 and whole.kept_state_bytes > 0  # states were kept, where they were made

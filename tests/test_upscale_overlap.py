@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
+from remaster.engines.base import EngineSettings
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model
-from remaster.testcard import anime_frame
 from remaster.video.colour import ColourSpec
 from remaster.video.decode import DecodeStats, Planes
 from remaster.video.plan import OutputFrame
@@ -21,8 +22,8 @@ from remaster.video.stages import Marked, SegmentEnd, SegmentStart, Upscaled, Up
 
 
 @pytest.fixture(scope="module")
-def upscaler() -> Upscaler:
-    return Upscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
+def upscaler() -> TorchUpscaler:
+    return TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
 
 
 def _planes(pts: int, seed: int) -> Planes:
@@ -78,7 +79,7 @@ def test_a_running_batch_comes_out_one_batch_later_with_the_same_frames(upscaler
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_overlaps_and_gives_the_frames_of_a_batch_at_once():
-    gpu = Upscaler(load_model("2x-conservative"), EngineSettings("cuda", "fp32", "0"))
+    gpu = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cuda", "fp32", "0"))
     overlapped, at_once = UpscaleStage(gpu, FRAME, batch=2), UpscaleStage(gpu, FRAME, batch=2, overlap=0)
     assert overlapped.overlap == 1
     frames = [m for stage in (overlapped, at_once) for reply in _run(stage) for m in reply if isinstance(m, Upscaled)]

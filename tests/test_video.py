@@ -12,7 +12,7 @@ from videotools import area_downscale, exact_rgb_frames, flat_mask, frame_times,
 
 from remaster.cli import main
 from remaster.demo.samples import AudioTrack, EpisodeSpec, make_episode
-from remaster.engine.upscaler import Upscaler
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.loader import load_model
 
 pytestmark = pytest.mark.slow
@@ -195,7 +195,7 @@ def test_ten_bit_source_goes_through_at_16_bits(tmp_path):
     # 4:4:4 at near-lossless quality, so that what is left is the pipeline's own error.
     assert main([str(source), "-o", str(out), "--pix-fmt", "yuv444p10le", "--crf", "2", "--quiet"]) == 0
     assert frame_times(out) == frame_times(source)
-    upscaler = Upscaler(load_model("2x-conservative"))
+    upscaler = TorchUpscaler(load_model("2x-conservative"))
     scores = []
     for src, dst in zip(exact_rgb_frames(source), exact_rgb_frames(out), strict=True):
         direct = upscaler.upscale(np.round(src / 255 * 65535).astype(np.uint16)[None])[0] / 65535 * 255

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from remaster.commands.options import parse_time
-from remaster.errors import UsageError
-from remaster.presets import _read
+from remaster.core.errors import UsageError
+from remaster.core.presets import _read
 from remaster.video.checkpoint import WorkDir
 from remaster.video.concat import reorder_depth
 from remaster.video.encode import EncoderSettings, check_encoder, fill_frame, pix_fmt_layout

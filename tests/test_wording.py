@@ -1,4 +1,4 @@
-"""Messages count in words: "1 frame", "2 frames", never "1 frames" (remaster.wording.counted)."""
+"""Messages count in words: "1 frame", "2 frames", never "1 frames" (remaster.core.wording.counted)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import imageio_ffmpeg
 import pytest
 
 from remaster.cli import main
+from remaster.core.errors import DamagedInput
 from remaster.demo.samples import find_font
-from remaster.errors import DamagedInput
 from remaster.video.damage import Hole
 from remaster.video.decode import DecodeStats
 from remaster.video.probe import probe

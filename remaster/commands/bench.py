@@ -26,11 +26,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from remaster.bench import run_bench
-    from remaster.engine.device import device_label
-    from remaster.engine.vulkan import vulkan_devices
-    from remaster.models.descriptor import family_title
-    from remaster.presets import get_preset
+    from remaster.architectures.descriptor import family_title
+    from remaster.bench.measure import run_bench
+    from remaster.core.presets import get_preset
+    from remaster.engines.device import device_label
+    from remaster.engines.vulkan import vulkan_devices
 
     presets = [get_preset(name) for name in args.preset or [DEFAULT_PRESET]]  # unknown names fail before any run
     width, height = args.size

@@ -14,7 +14,7 @@ from remaster.commands.options import (
     pair,
     parse_time,
 )
-from remaster.compare import ANNOUNCEMENT, DEFAULT_CROPS, DEFAULT_SCALE, MAX_CROPS
+from remaster.compare.grid import ANNOUNCEMENT, DEFAULT_CROPS, DEFAULT_SCALE, MAX_CROPS
 
 NAME = "compare"
 
@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from remaster.compare import compare
-    from remaster.outputs import compare_output_path
+    from remaster.compare.grid import compare
+    from remaster.core.outputs import compare_output_path
 
     presets = None if args.presets is None else tuple(name.strip() for name in args.presets.split(",") if name.strip())
     output = args.output or compare_output_path(args.input, args.at)

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from remaster.demo import make_demo_episode
+    from remaster.demo.episode import make_demo_episode
 
     width, height = args.size
     episode = make_demo_episode(args.folder, width, height, args.seconds)

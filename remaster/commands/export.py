@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from remaster.commands.options import command_parser
-from remaster.export import add_export_arguments, run_export_command
+from remaster.export.job import add_export_arguments, run_export_command
 
 NAME = "export"
 

@@ -12,8 +12,8 @@ from remaster.commands.options import (
     command_parser,
     engine_settings,
 )
-from remaster.errors import batch_exit_code
-from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
+from remaster.core.errors import batch_exit_code
+from remaster.core.limits import MAX_PIXELS_HELP, parse_max_pixels
 
 NAME = "image"
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from remaster.image_command import run_image_command
+    from remaster.image.batch import run_image_command
 
     report = run_image_command(
         args.inputs,

@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from remaster.core.presets import get_preset, load_presets
+    from remaster.core.resources import user_dir
     from remaster.models.catalog import packaged_models
-    from remaster.presets import get_preset, load_presets
-    from remaster.resources import user_dir
 
     console = Console(soft_wrap=True)
     if args.show:

@@ -1,5 +1,5 @@
-"""`remaster queue ACTION`: the actions' options; `remaster.queue.actions` does and prints the rest.
-`python -m remaster.queue` is the same command on its own."""
+"""`remaster queue ACTION`: the actions' options; `remaster.scaleout.queue.actions` does and prints the rest.
+`python -m remaster.scaleout.queue` is the same command on its own."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from remaster.commands.options import command_parser
-from remaster.errors import RemasterError, UsageError
-from remaster.queue import actions
-from remaster.queue.actions import TABLE_ROWS
-from remaster.queue.store import database_error, default_queue_path
-from remaster.queue.worker import WorkerOptions
+from remaster.core.errors import RemasterError, UsageError
+from remaster.scaleout.queue import actions
+from remaster.scaleout.queue.actions import TABLE_ROWS
+from remaster.scaleout.queue.store import database_error, default_queue_path
+from remaster.scaleout.queue.worker import WorkerOptions
 
 NAME = "queue"
 
@@ -166,7 +166,7 @@ def _worker_devices(value: str | None) -> list[str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m remaster.queue`: the same as `remaster queue`, with the same errors and exit codes."""
+    """`python -m remaster.scaleout.queue`: the same as `remaster queue`, with the same errors and exit codes."""
     parser = argparse.ArgumentParser(prog="remaster queue", description="A queue of video jobs.")
     add_queue_arguments(parser)
     args = parser.parse_args(argv)

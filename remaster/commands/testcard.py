@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from remaster.imagefiles import write_image
-    from remaster.testcard import anime_frame
+    from remaster.media.imagefiles import write_image
+    from remaster.media.testcard import anime_frame
 
     width, height = args.size
     args.output.parent.mkdir(parents=True, exist_ok=True)

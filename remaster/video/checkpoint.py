@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from remaster.errors import UsageError
-from remaster.outputs import atomic_output, commit_file, fsync_path, sha256_file
+from remaster.core.errors import UsageError
+from remaster.core.outputs import atomic_output, commit_file, fsync_path, sha256_file
 from remaster.video.segments import Segment
 
 MANIFEST_NAME = "manifest.json"
@@ -37,7 +37,7 @@ _OWN_NAME = re.compile(
     r"|segment--?\d+-\d+\.mkv(\.partial)?"  # checkpoints and the one being written (first pts, frames)
     r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
     r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
-    r"|incoming-[0-9a-f]{32}\.mkv"  # segments that Ray tasks wrote into a shared work folder (cluster.py)
+    r"|incoming-[0-9a-f]{32}\.mkv"  # segments that Ray tasks wrote into a shared work folder (scaleout/ray_cluster.py)
     r"|timeline\.(mkv(\.partial)?|json(\.tmp)?)"  # an input with a timestamp reset on one timeline (normalise.py)
 )
 # What a run needs from an earlier one; every other file of remaster's is a killed run's leftover.

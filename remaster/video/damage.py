@@ -13,8 +13,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from remaster.core.wording import counted
 from remaster.video.probe import MAX_REORDER_FRAMES, MediaInfo
-from remaster.wording import counted
 
 # A step in the timestamps longer than this many typical frame durations (the median of its
 # neighbours) is a missing frame, if the data went missing there too. Regular CFR steps differ

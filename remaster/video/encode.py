@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from remaster.errors import RemasterError, UsageError
+from remaster.core.errors import RemasterError, UsageError
 from remaster.media.pixels import SEMI_PLANAR, pix_fmt_layout, sample_dtype
 from remaster.video.frames import plane_view
 

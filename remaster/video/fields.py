@@ -24,8 +24,8 @@ from pathlib import Path
 
 import av
 
+from remaster.core.modes import parse_mode
 from remaster.media.pixels import sample_dtype
-from remaster.modes import parse_mode
 from remaster.video.decode import DecodeStats, Planes, decoded_frames, frame_to_planes
 from remaster.video.frames import plane_view
 from remaster.video.probe import VideoInfo

@@ -15,8 +15,8 @@ import av
 import ffmpeg
 
 from remaster.media.ffmpeg import run_ffmpeg
-from remaster.media.streams import MUX_POLICY, StreamPlan, plan_streams
 from remaster.video.probe import MediaInfo, StreamInfo
+from remaster.video.streams import MUX_POLICY, StreamPlan, plan_streams
 
 # Per-stream tags that describe the old encode, not the new one (mkvmerge's statistics tags).
 STALE_VIDEO_TAGS = {"duration", "bps", "number_of_frames", "number_of_bytes", "encoder", "handler_name", "vendor_id"}
@@ -29,7 +29,7 @@ COVER_MIMETYPES = {"mjpeg": ("image/jpeg", "cover.jpg"), "png": ("image/png", "c
 
 def plan_mux(media: MediaInfo, output_format: str) -> StreamPlan:
     """Which original streams go into the output, and how; `output_format` is matroska or mp4.
-    The video job keeps every stream the container can hold (remaster/media/streams.py)."""
+    The video job keeps every stream the container can hold (remaster/video/streams.py)."""
     return plan_streams(media, output_format, MUX_POLICY)
 
 

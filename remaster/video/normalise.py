@@ -20,9 +20,9 @@ from pathlib import Path
 
 import ffmpeg
 
-from remaster.errors import UsageError
+from remaster.core.errors import UsageError
+from remaster.core.outputs import atomic_output, commit_file, sha256_file
 from remaster.media.ffmpeg import run_ffmpeg
-from remaster.outputs import atomic_output, commit_file, sha256_file
 from remaster.video.checkpoint import MANIFEST_NAME, WorkDir
 from remaster.video.probe import MediaInfo, TimestampReset, fingerprint, probe
 

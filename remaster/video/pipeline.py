@@ -17,15 +17,16 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from remaster.engine.choice import make_upscaler, resolve_engine_choice
-from remaster.engine.engines import Engine
-from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
-from remaster.engine.upscaler import Upscaler
-from remaster.errors import Interrupted, RemasterError, ResourceError
+from remaster.architectures.descriptor import LoadedModel
+from remaster.core.errors import Interrupted, RemasterError, ResourceError
+from remaster.core.outputs import commit_file
+from remaster.core.precision import COMPUTED_PRECISIONS, Precision
+from remaster.core.wording import counted
+from remaster.engines.base import Upscaler
+from remaster.engines.choice import make_upscaler, resolve_engine_choice
+from remaster.engines.kinds import Engine
 from remaster.models.catalog import packaged_models
-from remaster.models.descriptor import LoadedModel
 from remaster.models.loader import load_model
-from remaster.outputs import commit_file
 from remaster.video.checkpoint import WorkDir, remove_finished
 from remaster.video.concat import concatenate
 from remaster.video.decode import DecodeStats
@@ -37,7 +38,6 @@ from remaster.video.probe import probe
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.segments import Segment
 from remaster.video.stages import DecodeStage, EncodeStage, HeldDrawings, UpscaleStage, run_stages
-from remaster.wording import counted
 
 
 def clean_finished_work(output: Path, workdir: Path | None) -> None:

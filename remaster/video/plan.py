@@ -18,16 +18,17 @@ from typing import Any
 import torch
 
 from remaster import __version__
-from remaster.engine.device import precision_name, resolve_device, resolve_precision
-from remaster.engine.engines import Engine
-from remaster.engine.precision import COMPUTED_PRECISIONS, Precision
-from remaster.engine.upscaler import EngineSettings
-from remaster.errors import DamagedInput, UsageError
-from remaster.limits import check_pixels
+from remaster.core.errors import DamagedInput, UsageError
+from remaster.core.limits import check_pixels
+from remaster.core.outputs import refuse_to_destroy
+from remaster.core.precision import COMPUTED_PRECISIONS, Precision
+from remaster.core.presets import Preset
+from remaster.core.wording import counted
+from remaster.engines.base import EngineSettings
+from remaster.engines.device import precision_name, resolve_device, resolve_precision
+from remaster.engines.kinds import Engine
 from remaster.media.pixels import pix_fmt_layout, square_pixel_size
 from remaster.models.fidelity import auto_bf16
-from remaster.outputs import refuse_to_destroy
-from remaster.presets import Preset
 from remaster.video.colour import ColourSpec
 from remaster.video.damage import find_holes
 from remaster.video.encode import EncoderSettings, OutputColour, check_output_size
@@ -36,7 +37,6 @@ from remaster.video.normalise import probe_on_one_timeline
 from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint
 from remaster.video.reuse import ReuseMode
 from remaster.video.segments import Segment, frames_in_range, plan_segments
-from remaster.wording import counted
 
 OUTPUT_FORMATS = {".mkv": "matroska", ".mp4": "mp4"}
 # AVCOL_* tag values (libavutil/pixfmt.h): BT.709 = 1; SMPTE 170M (NTSC) = 6; BT.470BG (PAL) = 5.
@@ -67,7 +67,7 @@ class VideoSettings:
     fields: FieldMode = FieldMode.AUTO  # video/fields.py
     field_rate: bool = False  # deinterlace to one frame per field
     square_pixels: bool = False  # resample anamorphic video to square pixels
-    max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (limits.py)
+    max_pixels: int | None = None  # largest frame area; None: $REMASTER_MAX_PIXELS or the default (core/limits.py)
 
     @property
     def made_with(self) -> str:

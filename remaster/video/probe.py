@@ -14,8 +14,8 @@ from pathlib import Path
 
 import av
 
-from remaster.errors import UsageError
-from remaster.outputs import check_input
+from remaster.core.errors import UsageError
+from remaster.core.outputs import check_input
 
 # FFmpeg's AVColorSpace values (libavutil/pixfmt.h) for the matrices we convert exactly.
 _MATRIX_BY_AVCOL_SPC = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020nc"}

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from remaster.core.wording import counted
 from remaster.video.busy import StageBusy, bottleneck_of
-from remaster.wording import counted
 
 
 @dataclass

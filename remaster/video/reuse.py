@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from remaster.modes import parse_mode
+from remaster.core.modes import parse_mode
 from remaster.video.decode import Planes
 
 # auto: 8x8 blocks, differences in 8-bit levels (10-bit and deeper sources are scaled down).

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from remaster.errors import UsageError
+from remaster.core.errors import UsageError
 from remaster.video.probe import VideoInfo
 
 

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from remaster.engine.upscaler import Upscaler
-from remaster.errors import DamagedInput, RemasterError
+from remaster.core.errors import DamagedInput, RemasterError
+from remaster.core.wording import counted
+from remaster.engines.base import Upscaler
 from remaster.video.busy import StageBusy
 from remaster.video.checkpoint import WorkDir
 from remaster.video.colour import ColourSpec, planes_to_rgb, rgb_to_planes
@@ -43,7 +44,6 @@ from remaster.video.probe import MediaInfo
 from remaster.video.progress import QuietProgress
 from remaster.video.reuse import ReuseMode, same_drawing
 from remaster.video.segments import Segment
-from remaster.wording import counted
 
 QUEUE_FRAMES = 8  # frames waiting between stages; enough to keep each busy, small enough for 4K
 

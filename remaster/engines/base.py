@@ -1,0 +1,186 @@
+"""What every engine is: batches of 8- or 16-bit RGB(A) frames in, upscaled frames of the same
+depth out, on one device and precision.
+
+`Upscaler` holds what the runtimes share: the frames' conversion to and from float R'G'B'
+(alpha, rounding, 16-bit), the model's smallest side, one frame at a time on a CPU, and the
+receptive-field tiler around a runtime's `body`. A runtime (engines/torch_engine, engines/ncnn_engine)
+says where its network runs and how a batch goes through it (`_run_batch`), and plans its tiles
+(`tile_for`). Nothing builds one directly: `engines.choice.make_upscaler` picks it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from remaster.architectures.descriptor import LoadedModel, ModelDescriptor, ReceptiveField
+from remaster.core.errors import UsageError
+from remaster.core.precision import Precision
+from remaster.engines.buffers import HostBuffers
+from remaster.engines.device import auto_batch, precision_name, state_memory_budget
+from remaster.engines.tiling.local import pad_frame, run_local_tiled
+from remaster.engines.tiling.tiles import plan_tiles
+
+MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
+# `--tile` takes multiples of this: every architecture's tile multiple divides it (SE stages: 4).
+TILE_MULTIPLE = 4
+
+
+def parse_tile(value: str | int) -> int | None:
+    """`auto` -> None; else a side in pixels: 0 (whole frame) or a multiple of 4, at least 64."""
+    if value == "auto":
+        return None
+    try:
+        tile = int(value)
+    except ValueError:
+        raise UsageError(f"--tile {value!r}: want auto, 0 or a multiple of 4 from 64 up") from None
+    if tile != 0 and (tile < 64 or tile % TILE_MULTIPLE):
+        raise UsageError(f"--tile {value}: want auto, 0 or a multiple of 4 from 64 up")
+    return tile
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    device: str = "auto"
+    precision: Precision = Precision.AUTO
+    tile: str | int = "auto"
+    compile: bool = False
+    # Bytes of host memory that tile states may hold between SE stages before the rest goes to
+    # a temporary file; None: $REMASTER_STATE_MEMORY, else a share of free memory (device.py).
+    state_memory: int | None = None
+    # Speed switches that benchmarks/gpu.py measures on a GPU; off until a measurement keeps them.
+    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
+    compile_mode: str = "default"
+    cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
+    # auto, torch or ncnn (engines/kinds.py); engine/choice.make_upscaler reads it.
+    engine: str = "auto"
+
+
+class Upscaler(ABC):
+    """Runs one loaded model on batches of frames; results do not depend on the batch size.
+
+    A runtime's constructor resolves its device and precision and then calls this one."""
+
+    def __init__(
+        self, loaded: LoadedModel, device: torch.device, dtype: torch.dtype, settings: EngineSettings
+    ) -> None:
+        self.descriptor: ModelDescriptor = loaded.descriptor
+        self.device = device  # where frames are handed to the network (the host, for ncnn)
+        self.dtype = dtype
+        self.tile = parse_tile(settings.tile)
+        self.tiling = self.descriptor.tiling
+        # Tile states wait in host memory between SE stages, so that GPU memory is bounded
+        # by the tile and not by the frame; past this budget, in a temporary file, so that
+        # host memory is too. Measured once, before any frame: the memory a frame frees stays
+        # with the process (glibc keeps it: core/process_settings.py), so free memory read later would shrink.
+        self.state_memory = state_memory_budget(settings.state_memory)
+        # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
+        self.kept_state_bytes = 0
+        self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
+        # Frames and spilled states pass between host and device through these, one per shape.
+        self.host_buffers = HostBuffers(self.device)
+        # A purely local network as one function of a padded window (the receptive-field tiler's body).
+        self.body: Callable[[Tensor], Tensor] | None = None
+
+    @property
+    def precision(self) -> str:
+        return precision_name(self.dtype)
+
+    @property
+    def where(self) -> str:
+        """Where the network runs, for messages: "cpu", "cuda" (the ncnn engine: "vulkan:0", "cpu ncnn")."""
+        return self.device.type
+
+    @abstractmethod
+    def tile_for(self, height: int, width: int, batch: int) -> int:
+        """The tile side for a batch of HxW frames: `--tile`, else the runtime's plan (0: whole frame)."""
+        raise NotImplementedError
+
+    def batch_for(self, height: int, width: int) -> int:
+        """`--batch auto` for HxW frames: as many whole frames as fit in the device's free memory (1 on a CPU)."""
+        return auto_batch(self.descriptor.activations_per_pixel, height, width, self.dtype, self.device)
+
+    @torch.inference_mode()
+    def upscale(self, frames: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """N x H x W x C (C = 3 or 4) uint8 or uint16 -> N x sH x sW x C, same type and depth.
+
+        An alpha channel is upscaled by the model too, as a grey picture, so that its edges
+        stay as sharp as the colour's.
+        """
+        as_numpy = isinstance(frames, np.ndarray)
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])) if as_numpy else frames
+        max_value = MAX_VALUE.get(x.dtype)
+        if max_value is None or x.dim() != 4 or x.shape[-1] not in (3, 4):
+            raise ValueError(f"want N x H x W x 3|4 uint8 or uint16 frames, got {tuple(x.shape)} {x.dtype}")
+        n, h, w, c = x.shape
+        if x.device == self.device:
+            src = x
+        elif x.device.type == "cpu":
+            # Through a reused host buffer, pinned on CUDA: the copy runs asynchronously, with no
+            # staging copy and no new pinned buffer each batch (engines/buffers.py).
+            src = self.host_buffers.to_device(self.host_buffers.holding(x))
+        else:
+            src = x.to(self.device)
+        rgb = src.permute(0, 3, 1, 2).float().div_(max_value)
+        if c == 4:
+            alpha = rgb[:, 3:4].expand(n, 3, h, w)
+            rgb = torch.cat([rgb[:, :3], alpha])
+        y = self.upscale_rgb(rgb)
+        if c == 4:
+            y = torch.cat([y[:n], y[n:].mean(dim=1, keepdim=True)], dim=1)
+        # Round half up, as the ncnn runner and upcunet_v3.py's (x * 255).round() do for >= 0.
+        out = y.mul_(max_value).add_(0.5).floor_().clamp_(0, max_value).permute(0, 2, 3, 1)
+        # Straight to the output's type and layout, one copy (16-bit through int32: PyTorch's
+        # float -> uint16 conversion is not there on every version).
+        if max_value > 255:
+            out = out.to(torch.int32, memory_format=torch.contiguous_format)
+        out = out.to(x.dtype, memory_format=torch.contiguous_format).to(x.device)
+        return out.numpy() if as_numpy else out
+
+    @torch.inference_mode()
+    def upscale_rgb(self, rgb: Tensor) -> Tensor:
+        """N x 3 x H x W float R'G'B' in [0, 1] on the engine's device -> N x 3 x sH x sW, not yet rounded.
+
+        The video pipeline uses this directly, so that frames are quantised once, to the
+        output's bit depth, instead of to 8-bit RGB first.
+        """
+        _, _, h, w = rgb.shape
+        if min(h, w) < self.descriptor.min_size:
+            raise UsageError(f"{w}x{h} is too small for this model (at least {self.descriptor.min_size} px a side)")
+        x = rgb.contiguous(memory_format=torch.channels_last)
+        return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        """The frames through the network; a runtime wraps this for its per-call settings."""
+        return self._run(x)
+
+    def _run(self, x: Tensor) -> Tensor:
+        if self.device.type == "cpu" and x.shape[0] > 1:
+            # oneDNN's CPU deconvolutions sum in an order that depends on the batch size
+            # (up to 3e-5 apart); one frame at a time keeps results independent of it, and
+            # costs nothing on a CPU, where one frame already fills every core.
+            return torch.cat([self._run_batch(frame[None]) for frame in x])
+        return self._run_batch(x)
+
+    @abstractmethod
+    def _run_batch(self, x: Tensor) -> Tensor:
+        """N x 3 x H x W float on `device` -> N x 3 x sH x sW float, tiled as planned."""
+        raise NotImplementedError
+
+    def _run_local(self, x: Tensor, tiling: ReceptiveField, tile: int | None = None) -> Tensor:
+        """A purely local network in tiles widened by its receptive field; `tile`: as planned if None."""
+        border = self.descriptor.border
+        padded = pad_frame(x, border).contiguous(memory_format=torch.channels_last)
+        h, w = x.shape[-2:]
+        tile = self.tile_for(h, w, x.shape[0]) if tile is None else tile
+        core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
+        tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
+        s = self.descriptor.scale
+        assert self.body is not None, "a receptive-field model runs through its runtime's body"
+        out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s, tiling.consumed)
+        return out[..., : s * h, : s * w].float()

@@ -1,0 +1,184 @@
+"""Which engine runs a model: `make_upscaler`, the one factory image, video, queue, compare and bench use.
+
+- CUDA: torch. Vulkan: ncnn (the only engine there).
+- CPU: `--engine torch` or `ncnn` as asked; `auto` takes whichever ran the model faster on this
+  CPU, measured once on a small frame and remembered in a cache file. ncnn's CPU path runs fp32
+  only, so where `auto` precision gives the model bf16 on this CPU, torch runs it unmeasured; so
+  does a model without ncnn files (a PyTorch checkpoint) or a machine without the ncnn wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import remaster
+from remaster.architectures.descriptor import LoadedModel
+from remaster.core.errors import UsageError
+from remaster.core.outputs import atomic_output
+from remaster.engines.base import EngineSettings, Upscaler
+from remaster.engines.device import resolve_device, resolve_precision
+from remaster.engines.kinds import Engine, parse_engine
+from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, cpu_threads, ncnn_files
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.engines.vulkan import VULKAN, import_ncnn
+from remaster.media.testcard import anime_frame
+
+CACHE_NAME = "engines.json"
+# What `--engine auto` takes on a CPU where set (auto, torch or ncnn): a machine's standing
+# choice, read by every command and every queued job; the test suite sets torch (tests/conftest.py).
+ENGINE_ENV = "REMASTER_ENGINE"
+# The measured frame's side: big enough that the network, not the call overhead, takes the time,
+# small enough that the first run of a model waits seconds, not minutes. Measured on two shared
+# cores at 128 px: Real-CUGAN 2x 0.5-1.8 s a run, RRDBNet 4x 7-9 s (six runs in all); at 64 px,
+# a quarter of that.
+PROBE_SIDE = 64
+# Timed runs of each engine, alternating, after one warm-up each; the fastest counts (the least
+# disturbed by whatever else the machine does).
+PROBE_ROUNDS = 2
+
+
+def cache_path() -> Path:
+    """$REMASTER_HOME/cache/engines.json, else $XDG_CACHE_HOME/remaster/engines.json (~/.cache/...)."""
+    home = os.environ.get("REMASTER_HOME")
+    if home:
+        return Path(home) / "cache" / CACHE_NAME
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "remaster" / CACHE_NAME
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_key(loaded: LoadedModel, threads: int) -> str:
+    """What a measurement depends on: the model, the CPU, the threads and every version involved."""
+    ncnn = import_ncnn()
+    ncnn_version = getattr(ncnn, "__version__", "?") if ncnn else "none"
+    d = loaded.descriptor
+    return (
+        f"{d.name} | {d.source} | {cpu_name()} | {threads} threads | torch {torch.__version__}"
+        f" | ncnn {ncnn_version} | remaster {remaster.__version__}"
+    )
+
+
+def _read_cache(path: Path) -> dict[str, dict]:
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or damaged: measure again
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_cache(path: Path, entries: dict[str, dict]) -> None:
+    # Atomically, so that two processes measuring at once leave one whole file; a cache that
+    # cannot be written (a read-only home) only means measuring again next time.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as partial:
+            partial.write_text(json.dumps(entries, indent=1, sort_keys=True))
+    except OSError:
+        pass
+
+
+def _seconds(upscaler: Upscaler, frame: np.ndarray) -> float:
+    start = time.perf_counter()
+    upscaler.upscale(frame)
+    return time.perf_counter() - start
+
+
+def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> dict:
+    """Seconds a `side` x `side` frame takes each engine on this CPU (fastest of PROBE_ROUNDS,
+    alternating), and the faster engine."""
+    side = max(side, loaded.descriptor.min_size)
+    frame = anime_frame(side, side, seed=0)[None]
+    upscalers = {Engine.TORCH: TorchUpscaler(loaded, settings), Engine.NCNN: NcnnUpscaler(loaded, settings)}
+    for upscaler in upscalers.values():
+        upscaler.upscale(frame)  # warm-up: first-call allocations, ncnn's pipeline creation
+    times: dict[Engine, float] = {engine: float("inf") for engine in upscalers}
+    for _ in range(PROBE_ROUNDS):
+        for engine, upscaler in upscalers.items():
+            times[engine] = min(times[engine], _seconds(upscaler, frame))
+    faster = min(times, key=times.__getitem__)
+    return {"engine": faster, "seconds": {str(engine): value for engine, value in times.items()}, "side": side}
+
+
+def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> Engine:
+    """`--engine auto` on a CPU: the cached choice for this model and CPU, else measure it now
+    on a `side` x `side` frame."""
+    key = cache_key(loaded, cpu_threads())
+    path = cache_path()
+    entries = _read_cache(path)
+    known = entries.get(key, {}).get("engine")
+    if known in (Engine.NCNN, Engine.TORCH):
+        return Engine(known)
+    measured = measure_engines(loaded, settings, side)
+    seconds = measured["seconds"]
+    print(
+        f"remaster: measured the CPU engines once for {loaded.descriptor.name}: torch {seconds['torch']:.3f} s,"
+        f" ncnn {seconds['ncnn']:.3f} s a {measured['side']} px frame; using {measured['engine']} (cached in {path})",
+        file=sys.stderr,
+    )
+    entries[key] = {"engine": str(measured["engine"]), "seconds": seconds, "side": measured["side"]}
+    _write_cache(path, entries)
+    return measured["engine"]
+
+
+def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> EngineSettings:
+    """`settings` with its device and engine decided (see the module docstring): what the video
+    job fixes once in its plan, so that every worker and every resumed run uses the same engine."""
+    engine = Engine(settings.engine)
+    device = resolve_device(settings.device, engine)
+    # Resolved once: an `auto` left in the settings could be resolved differently by the engine.
+    settings = replace(settings, device=str(device))
+    if device.type == VULKAN:
+        if engine == Engine.TORCH:
+            raise UsageError(f"--engine torch runs on cpu or cuda, not {device}; use --engine ncnn or auto")
+        if settings.compile:
+            raise UsageError(f"--compile compiles the torch engine's network; on {device} ncnn runs its own kernels")
+        return replace(settings, engine=Engine.NCNN)
+    if device.type != "cpu":
+        if engine == Engine.NCNN:
+            raise UsageError(f"--engine ncnn runs on cpu or vulkan[:N], not {device}; use --device vulkan")
+        return replace(settings, engine=Engine.TORCH)
+    if engine == Engine.AUTO and os.environ.get(ENGINE_ENV):
+        try:
+            engine = parse_engine(os.environ[ENGINE_ENV])
+        except UsageError as exc:
+            raise UsageError(f"${ENGINE_ENV}: {exc}") from None
+    if engine == Engine.NCNN and settings.compile:
+        raise UsageError("--compile compiles the torch engine's network; the ncnn engine has its own kernels")
+    if engine == Engine.AUTO:
+        # --compile asks for the torch engine; otherwise the faster one for this model on this CPU.
+        ncnn_candidate = not settings.compile and _ncnn_can_run(loaded, settings, device)
+        engine = choose_cpu_engine(loaded, settings) if ncnn_candidate else Engine.TORCH
+    return replace(settings, engine=engine)
+
+
+def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
+    """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
+    settings = resolve_engine_choice(loaded, settings)
+    return NcnnUpscaler(loaded, settings) if settings.engine == Engine.NCNN else TorchUpscaler(loaded, settings)
+
+
+def _ncnn_can_run(loaded: LoadedModel, settings: EngineSettings, device: torch.device) -> bool:
+    """Whether ncnn is a candidate for `auto` on this CPU: its wheel, the model's ncnn files, and
+    the precision torch would run at being fp32 (ncnn's CPU path runs nothing else)."""
+    if import_ncnn() is None or ncnn_files(loaded.descriptor) is None:
+        return False
+    return resolve_precision(settings.precision, device, loaded.descriptor.auto_cpu_bf16) == torch.float32

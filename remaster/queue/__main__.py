@@ -1,7 +1,0 @@
-"""`python -m remaster.queue ACTION ...`, the same as `remaster queue ACTION ...`."""
-
-import sys
-
-from remaster.commands.queue import main
-
-sys.exit(main())
