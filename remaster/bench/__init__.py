@@ -1,0 +1,1 @@
+"""`remaster bench`: model-only speed and fidelity, per precision and preset."""

@@ -1,0 +1,1 @@
+"""`remaster compare`: one frame by bicubic and by each model, side by side."""

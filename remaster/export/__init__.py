@@ -1,0 +1,1 @@
+"""`remaster export`: re-encode a finished file for a target (`targets.py`)."""

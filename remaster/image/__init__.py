@@ -1,0 +1,1 @@
+"""`remaster image`: pictures and folders of pictures."""

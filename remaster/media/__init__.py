@@ -1,1 +1,2 @@
-"""The media layer: what remaster does with ffmpeg, streams and pixels, apart from the commands that use it."""
+"""The media layer: the one ffmpeg runner, pixel formats, picture files and synthetic pictures,
+apart from the commands that use them."""

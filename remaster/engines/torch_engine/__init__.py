@@ -1,0 +1,1 @@
+"""The torch engine: each architecture's own PyTorch module, eager or compiled."""
