@@ -41,7 +41,7 @@ def test_checksum_mismatch_names_the_file(tmp_path):
 
 # The official checkpoints' layout, written out from bilibili/ailab Real-CUGAN `upcunet_v3.py`
 # (UNet1, UNet1x3, UNet2, UpCunet2x/3x/4x; the class attribute names there are the key names) and
-# never read off remaster's own module, so that a renamed or reshaped layer in remaster.arch fails
+# never read off remaster's own module, so that a renamed or reshaped layer in remaster.architectures fails
 # here. Rows: (kind, layer, in channels, out channels, kernel), in the order upcunet_v3.py declares
 # the layers, which is its state-dict order and also the order of the ncnn graphs' weighted layers.
 def official_layers(scale: int, se: bool = True) -> list[tuple[str, str, int, int, int]]:
