@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from remaster.core.outputs import atomic_output
@@ -79,7 +78,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _entry_state(onnx_path: Path, meta_path: Path, key: GraphKey) -> str:
-    """"ok", "missing", or why the entry is damaged."""
+    """ "ok", "missing", or why the entry is damaged."""
     if not onnx_path.exists() and not meta_path.exists():
         return "missing"
     try:
@@ -119,8 +118,10 @@ def cached_graph(key: GraphKey, build: Callable[[Path], None], folder: Path | No
             partial.write_text(json.dumps(record, indent=1))
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        print(f"remaster: cannot keep exported graphs in {folder} ({reason}); exporting for this run only",
-              file=sys.stderr)
+        print(
+            f"remaster: cannot keep exported graphs in {folder} ({reason}); exporting for this run only",
+            file=sys.stderr,
+        )
         with tempfile.TemporaryDirectory(prefix="remaster-graph-") as scratch:
             path = Path(scratch) / onnx_path.name
             build(path)

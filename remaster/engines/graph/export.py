@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from remaster.core.errors import RemasterError
+from remaster.core.errors import UsageError
 
 # ONNX opset 18: the dynamo exporter's own (torch 2.13), read by OpenVINO 2026 and TensorRT 10.
 OPSET = 18
@@ -31,8 +31,10 @@ OPSET = 18
 VERIFY_DB = 80.0
 
 
-class GraphExportError(RemasterError):
-    """A network part could not be exported, or its graph computes something else than torch."""
+class GraphExportError(UsageError):
+    """A network part could not be exported, or its graph computes something else than torch.
+
+    Exit 2 where the user asked for a graph engine; `--engine auto` runs the torch engine instead."""
 
 
 def _version(package: str) -> str:

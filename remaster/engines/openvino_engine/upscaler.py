@@ -18,7 +18,6 @@ shapes), exported and checked against torch on its first input (>= VERIFY_DB), t
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable, Sequence
 
 import torch
@@ -132,15 +131,16 @@ class OpenVinoUpscaler(Upscaler):
             db = agreement_db(got[name], expected)
             if not db >= VERIFY_DB:
                 path.unlink(missing_ok=True)  # not kept: the next run exports again
+                name = self.descriptor.name
                 raise GraphExportError(
-                    f"{self.descriptor.name}: the exported {part} gives {db:.1f} dB against torch (want >= {VERIFY_DB:.0f})"
+                    f"{name}: the exported {part} gives {db:.1f} dB against torch (want >= {VERIFY_DB:.0f})"
                 )
 
     def _run_body(self, window: Tensor) -> Tensor:
         """A local or community network on one window (the tilers' body)."""
-        return self.graph("body", self.network, {"x": window.float().contiguous()}, ["y"]).run(
-            {"x": window.float()}
-        )["y"]
+        return self.graph("body", self.network, {"x": window.float().contiguous()}, ["y"]).run({"x": window.float()})[
+            "y"
+        ]
 
     def _stage(self, index: int) -> Callable[[State, Tensor | None], State]:
         """Stage `index` of an SE model as `run_body_tiled` calls it, run by its graph."""
@@ -170,8 +170,10 @@ class OpenVinoUpscaler(Upscaler):
 
     def _whole_frame(self, x: Tensor) -> bool:
         model: UpCunet = self.network
-        padded_h, padded_w = (x.shape[-2] + sum(model.geometry.padding(*x.shape[-2:])[2:]),
-                              x.shape[-1] + sum(model.geometry.padding(*x.shape[-2:])[:2]))
+        padded_h, padded_w = (
+            x.shape[-2] + sum(model.geometry.padding(*x.shape[-2:])[2:]),
+            x.shape[-1] + sum(model.geometry.padding(*x.shape[-2:])[:2]),
+        )
         g = model.geometry
         tile = self.tile_for(x.shape[-2], x.shape[-1], 1)
         return len(plan_tiles(padded_h - 2 * g.pad, padded_w - 2 * g.pad, tile, self.descriptor.tile_multiple)) == 1
@@ -217,5 +219,3 @@ class OpenVinoUpscaler(Upscaler):
                 body = run_body_tiled(model, padded, tiles, stages, store)
             self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
         return model.finish(body, x)
-
-
