@@ -7,9 +7,9 @@ and what `--engine auto` takes (the default engine).
 Model only, in process, through the same `Upscaler` interface the commands use (pre- and
 post-processing included). torch runs at bf16 where the CPU has AVX-512 BF16 or AMX, and fp32;
 ncnn on the CPU at fp32 with every core; on each Vulkan device at fp32 and, where it has it, fp16.
-OpenVINO at fp32 and, where the CPU has it, bf16 (its graphs
-exported and cached during the warm-up). Each engine warms up on one frame, then the engines alternate for `--rounds` rounds of `--frames`
-frames; the table gives the median seconds a frame over the rounds, the ratio to torch, and each
+OpenVINO at fp32 and, where the CPU has it, bf16 (its graphs exported and cached during the
+warm-up). Each engine warms up on one frame, then the engines alternate for `--rounds` rounds of
+`--frames` frames; the table gives the median seconds a frame over the rounds, the ratio to torch, and each
 engine's agreement with torch fp32 (PSNR over the frames).
 """
 
