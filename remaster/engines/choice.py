@@ -146,9 +146,10 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int =
     if known in (Engine.NCNN, Engine.TORCH, Engine.OPENVINO):
         return Engine(known)
     measured = measure_engines(loaded, settings, side)
-    seconds = ", ".join(f"{engine} {value:.3f} s" for engine, value in measured["seconds"].items())
+    seconds = measured["seconds"]
+    said = ", ".join(f"{engine} {value:.3f} s" for engine, value in seconds.items())
     print(
-        f"remaster: measured the CPU engines once for {loaded.descriptor.name}: {seconds} a {measured['side']} px"
+        f"remaster: measured the CPU engines once for {loaded.descriptor.name}: {said} a {measured['side']} px"
         f" frame; using {measured['engine']} (cached in {path})",
         file=sys.stderr,
     )
