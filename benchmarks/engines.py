@@ -1,4 +1,5 @@
-"""The engines side by side: torch on the CPU, ncnn on the CPU, ncnn on each Vulkan device.
+"""The engines side by side: torch, ncnn and OpenVINO on the CPU, ncnn on each Vulkan device,
+and what `--engine auto` takes (the default engine).
 
     python benchmarks/engines.py [--models 2x-conservative,2x-esrgan-animevideo] [--size 96x64]
         [--frames 2] [--rounds 3]
@@ -6,8 +7,9 @@
 Model only, in process, through the same `Upscaler` interface the commands use (pre- and
 post-processing included). torch runs at bf16 where the CPU has AVX-512 BF16 or AMX, and fp32;
 ncnn on the CPU at fp32 with every core; on each Vulkan device at fp32 and, where it has it, fp16.
-Each engine warms up on one frame, then the engines alternate for `--rounds` rounds of `--frames`
-frames; the table gives the median seconds a frame over the rounds, the ratio to torch, and each
+OpenVINO at fp32 and, where the CPU has it, bf16 (its graphs exported and cached during the
+warm-up). Each engine warms up on one frame, then the engines alternate for `--rounds` rounds of
+`--frames` frames; the table gives the median seconds a frame over the rounds, the ratio to torch, and each
 engine's agreement with torch fp32 (PSNR over the frames).
 """
 
@@ -23,6 +25,7 @@ from remaster.bench.measure import psnr
 from remaster.engines.base import EngineSettings
 from remaster.engines.choice import make_upscaler
 from remaster.engines.device import cpu_has_bf16, device_label
+from remaster.engines.openvino_engine.runtime import openvino_available
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import vulkan_devices
 from remaster.media.testcard import anime_frame
@@ -36,6 +39,12 @@ def engines(vulkan: bool = True) -> dict[str, EngineSettings]:
     if cpu_has_bf16():
         found = {"torch cpu bf16": EngineSettings("cpu", "bf16", "0", engine="torch"), **found}
     found["ncnn cpu fp32"] = EngineSettings("cpu", "fp32", "0", engine="ncnn")
+    if openvino_available():
+        found["openvino cpu fp32"] = EngineSettings("cpu", "fp32", "0", engine="openvino")
+        if cpu_has_bf16():
+            found["openvino cpu bf16"] = EngineSettings("cpu", "bf16", "0", engine="openvino")
+    # The default: `--engine auto` with its own precision, measured (once, cached) by engines/choice.py.
+    found["default (auto)"] = EngineSettings("cpu", "auto", "0", engine="auto")
     for device in vulkan_devices() if vulkan else []:
         name = device.name.split(" (")[0]  # llvmpipe (LLVM 15.0.6, 256 bits) -> llvmpipe
         for precision in ("fp32", "fp16") if device.fp16 else ("fp32",):
@@ -48,6 +57,10 @@ def engines(vulkan: bool = True) -> dict[str, EngineSettings]:
 def bench_model(name: str, clip: np.ndarray, rounds: int, vulkan: bool = True) -> list[tuple[str, float, float]]:
     reference = TorchUpscaler(load_model(name), EngineSettings("cpu", "fp32", "0")).upscale(clip)
     upscalers = {label: make_upscaler(load_model(name), settings) for label, settings in engines(vulkan).items()}
+    upscalers = {
+        (f"{label}: {type(u).__name__.removesuffix('Upscaler').lower()} {u.precision}" if "auto" in label else label): u
+        for label, u in upscalers.items()
+    }
     for upscaler in upscalers.values():
         upscaler.upscale(clip[:1])  # warm-up: allocations, oneDNN primitives, ncnn pipelines
     seconds: dict[str, list[float]] = {label: [] for label in upscalers}

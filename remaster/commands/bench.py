@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from remaster.bench.measure import run_bench
     from remaster.core.presets import get_preset
     from remaster.engines.device import device_label
+    from remaster.engines.openvino_engine.runtime import device_list
     from remaster.engines.vulkan import vulkan_devices
 
     presets = [get_preset(name) for name in args.preset or [DEFAULT_PRESET]]  # unknown names fail before any run
@@ -38,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
     # Every Vulkan device ncnn sees, GPUs and software ones alike: the first thing to check after an install.
     devices = vulkan_devices()
     console.print("Vulkan devices: " + (", ".join(d.label for d in devices) if devices else "none"), highlight=False)
+    # OpenVINO's CPU and Intel GPUs, as `--engine openvino --device` names them.
+    openvino = device_list()
+    console.print(
+        "OpenVINO devices (--engine openvino --device ...): "
+        + (", ".join(openvino) if openvino else "none (pip install 'remaster[openvino]')"),
+        highlight=False,
+    )
     where = device_label(args.device)  # says whether the GPU is seen: the first thing to check after an install
     table = Table(title=f"{width}x{height}, median of {args.frames} frames, model only, on {where}")
     for column in ("preset", "family", "precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):

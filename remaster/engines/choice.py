@@ -1,10 +1,11 @@
 """Which engine runs a model: `make_upscaler`, the one factory image, video, queue, compare and bench use.
 
 - CUDA: torch. Vulkan: ncnn (the only engine there).
-- CPU: `--engine torch` or `ncnn` as asked; `auto` takes whichever ran the model faster on this
-  CPU, measured once on a small frame and remembered in a cache file. ncnn's CPU path runs fp32
-  only, so where `auto` precision gives the model bf16 on this CPU, torch runs it unmeasured; so
-  does a model without ncnn files (a PyTorch checkpoint) or a machine without the ncnn wheel.
+- CPU: `--engine torch`, `ncnn` or `openvino` as asked; `auto` takes whichever ran the model
+  fastest on this CPU, measured once on a small frame and remembered in a cache file. Each engine is
+  measured at the precision `auto` gives it (ncnn's CPU path: fp32 only, so it is no candidate where
+  the model gets bf16); ncnn only for a model with ncnn files, openvino only where it is installed.
+- Intel GPUs: `--engine openvino --device xpu[:N]`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from remaster.core.errors import UsageError
 from remaster.core.outputs import atomic_output
 from remaster.engines.base import EngineSettings, Upscaler
 from remaster.engines.device import resolve_device, resolve_precision
+from remaster.engines.graph.cache import user_cache_dir
+from remaster.engines.graph.export import GraphExportError
 from remaster.engines.kinds import Engine, parse_engine
 from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, cpu_threads, ncnn_files
+from remaster.engines.openvino_engine.runtime import import_openvino, openvino_available, openvino_version
+from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import VULKAN, import_ncnn
 from remaster.media.testcard import anime_frame
@@ -48,11 +53,7 @@ PROBE_ROUNDS = 2
 
 def cache_path() -> Path:
     """$REMASTER_HOME/cache/engines.json, else $XDG_CACHE_HOME/remaster/engines.json (~/.cache/...)."""
-    home = os.environ.get("REMASTER_HOME")
-    if home:
-        return Path(home) / "cache" / CACHE_NAME
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "remaster" / CACHE_NAME
+    return user_cache_dir() / CACHE_NAME
 
 
 def cpu_name() -> str:
@@ -73,7 +74,7 @@ def cache_key(loaded: LoadedModel, threads: int) -> str:
     d = loaded.descriptor
     return (
         f"{d.name} | {d.source} | {cpu_name()} | {threads} threads | torch {torch.__version__}"
-        f" | ncnn {ncnn_version} | remaster {remaster.__version__}"
+        f" | ncnn {ncnn_version} | openvino {openvino_version()} | remaster {remaster.__version__}"
     )
 
 
@@ -102,20 +103,37 @@ def _seconds(upscaler: Upscaler, frame: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
+def _candidates(loaded: LoadedModel, settings: EngineSettings) -> dict[Engine, Upscaler]:
+    """The engines `auto` measures for this model here. OpenVINO first: it exports from a float32
+    copy of the network, which the torch engine then sets to its own precision in place."""
+    found: dict[Engine, Upscaler] = {}
+    if openvino_available():
+        found[Engine.OPENVINO] = OpenVinoUpscaler(loaded, replace(settings, engine=Engine.OPENVINO))
+    found[Engine.TORCH] = TorchUpscaler(loaded, settings)
+    if _ncnn_can_run(loaded, settings, torch.device("cpu")):
+        found[Engine.NCNN] = NcnnUpscaler(loaded, settings)
+    return found
+
+
 def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> dict:
-    """Seconds a `side` x `side` frame takes each engine on this CPU (fastest of PROBE_ROUNDS,
-    alternating), and the faster engine."""
+    """Seconds a `side` x `side` frame takes each candidate engine on this CPU (fastest of
+    PROBE_ROUNDS, alternating), and the fastest engine. An engine that fails on the frame (an
+    export that does not go through) is said in one line and left out."""
     side = max(side, loaded.descriptor.min_size)
     frame = anime_frame(side, side, seed=0)[None]
-    upscalers = {Engine.TORCH: TorchUpscaler(loaded, settings), Engine.NCNN: NcnnUpscaler(loaded, settings)}
-    for upscaler in upscalers.values():
-        upscaler.upscale(frame)  # warm-up: first-call allocations, ncnn's pipeline creation
+    upscalers = _candidates(loaded, settings)
+    for engine, upscaler in list(upscalers.items()):
+        try:
+            upscaler.upscale(frame)  # warm-up: first-call allocations, pipelines, graph export and compile
+        except GraphExportError as exc:
+            print(f"remaster: {exc}; --engine auto leaves {engine} out", file=sys.stderr)
+            del upscalers[engine]
     times: dict[Engine, float] = {engine: float("inf") for engine in upscalers}
     for _ in range(PROBE_ROUNDS):
         for engine, upscaler in upscalers.items():
             times[engine] = min(times[engine], _seconds(upscaler, frame))
-    faster = min(times, key=times.__getitem__)
-    return {"engine": faster, "seconds": {str(engine): value for engine, value in times.items()}, "side": side}
+    fastest = min(times, key=times.__getitem__)
+    return {"engine": fastest, "seconds": {str(engine): value for engine, value in times.items()}, "side": side}
 
 
 def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> Engine:
@@ -125,13 +143,14 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int =
     path = cache_path()
     entries = _read_cache(path)
     known = entries.get(key, {}).get("engine")
-    if known in (Engine.NCNN, Engine.TORCH):
+    if known in (Engine.NCNN, Engine.TORCH, Engine.OPENVINO):
         return Engine(known)
     measured = measure_engines(loaded, settings, side)
     seconds = measured["seconds"]
+    said = ", ".join(f"{engine} {value:.3f} s" for engine, value in seconds.items())
     print(
-        f"remaster: measured the CPU engines once for {loaded.descriptor.name}: torch {seconds['torch']:.3f} s,"
-        f" ncnn {seconds['ncnn']:.3f} s a {measured['side']} px frame; using {measured['engine']} (cached in {path})",
+        f"remaster: measured the CPU engines once for {loaded.descriptor.name}: {said} a {measured['side']} px"
+        f" frame; using {measured['engine']} (cached in {path})",
         file=sys.stderr,
     )
     entries[key] = {"engine": str(measured["engine"]), "seconds": seconds, "side": measured["side"]}
@@ -143,6 +162,11 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
     """`settings` with its device and engine decided (see the module docstring): what the video
     job fixes once in its plan, so that every worker and every resumed run uses the same engine."""
     engine = Engine(settings.engine)
+    if engine == Engine.OPENVINO:
+        import_openvino()  # one line naming the extra where it is missing
+        if settings.compile:
+            raise UsageError("--compile compiles the torch engine's network; OpenVINO compiles its own graph")
+        return replace(settings, device=str(resolve_device(settings.device, engine)))
     device = resolve_device(settings.device, engine)
     # Resolved once: an `auto` left in the settings could be resolved differently by the engine.
     settings = replace(settings, device=str(device))
@@ -164,15 +188,17 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
     if engine == Engine.NCNN and settings.compile:
         raise UsageError("--compile compiles the torch engine's network; the ncnn engine has its own kernels")
     if engine == Engine.AUTO:
-        # --compile asks for the torch engine; otherwise the faster one for this model on this CPU.
-        ncnn_candidate = not settings.compile and _ncnn_can_run(loaded, settings, device)
-        engine = choose_cpu_engine(loaded, settings) if ncnn_candidate else Engine.TORCH
+        # --compile asks for the torch engine; otherwise the fastest one for this model on this CPU.
+        others = openvino_available() or _ncnn_can_run(loaded, settings, device)
+        engine = choose_cpu_engine(loaded, settings) if others and not settings.compile else Engine.TORCH
     return replace(settings, engine=engine)
 
 
 def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
     """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
     settings = resolve_engine_choice(loaded, settings)
+    if settings.engine == Engine.OPENVINO:
+        return OpenVinoUpscaler(loaded, settings)
     return NcnnUpscaler(loaded, settings) if settings.engine == Engine.NCNN else TorchUpscaler(loaded, settings)
 
 

@@ -40,7 +40,13 @@ def resolve_device(name: str, engine: str = Engine.AUTO) -> torch.device:
     """`auto`: CUDA, then a Vulkan GPU (never a software Vulkan device such as llvmpipe: the
     CPU engines are faster on the same cores), then the CPU; `--engine torch` skips Vulkan.
     A Vulkan device comes back as torch.device("vulkan", N), a name only: the ncnn engine
-    runs it, with its frames in host memory."""
+    runs it, with its frames in host memory. With `--engine openvino`: cpu, or an Intel GPU as
+    OpenVINO sees it (xpu[:N]; PyTorch need not see it)."""
+    if engine == Engine.OPENVINO:
+        from remaster.engines.openvino_engine.runtime import openvino_device
+
+        ov_name = openvino_device(name)
+        return torch.device("cpu") if ov_name == "CPU" else torch.device("xpu", int(name.partition(":")[2] or 0))
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -1,0 +1,130 @@
+"""Exported graphs on disk: one ONNX file per network part and input shape, in the user cache.
+
+An entry is `<key digest>.onnx` beside `<key digest>.json`, which holds the key in words and the
+ONNX file's sha256. The key is everything the file depends on: the weights' sha256, the part (the
+whole body, or an SE stage), its inputs' names and shapes (the frame size and the batch), the
+graph's precision and the exporter's versions; a runtime (OpenVINO now, TensorRT later) reads the
+same file and compiles it for itself. Both files are written through `atomic_output`, the ONNX file
+first: an entry whose `.json` is missing, unreadable, or names other bytes than the `.onnx` holds
+(a crash between the two, a damaged disk, a hand edit) is rebuilt with a one-line note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+
+from remaster.core.outputs import atomic_output
+
+
+def user_cache_dir() -> Path:
+    """$REMASTER_HOME/cache, else $XDG_CACHE_HOME/remaster (~/.cache/remaster)."""
+    home = os.environ.get("REMASTER_HOME")
+    if home:
+        return Path(home) / "cache"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "remaster"
+
+
+def graph_dir() -> Path:
+    return user_cache_dir() / "graphs"
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """The sha256 of a network's weights as loaded: every parameter and buffer by name, in float32.
+
+    The same weights give the same digest whichever file (ncnn, .pth, .safetensors) they came from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class GraphKey:
+    """What an exported graph depends on (see the module docstring)."""
+
+    weights: str  # weights_sha256
+    # The network the weights go in, and its scale: realesr-animevideov3's 2x and 3x files hold the
+    # same weights, behind a different resize.
+    network: str
+    part: str  # "body", or "stage0" .. "stage4" for an SE model's stages
+    inputs: tuple[tuple[str, tuple[int, ...]], ...]  # (name, shape): the batch and the frame or tile size
+    precision: str  # the graph's own: runtimes lower it at compile time (OpenVINO's inference precision)
+    exporter: str  # torch, onnxscript and onnx versions and the opset
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entry_state(onnx_path: Path, meta_path: Path, key: GraphKey) -> str:
+    """ "ok", "missing", or why the entry is damaged."""
+    if not onnx_path.exists() and not meta_path.exists():
+        return "missing"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta["key"] != json.loads(json.dumps(asdict(key))):
+            return "its record names another key"
+        if file_sha256(onnx_path) != meta["sha256"]:
+            return "its bytes do not match their sha256"
+    except FileNotFoundError as exc:
+        return f"{Path(exc.filename or '').name} is missing"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its record is unreadable ({type(exc).__name__})"
+    return "ok"
+
+
+@contextmanager
+def cached_graph(key: GraphKey, build: Callable[[Path], None], folder: Path | None = None) -> Iterator[Path]:
+    """The ONNX file for `key`, while the block runs: from the cache where it is whole, else made by
+    `build(path)` and kept there.
+
+    A cache that cannot be written (a read-only home, a full disk) does not stop the job: the graph
+    is built in a temporary folder, removed after the block, and the cause said in one line."""
+    folder = folder or graph_dir()
+    onnx_path, meta_path = folder / f"{key.digest}.onnx", folder / f"{key.digest}.json"
+    state = _entry_state(onnx_path, meta_path, key)
+    if state == "ok":
+        yield onnx_path
+        return
+    if state != "missing":
+        print(f"remaster: cached graph {onnx_path} is damaged ({state}); exporting it again", file=sys.stderr)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(onnx_path) as partial:
+            build(partial)
+        record = {"key": asdict(key), "sha256": file_sha256(onnx_path)}
+        with atomic_output(meta_path) as partial:
+            partial.write_text(json.dumps(record, indent=1))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(
+            f"remaster: cannot keep exported graphs in {folder} ({reason}); exporting for this run only",
+            file=sys.stderr,
+        )
+        with tempfile.TemporaryDirectory(prefix="remaster-graph-") as scratch:
+            path = Path(scratch) / onnx_path.name
+            build(path)
+            yield path
+        return
+    yield onnx_path

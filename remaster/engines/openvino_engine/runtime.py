@@ -1,0 +1,169 @@
+"""OpenVINO as a runtime for exported graphs: the device names, the precision, compiling, requests.
+
+`--device cpu` is OpenVINO's CPU plugin; `--device xpu[:N]` (PyTorch's name for Intel GPUs) is its
+GPU plugin's device N (`GPU.N`, or `GPU` where there is one). Precision is OpenVINO's inference
+precision hint on a graph exported in float32: f32, bf16 (a CPU with AVX-512 BF16 or AMX) or f16
+(Intel GPUs, and CPUs with AVX-512 FP16). The layers that remaster keeps in float32 at any
+precision (each network's FLOAT32_LAYERS / `_keeps_float32`) are marked so that OpenVINO's
+precision conversion leaves them alone, where its plugin honours the mark (`keep_float32`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from remaster.core.errors import UsageError
+from remaster.core.precision import Precision
+
+EXTRA = "pip install 'remaster[openvino]'"
+# OpenVINO's names for the precisions remaster has (ov::hint::inference_precision).
+INFERENCE_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
+# Two requests: one computes while the other's output is being finished and the next input made.
+REQUESTS = 2
+# rt_info key that OpenVINO's ConvertPrecision pass reads to leave a node in float32
+# (ov::disable_fp16_compression, transformations/rt_info/disable_fp16_compression.hpp).
+KEEP_FP32 = "disable_fp16_compression_0"
+
+
+class OpenVinoMissing(UsageError):
+    pass
+
+
+def import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise OpenVinoMissing(f"the openvino engine needs OpenVINO ({EXTRA})") from None
+    return openvino
+
+
+def openvino_version() -> str:
+    try:
+        return version("openvino")
+    except PackageNotFoundError:
+        return "none"
+
+
+def openvino_available() -> bool:
+    try:
+        import_openvino()
+    except OpenVinoMissing:
+        return False
+    return True
+
+
+_CORE: Any = None
+
+
+def core() -> Any:
+    """One OpenVINO Core for the process: it holds the plugins, which load once."""
+    global _CORE
+    if _CORE is None:
+        _CORE = import_openvino().Core()
+    return _CORE
+
+
+def openvino_device(name: str) -> str:
+    """`--device` as OpenVINO names it: cpu/auto -> CPU, xpu[:N] -> GPU.N; one line where it is not there."""
+    if name in ("auto", "cpu"):
+        return "CPU"
+    match = re.fullmatch(r"xpu(?::(\d+))?", name)
+    if match is None:
+        raise UsageError(f"device {name}: the openvino engine runs on cpu or xpu[:N] (Intel GPUs)")
+    index = int(match.group(1) or 0)
+    gpus = sorted(d for d in core().available_devices if d.startswith("GPU"))
+    if index >= len(gpus):
+        raise UsageError(f"device {name}: OpenVINO sees {len(gpus)} Intel GPU(s) ({', '.join(gpus) or 'none'})")
+    return gpus[index]
+
+
+def device_list() -> list[str]:
+    """Every device OpenVINO runs here, as `--device` names it, with OpenVINO's own name for it."""
+    if not openvino_available():
+        return []
+    found = []
+    gpus = sorted(d for d in core().available_devices if d.startswith("GPU"))
+    for device in sorted(core().available_devices):
+        if device != "CPU" and not device.startswith("GPU"):
+            continue
+        flag = "cpu" if device == "CPU" else f"xpu:{gpus.index(device)}"
+        found.append(f"{flag} ({device}: {core().get_property(device, 'FULL_DEVICE_NAME')})")
+    return found
+
+
+def supported_precisions(device: str) -> tuple[Precision, ...]:
+    """The precisions OpenVINO computes natively on `device` (its OPTIMIZATION_CAPABILITIES)."""
+    capabilities = set(core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    found = [Precision.FP32]
+    if "BF16" in capabilities:
+        found.append(Precision.BF16)
+    if "FP16" in capabilities:
+        found.append(Precision.FP16)
+    return tuple(found)
+
+
+def keep_float32(model: Any, weight_names: Iterable[str]) -> int:
+    """Mark the operations that read the weights `weight_names` (ONNX initializers keep the torch
+    parameter names) and the bias additions after them to stay float32; returns how many were marked."""
+    wanted = set(weight_names)
+    marked = 0
+    for op in model.get_ordered_ops():
+        sources = {inp.get_source_output().get_node().get_friendly_name() for inp in op.inputs()}
+        if sources & wanted:
+            op.get_rt_info()[KEEP_FP32] = ""
+            marked += 1
+            for target in op.output(0).get_target_inputs():
+                consumer = target.get_node()
+                if consumer.get_type_name() == "Add":
+                    consumer.get_rt_info()[KEEP_FP32] = ""
+                    marked += 1
+    return marked
+
+
+@dataclass(frozen=True)
+class CompileTarget:
+    device: str  # OpenVINO's device name: CPU, GPU.0
+    dtype: torch.dtype
+
+    @property
+    def config(self) -> dict[str, str]:
+        # LATENCY: one request uses every core (a frame at a time, as the torch engine runs on a CPU).
+        return {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.dtype], "PERFORMANCE_HINT": "LATENCY"}
+
+
+class CompiledGraph:
+    """One graph compiled for one target, with REQUESTS infer requests used in turn."""
+
+    def __init__(self, onnx_path: Path, target: CompileTarget, float32_weights: Iterable[str] = ()):
+        model = core().read_model(str(onnx_path))
+        if target.dtype != torch.float32:
+            keep_float32(model, float32_weights)
+        self.input_names = [port.get_any_name() for port in model.inputs]
+        self.output_names = [port.get_any_name() for port in model.outputs]
+        self.compiled = core().compile_model(model, target.device, target.config)
+        self.requests = [self.compiled.create_infer_request() for _ in range(REQUESTS)]
+        self.turn = 0
+
+    def start(self, inputs: dict[str, torch.Tensor]) -> Any:
+        """Start one inference on the next request; `finish` it for the outputs."""
+        request = self.requests[self.turn]
+        self.turn = (self.turn + 1) % len(self.requests)
+        arrays = [np.ascontiguousarray(inputs[name].detach().float().numpy()) for name in self.input_names]
+        request.start_async(arrays, share_inputs=False)
+        return request
+
+    def finish(self, request: Any) -> dict[str, torch.Tensor]:
+        request.wait()
+        # Copied: the request's output memory is reused by its next inference.
+        return {name: torch.from_numpy(np.array(request.get_tensor(name).data)) for name in self.output_names}
+
+    def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.finish(self.start(inputs))

@@ -1,0 +1,221 @@
+"""The openvino engine: each network exported once to ONNX (engines/graph), compiled and run by OpenVINO
+on the CPU or an Intel GPU.
+
+Only the network runs in OpenVINO. Everything around it is the torch engine's code on host tensors,
+as for the ncnn engine: `Upscaler.upscale` (8/16-bit, alpha, rounding), each architecture's padding
+and cut (`UpCunet.pad`/`finish`: the crop and the 4x residual; `pad_frame` for the local networks)
+and the tilers. Whole frames of an SE model (Real-CUGAN, waifu2x cunet) run one graph, SE gates
+inside (`UpcunetBody`); tiles run one graph per stage with the whole frame's gate as an input,
+through the torch engine's `run_body_tiled`, so tiled equals untiled here too. A local network
+(Real-ESRGAN, waifu2x upconv_7) is one graph per window shape under `run_local_tiled`; a community
+model one per window under the cross-fading tiler.
+
+A graph is made for each input shape it meets (a video has one frame size, a tiled frame a few tile
+shapes), exported and checked against torch on its first input (>= VERIFY_DB), then cached on disk
+(engines/graph/cache.py) and compiled once per engine.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from remaster.architectures.descriptor import Blended, LoadedModel, ReceptiveField, SeStages
+from remaster.architectures.realcugan.export import UpcunetBody, UpcunetStage, stage_input_names
+from remaster.architectures.realcugan.network import State, UpCunet
+from remaster.core.errors import UsageError
+from remaster.core.precision import Precision
+from remaster.engines.base import EngineSettings, Upscaler
+from remaster.engines.device import DTYPES, auto_tile, resolve_precision
+from remaster.engines.graph.cache import GraphKey, cached_graph, weights_sha256
+from remaster.engines.graph.export import VERIFY_DB, GraphExportError, agreement_db, export_onnx, exporter_version
+from remaster.engines.openvino_engine.runtime import (
+    CompiledGraph,
+    CompileTarget,
+    import_openvino,
+    openvino_device,
+    supported_precisions,
+)
+from remaster.engines.tiling.blended import run_blended_tiled
+from remaster.engines.tiling.states import TileStates
+from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
+
+GraphInputs = dict[str, Tensor]
+
+
+def float32_weights(network: nn.Module) -> list[str]:
+    """The parameters a network keeps in float32 at any precision (its `set_precision` leaves them)."""
+    if not hasattr(network, "set_precision"):
+        return []
+    probe = copy.deepcopy(network).set_precision(torch.bfloat16)
+    return [name for name, p in probe.named_parameters() if p.dtype == torch.float32]
+
+
+def _engine_dtype(settings: EngineSettings, device: str, loaded: LoadedModel) -> torch.dtype:
+    native = supported_precisions(device)
+    descriptor = loaded.descriptor
+    if settings.precision == Precision.AUTO:
+        if device == "CPU":
+            dtype = resolve_precision("auto", torch.device("cpu"), descriptor.auto_cpu_bf16)
+            return dtype if Precision.BF16 in native else torch.float32
+        return torch.float16 if Precision.FP16 in native and Precision.FP16 in descriptor.precisions else torch.float32
+    if settings.precision not in native:
+        have = ", ".join(native)
+        raise UsageError(f"precision {settings.precision}: OpenVINO on {device} computes {have} here")
+    if settings.precision not in descriptor.precisions:
+        raise UsageError(f"precision {settings.precision}: {descriptor.name} runs {', '.join(descriptor.precisions)}")
+    return DTYPES[Precision(settings.precision)]
+
+
+class OpenVinoUpscaler(Upscaler):
+    """An `Upscaler` whose network runs in OpenVINO; frames stay in host memory around it."""
+
+    def __init__(self, loaded: LoadedModel, settings: EngineSettings):
+        import_openvino()
+        device = openvino_device(settings.device)
+        dtype = _engine_dtype(settings, device, loaded)
+        super().__init__(loaded, torch.device("cpu"), dtype, settings)
+        # A float32 copy to export from: the loaded module may be set to another precision by a torch engine.
+        self.network = copy.deepcopy(loaded.module).float().eval()
+        self.weights = weights_sha256(self.network)
+        self.target = CompileTarget(device, dtype)
+        self.float32_weights = float32_weights(self.network)
+        self.graphs: dict[tuple, CompiledGraph] = {}
+        self.exported = 0  # graphs exported (not found in the cache) by this engine
+        if not isinstance(self.tiling, SeStages):
+            self.body = self._run_body
+
+    @property
+    def where(self) -> str:
+        return f"{self.target.device.lower()} openvino"
+
+    def tile_for(self, height: int, width: int, batch: int) -> int:
+        if self.tile is not None:
+            return self.tile
+        return auto_tile(self.descriptor.activations_per_pixel, height, width, batch, torch.float32, self.device)
+
+    # -- graphs -----------------------------------------------------------------------------
+
+    def graph(self, part: str, module: nn.Module, inputs: GraphInputs, outputs: Sequence[str]) -> CompiledGraph:
+        """`module` (fp32) as a graph compiled for this engine's target, for inputs shaped as `inputs`."""
+        shapes = tuple((name, tuple(t.shape)) for name, t in inputs.items())
+        known = self.graphs.get((part, shapes))
+        if known is not None:
+            return known
+        d = self.descriptor
+        key = GraphKey(self.weights, f"{d.architecture} {d.scale}x", part, shapes, "fp32", exporter_version())
+        fresh = []
+
+        def build(path) -> None:
+            export_onnx(module, [t.float() for t in inputs.values()], list(inputs), outputs, path)
+            fresh.append(path)
+
+        with cached_graph(key, build) as path:
+            if fresh:
+                self.exported += 1
+                self._verify(part, path, module, inputs)
+            compiled = CompiledGraph(path, self.target, self.float32_weights)
+        self.graphs[(part, shapes)] = compiled
+        return compiled
+
+    def _verify(self, part: str, path, module: nn.Module, inputs: GraphInputs) -> None:
+        """The exported graph against torch on its first input, both float32 on the CPU."""
+        with torch.inference_mode():
+            want = module(*[t.float().clone() for t in inputs.values()])
+        want = want if isinstance(want, tuple) else (want,)
+        got = CompiledGraph(path, CompileTarget("CPU", torch.float32)).run(inputs)
+        for name, expected in zip(got, want, strict=True):
+            db = agreement_db(got[name], expected)
+            if not db >= VERIFY_DB:
+                path.unlink(missing_ok=True)  # not kept: the next run exports again
+                name = self.descriptor.name
+                raise GraphExportError(
+                    f"{name}: the exported {part} gives {db:.1f} dB against torch (want >= {VERIFY_DB:.0f})"
+                )
+
+    def _run_body(self, window: Tensor) -> Tensor:
+        """A local or community network on one window (the tilers' body)."""
+        return self.graph("body", self.network, {"x": window.float().contiguous()}, ["y"]).run({"x": window.float()})[
+            "y"
+        ]
+
+    def _stage(self, index: int) -> Callable[[State, Tensor | None], State]:
+        """Stage `index` of an SE model as `run_body_tiled` calls it, run by its graph."""
+        model: UpCunet = self.network
+
+        def run(state: State, gate: Tensor | None) -> State:
+            tensors = [*state.values(), *([gate] if gate is not None else [])]
+            names = stage_input_names(tuple(state), gate is not None)
+            inputs = {name: tensor.float().contiguous() for name, tensor in zip(names, tensors, strict=True)}
+            shapes = tuple((name, tuple(t.shape)) for name, t in inputs.items())
+            compiled = self.graphs.get((f"stage{index}", shapes))
+            if compiled is None:
+                with torch.inference_mode():
+                    outputs = tuple(model.stages[index]({k: v.clone() for k, v in state.items()}, gate))
+                part = UpcunetStage(model, index, tuple(state), gate is not None, outputs)
+                compiled = self.graph(f"stage{index}", part, inputs, outputs)
+            return compiled.run(inputs)
+
+        return run
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def _run(self, x: Tensor) -> Tensor:
+        if isinstance(self.tiling, SeStages) and x.shape[0] > 1 and self._whole_frame(x):
+            return self._overlapped(x)
+        return super()._run(x)
+
+    def _whole_frame(self, x: Tensor) -> bool:
+        model: UpCunet = self.network
+        padded_h, padded_w = (
+            x.shape[-2] + sum(model.geometry.padding(*x.shape[-2:])[2:]),
+            x.shape[-1] + sum(model.geometry.padding(*x.shape[-2:])[:2]),
+        )
+        g = model.geometry
+        tile = self.tile_for(x.shape[-2], x.shape[-1], 1)
+        return len(plan_tiles(padded_h - 2 * g.pad, padded_w - 2 * g.pad, tile, self.descriptor.tile_multiple)) == 1
+
+    def _overlapped(self, x: Tensor) -> Tensor:
+        """Whole frames of an SE model, the next frame's inference running while this one is finished."""
+        model: UpCunet = self.network
+        graph = None
+        pending = []
+        outputs = []
+        for frame in x:
+            padded = model.pad(frame[None].float()).contiguous()
+            graph = graph or self.graph("body", UpcunetBody(model), {"padded": padded}, ["out"])
+            pending.append((graph.start({"padded": padded}), frame))
+            if len(pending) == len(graph.requests):
+                request, done = pending.pop(0)
+                outputs.append(model.finish(graph.finish(request)["out"], done[None]))
+        for request, done in pending:
+            outputs.append(model.finish(graph.finish(request)["out"], done[None]))
+        return torch.cat(outputs)
+
+    def _run_batch(self, x: Tensor) -> Tensor:
+        if isinstance(self.tiling, ReceptiveField):
+            return self._run_local(x, self.tiling)
+        if isinstance(self.tiling, Blended):
+            h, w = x.shape[-2:]
+            tiles = plan_tiles(h, w, self.tile_for(h, w, x.shape[0]), self.tiling.multiple)
+            t = self.tiling
+            return run_blended_tiled(self._run_body, x, tiles, t.margin, t.fade, self.descriptor.scale, t.align)
+        return self._run_se(x)
+
+    def _run_se(self, x: Tensor) -> Tensor:
+        model: UpCunet = self.network
+        padded = model.pad(x.float()).contiguous()
+        g = model.geometry
+        core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
+        tiles = plan_tiles(core_h, core_w, self.tile_for(*x.shape[-2:], x.shape[0]), self.descriptor.tile_multiple)
+        if len(tiles) == 1:
+            body = self.graph("body", UpcunetBody(model), {"padded": padded}, ["out"]).run({"padded": padded})["out"]
+        else:
+            stages = [self._stage(index) for index in range(len(model.stages))]
+            with TileStates(self.device, self.state_memory) as store:
+                body = run_body_tiled(model, padded, tiles, stages, store)
+            self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
+        return model.finish(body, x)
