@@ -24,8 +24,8 @@ from pathlib import Path
 
 from remaster.architectures.descriptor import Family, model_name
 from remaster.core.errors import WeightsError
-from remaster.core.outputs import sha256_file
 from remaster.core.resources import builtin_dir
+from remaster.models.verified import remembered_sha256
 
 MANIFEST_NAME = "MANIFEST.sha256"
 _SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")
@@ -71,7 +71,7 @@ class PackagedModel:
             expected = manifest.get(key)
             if expected is None:
                 raise WeightsError(f"{path}: not in {MANIFEST_NAME}; unknown weights file")
-            actual = sha256_file(path)
+            actual = remembered_sha256(path)
             if actual != expected:
                 raise WeightsError(
                     f"{path}: checksum mismatch (sha256 {actual[:16]}..., expected {expected[:16]}...);"
