@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from videotools import interruptible_remaster
 
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode
@@ -116,8 +117,8 @@ def test_the_driver_fixes_one_device_and_precision_for_every_task():
 def test_ctrl_c_during_a_ray_job_is_one_line_that_says_what_is_kept(tmp_path):
     source = make_episode(tmp_path / "ep.mkv", EpisodeSpec(width=64, height=48, seconds=3, gop_seconds=0.25))
     output = tmp_path / "out.mkv"
-    command = [sys.executable, "-m", "remaster", str(source), "-o", str(output), *OPTIONS, "--ray", "local"]
-    run = subprocess.Popen([*command, "--json-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = interruptible_remaster(str(source), "-o", str(output), *OPTIONS, "--ray", "local", "--json-progress")
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in run.stdout:  # the first segment back from a task: the job is under way
         if '"state": "done"' in line:
             break

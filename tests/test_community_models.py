@@ -2,8 +2,8 @@
 spandrel-only architecture upscaling a picture and a video with blended tiles.
 
 Marked `models`: they need spandrel (`remaster[models]`). Where it cannot be imported they are
-skipped, except with REMASTER_REQUIRE_MODELS=1 (scripts/run-tests.sh sets it for its
-`.venv-models` run), where that is a failure: CI must not skip them silently.
+skipped, except with REMASTER_REQUIRE_MODELS=1 (scripts/run-tests.sh sets it wherever it runs
+them), where that is a failure: CI must not skip them silently.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _import_spandrel():
         reason = f"spandrel cannot be imported ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
         if os.environ.get("REMASTER_REQUIRE_MODELS") == "1":
             pytest.fail(f"REMASTER_REQUIRE_MODELS=1: {reason}", pytrace=False)
-        pytest.skip(f"{reason}; scripts/run-tests.sh runs these in .venv-models", allow_module_level=True)
+        pytest.skip(f"{reason}; scripts/run-tests.sh installs it", allow_module_level=True)
     return spandrel
 
 

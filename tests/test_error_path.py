@@ -29,9 +29,21 @@ pytestmark = pytest.mark.slow
 SPEC = EpisodeSpec(width=64, height=48, seconds=1.0, gop_seconds=0.25, ass_subtitles=False, cover_image=False)
 OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264"]
 PRESET = "2x-conservative"  # the default preset: outputs are named <stem>.2x-conservative.mkv
-# Address space for the out-of-memory child: 1.5 GiB. `remaster image` on a 64x48 picture peaks
-# at 1.0 GB (VmPeak, CPU build of torch, measured), so the small picture fits and the big one does not.
-ADDRESS_SPACE = 3 << 29
+# Address space the out-of-memory child may add to what it maps once torch and the image command's
+# modules are loaded. That base differs fivefold between builds of torch (VmSize 0.74 GiB with
+# 2.13.0+cpu, 3.2 GiB with 2.14.1+cu130, whose libtorch_cuda alone is mapped, measured), so a fixed
+# cap fails to load the CUDA build at all; the child measures it itself. On top of it `remaster
+# image` on a 64x48 picture adds about 0.3 GiB (two OpenMP threads, two malloc arenas); the big one
+# needs 1.6 GB: 0.75 GiB lets the first through and not the second.
+HEADROOM = 3 << 28
+_CAPPED_CHILD = """
+import resource, runpy, sys
+import remaster.cli, remaster.engines.torch_engine.upscaler, remaster.image.batch
+mapped = next(int(line.split()[1]) << 10 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (mapped + int(sys.argv[1]),) * 2)
+sys.argv = ["remaster", *sys.argv[2:]]
+runpy.run_module("remaster", run_name="__main__")
+"""
 UNTILED_FP32 = ["--tile", "0", "--device", "cpu", "--precision", "fp32"]
 
 
@@ -213,14 +225,11 @@ def test_out_of_memory_is_one_line_and_the_other_pictures_still_run(tmp_path):
     # for this picture, over the 0.5 GiB of address space the child has left once started.
     write_image(big, anime_frame(600, 600, 2))
 
-    def limited() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
+    args = ["image", str(big), str(small), "-o", str(tmp_path / "out"), *UNTILED_FP32]
+    # Threads and arenas each reserve address space: fixed counts keep the headroom the same on any machine.
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MALLOC_ARENA_MAX": "2"}
     run = subprocess.run(
-        _command("image", str(big), str(small), "-o", str(tmp_path / "out"), *UNTILED_FP32),
-        capture_output=True,
-        text=True,
-        preexec_fn=limited,
+        [sys.executable, "-c", _CAPPED_CHILD, str(HEADROOM), *args], capture_output=True, text=True, env=env
     )
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr

@@ -138,6 +138,35 @@ def test_time_range_remasters_only_those_frames(episodes, tmp_path):
     assert 0.4 <= audio[0] <= 0.55 and audio[-1] <= 1.35
 
 
+def _chapters(path: Path) -> list[tuple[str, float, float]]:
+    with av.open(str(path)) as f:
+        return [
+            (c["metadata"]["title"], float(c["start"] * c["time_base"]), float(c["end"] * c["time_base"]))
+            for c in f.chapters()
+        ]
+
+
+def _clock_starts(path: Path) -> list[float]:
+    with av.open(str(path)) as f:
+        return [float(s.start_time * s.time_base) for s in f.streams if s.type in ("video", "audio", "subtitle")]
+
+
+def test_a_scene_keeps_chapters_on_the_clock_of_its_streams(tmp_path):
+    """`--start 1 --end 2` of an episode with chapters at 0, 0.6 and 1.8 s: the streams stay on the
+    source's clock (first frame at 1.0 s and a bit), and so do the chapters, clipped to the scene."""
+    source = make_episode(tmp_path / "ep.mkv", EpisodeSpec(width=64, height=48, seconds=3.0, gop_seconds=0.25))
+    assert [title for title, _, _ in _chapters(source)] == ["Opening", "Part A", "Part B"]
+    out = tmp_path / "scene.mkv"
+    assert main([str(source), "-o", str(out), "--start", "0:01", "--end", "0:02", "--codec", "x264", *FAST]) == 0
+    first_frame = frame_times(out)[0]
+    chapters = _chapters(out)
+    assert [title for title, _, _ in chapters] == ["Part A", "Part B"]
+    assert 1.0 <= first_frame < 1.05 and abs(chapters[0][1] - first_frame) < 0.05  # one frame at 24 fps
+    assert chapters[1][1] == pytest.approx(1.8, abs=1e-3)  # inside the scene: where the source has it
+    assert chapters[-1][2] <= 2.05
+    assert min(_clock_starts(out)) >= 1.0  # every stream on the same clock as the chapters
+
+
 def test_a_scene_of_an_mp4_with_mov_text_subtitles_cuts_to_mp4(episodes, tmp_path):
     # The cut of the timed streams passes through Matroska, which carries mov_text as srt.
     out = tmp_path / "scene.mp4"
@@ -150,6 +179,10 @@ def test_a_scene_of_an_mp4_with_mov_text_subtitles_cuts_to_mp4(episodes, tmp_pat
     # The same frames, at the output's MP4 time base (1 ms here against the source's finer one).
     wanted = [t for t in frame_times(episodes["mp4"]) if 0.5 - 1e-6 <= t < 1.5]
     assert np.allclose(frame_times(out), wanted, atol=1e-3)
+    # MP4's chapters too share the streams' clock: each ends where the source's does, within the
+    # scene. (MP4's chapter track has no gap before its first chapter: that one reads as from 0.)
+    in_scene = [(t, min(end, 1.5)) for t, start, end in _chapters(episodes["mp4"]) if end > 0.5 and start < 1.5]
+    assert [(t, round(end, 1)) for t, _, end in _chapters(out)] == [(t, round(end, 1)) for t, end in in_scene]
 
 
 def test_presets_carry_encoder_settings_that_options_override(tmp_path, capsys):

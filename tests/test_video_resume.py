@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from videotools import interruptible_remaster
 
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode
@@ -104,9 +105,8 @@ def test_sigkill_at_random_moments_then_resume(episode, reference, tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(episode, tmp_path):
     output = tmp_path / "out.mkv"
-    proc = subprocess.Popen(
-        _command(episode, output, "--json-progress"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    command = interruptible_remaster(str(episode), "-o", str(output), *OPTIONS, "--json-progress")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if '"segment"' in line and '"done"' in line:
             break
@@ -125,7 +125,8 @@ def test_ctrl_c_before_any_segment_is_finished_says_so(episode, tmp_path):
     output = tmp_path / "out.mkv"
     # One segment of 72 frames: the model takes seconds over it, so Ctrl-C at its first frame comes
     # long before it is finished.
-    command = [*_command(episode, output, "--json-progress"), "--segment-seconds", "10"]
+    command = interruptible_remaster(str(episode), "-o", str(output), *OPTIONS, "--json-progress")
+    command += ["--segment-seconds", "10"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stdout:

@@ -7,10 +7,25 @@ swscale's default path, which is 1-2 levels off; DESIGN.md section 6).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import av
 import numpy as np
+
+# A test command started in the background (`nohup pytest ... &`, a CI runner) and every child it
+# starts inherit an ignored SIGINT, and Python keeps it ignored. A child that a test stops with
+# Ctrl-C's signal restores Python's own handling itself, first thing.
+_CTRL_C_CHILD = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['remaster', *sys.argv[1:]]; runpy.run_module('remaster', run_name='__main__')"
+)
+
+
+def interruptible_remaster(*args: str) -> list[str]:
+    """The command line of `python -m remaster ARGS` in a child that Ctrl-C's signal stops."""
+    return [sys.executable, "-c", _CTRL_C_CHILD, *args]
+
 
 KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114)}  # AVCOL_SPC -> (Kr, Kb)
 

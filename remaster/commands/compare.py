@@ -14,7 +14,7 @@ from remaster.commands.options import (
     pair,
     parse_time,
 )
-from remaster.compare.grid import ANNOUNCEMENT, DEFAULT_CROPS, DEFAULT_SCALE, MAX_CROPS
+from remaster.compare.lineup import ANNOUNCEMENT, DEFAULT_CROPS, DEFAULT_SCALE, MAX_CROPS
 
 NAME = "compare"
 

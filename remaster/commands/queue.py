@@ -11,10 +11,7 @@ from pathlib import Path
 
 from remaster.commands.options import command_parser
 from remaster.core.errors import RemasterError, UsageError
-from remaster.scaleout.queue import actions
-from remaster.scaleout.queue.actions import TABLE_ROWS
-from remaster.scaleout.queue.store import database_error, default_queue_path
-from remaster.scaleout.queue.worker import WorkerOptions
+from remaster.scaleout.queue.store import TABLE_ROWS, database_error, default_queue_path
 
 NAME = "queue"
 
@@ -121,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _action(path: Path, args: argparse.Namespace) -> int:
+    # Imported here: the actions bring rich and the worker, which the other commands never need.
+    from remaster.scaleout.queue import actions
+
     if args.queue_action == "export":
         return actions.export(path, args.file)
     if args.queue_action == "import":
@@ -145,9 +145,13 @@ def _run(path: Path, args: argparse.Namespace) -> int:
         raise UsageError(f"--retries {args.retries}: want 0 or more")
     if args.lease < 1:
         raise UsageError(f"--lease {args.lease:g}: want 1 second or more")
+    from remaster.scaleout.queue.worker import WorkerOptions
+
     options = WorkerOptions(
         retries=args.retries, lease_seconds=args.lease, watch=args.watch, ray=args.ray, ray_gpus=args.ray_gpus
     )
+    from remaster.scaleout.queue import actions
+
     return actions.run(path, workers, options, devices)
 
 

@@ -145,9 +145,23 @@ def video_settings(args: argparse.Namespace, preset: Preset) -> VideoSettings:
     )
 
 
+def refuse_pictures(inputs: Sequence[Path]) -> None:
+    """A picture given to the video job would come out as a one-frame video: say which command
+    upscales pictures instead."""
+    from remaster.media.imagefiles import INPUT_SUFFIXES
+
+    for path in inputs:
+        if path.suffix.lower() in INPUT_SUFFIXES:
+            raise UsageError(
+                f"{path}: a picture; the video job makes videos. For pictures:"
+                f" remaster image {path} -o OUT{path.suffix}"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     from remaster.video_batch import VideoBatch, run_videos
 
+    refuse_pictures(args.inputs)
     settings = video_settings(args, get_preset(args.preset))
     batch = VideoBatch(
         inputs=args.inputs,

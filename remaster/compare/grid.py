@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from remaster.compare.lineup import ANNOUNCEMENT, DEFAULT_CROPS, DEFAULT_SCALE, MAX_CROPS
 from remaster.core.errors import RemasterError, UsageError
 from remaster.core.outputs import refuse_to_destroy
 from remaster.core.presets import get_preset
@@ -45,23 +46,10 @@ from remaster.video.segments import Segment
 if TYPE_CHECKING:  # torch takes a second to import: only when a comparison runs, not for `remaster --help`
     from remaster.engines.base import EngineSettings
 
-# The announcement's systems at each scale, in its order (waifu2x, Real-ESRGAN, Real-CUGAN), one
-# preset each: waifu2x upconv_7 art (its best on clean cel art: 38.8 dB in the issue's table,
-# and the fast waifu2x), realesr-animevideov3 (the video tools' default), Real-CUGAN conservative
-# (remaster's default). Every family's "no denoise"-like model, so that the columns differ by
-# method, not by how much noise each removes.
-ANNOUNCEMENT: dict[int, tuple[str, ...]] = {
-    2: ("2x-waifu2x-art-no-denoise", "2x-esrgan-animevideo", "2x-conservative"),
-    3: ("3x-esrgan-animevideo", "3x-conservative"),
-    4: ("4x-esrgan-animevideo", "4x-conservative"),
-}
 # What the sheet says of a family left out at a scale.
 LEFT_OUT: dict[int, str] = {
     scale: f"waifu2x has no {scale}x model (its networks are 1x and 2x): left out at {scale}x" for scale in (3, 4)
 }
-DEFAULT_SCALE = 2
-DEFAULT_CROPS = 2  # crop rows under the whole frame: two detail-rich places
-MAX_CROPS = 4  # more rows make a sheet taller than a screen at the default crop size
 MARGIN = 8  # pixels around and between the cells
 LABEL_HEIGHT = 22  # the band above each cell that holds its label, and each note's line
 LABEL_SIZE = 14

@@ -10,6 +10,7 @@ An `[encoder]` table may leave keys out: they take the values of `EncoderDefault
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -82,7 +83,21 @@ def load_presets() -> dict[str, Preset]:
 
 
 def get_preset(name: str) -> Preset:
-    presets = load_presets()
-    if name not in presets:
-        raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
-    return presets[name]
+    """The preset called `name`, reading its file alone (not all 42: a run needs one)."""
+    paths = named_tomls(search_dirs("presets"))
+    if name not in paths:
+        raise UsageError(f"unknown preset {name!r}{did_you_mean(name, list(paths))}; `remaster presets` lists them")
+    return _read(paths[name])
+
+
+def did_you_mean(word: str, names: list[str]) -> str:
+    """` (did you mean X?)` for a misspelling or a wrong case of one of `names`, else ""."""
+    by_lower = {n.lower(): n for n in names}
+    if word.lower() in by_lower:
+        return f" (did you mean {by_lower[word.lower()]}?)"
+    scores = {n: difflib.SequenceMatcher(None, word.lower(), n).ratio() for n in by_lower}
+    best = max(scores.values(), default=0.0)
+    if best < 0.8:  # difflib.get_close_matches' own idea of close is 0.6; 0.8 keeps 9x-magic unmatched
+        return ""
+    close = [by_lower[n] for n, score in scores.items() if score == best]  # ties: each equally likely
+    return f" (did you mean {' or '.join(close)}?)"

@@ -24,6 +24,15 @@ def user_dir(name: str) -> Path:
     return Path(config) / "remaster" / name
 
 
+def cache_dir() -> Path:
+    """What remaster remembers between runs and can always recompute: $REMASTER_HOME/cache if set,
+    else $XDG_CACHE_HOME/remaster (~/.cache/remaster)."""
+    home = os.environ.get("REMASTER_HOME")
+    if home:
+        return Path(home) / "cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "remaster"
+
+
 def search_dirs(name: str) -> list[Path]:
     """The user's folder first, so that a user's file of the same name wins."""
     return [user_dir(name), builtin_dir(name)]

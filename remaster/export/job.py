@@ -116,6 +116,20 @@ def output_geometry(width: int, height: int, sar: Fraction, video: VideoTarget) 
     return ExportFrame(_round_to(w, 1 << shift_x), _round_to(h, 1 << shift_y), sar)
 
 
+def _size_notes(target: Target, width: int, height: int, sar: Fraction) -> list[str]:
+    """A target with a size box only ever scales down: say so where the source is smaller, since
+    a user picking `upload-1080p-h264` for a 480p episode may expect a 1080p file."""
+    if target.video.max_size is None:
+        return []
+    box_w, box_h = target.video.max_size
+    if width * sar < box_w and height < box_h:
+        return [
+            f"{target.name} only scales down (to fit {box_w}x{box_h}): {width}x{height} keeps its size;"
+            " remaster it first (remaster IN --preset 2x-conservative) for a larger picture"
+        ]
+    return []
+
+
 def _fit(w: Fraction, h: Fraction, sar: Fraction, box_w: int, box_h: int) -> tuple[Fraction, Fraction]:
     factor = min(Fraction(1), Fraction(box_w) / (w * sar), Fraction(box_h) / h)
     return w * factor, h * factor
@@ -473,7 +487,7 @@ def export_video(
             total = video.frame_count
             on_frames = (lambda done: progress(min(done, total), total)) if progress else None
             log = _ffmpeg(args, work, source, on_frames, (partial_fd, work_fd))
-            notes = list(plan.notes)
+            notes = [*_size_notes(target, video.width, video.height, video.sar), *plan.notes]
             if burned is not None:
                 notes += _font_notes(log, source, burned.codec in ("ass", "ssa"))
         result = _verify(partial, media)

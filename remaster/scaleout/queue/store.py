@@ -23,6 +23,8 @@ from pathlib import Path
 
 from remaster.core.errors import QueueDamaged, RemasterError, UsageError
 
+TABLE_ROWS = 100  # jobs `remaster queue status` lists without --all: a screenful or two
+
 
 class JobState(StrEnum):
     """A job's state; the schema's CHECK lists the same values."""
