@@ -57,7 +57,7 @@ class EngineSettings:
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
     compile_mode: str = "default"
     cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
-    # auto, torch or ncnn (engines/kinds.py); engine/choice.make_upscaler reads it.
+    # auto, torch, ncnn or openvino (engines/kinds.py); engines/choice.make_upscaler reads it.
     engine: str = "auto"
 
 

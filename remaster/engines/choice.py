@@ -38,7 +38,7 @@ from remaster.engines.vulkan import VULKAN, import_ncnn
 from remaster.media.testcard import anime_frame
 
 CACHE_NAME = "engines.json"
-# What `--engine auto` takes on a CPU where set (auto, torch or ncnn): a machine's standing
+# What `--engine auto` takes on a CPU where set (auto, torch, ncnn or openvino): a machine's standing
 # choice, read by every command and every queued job; the test suite sets torch (tests/conftest.py).
 ENGINE_ENV = "REMASTER_ENGINE"
 # The measured frame's side: big enough that the network, not the call overhead, takes the time,
