@@ -302,4 +302,7 @@ def fill_frame(frame: av.VideoFrame, y: np.ndarray, u: np.ndarray, v: np.ndarray
     for plane, data in zip(frame.planes, sources, strict=True):
         rows = plane_view(plane, dtype)
         width = data.shape[1]
-        rows[:, :width] = (data.astype(dtype) << shift) if shift else data
+        if shift:  # straight into the frame's buffer: no shifted copy first
+            np.left_shift(data, shift, out=rows[:, :width], casting="unsafe")
+        else:
+            rows[:, :width] = data
