@@ -37,7 +37,8 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 
 def test_device_lists_and_pipelines_per_device():
-    assert parse_devices("cpu") is None and parse_devices("cuda:0") is None and parse_devices("cpu*1") is None
+    for one in ("auto", "cpu", "cuda:0", "cpu*1", "vulkan:1"):
+        assert parse_devices(one) is None
     assert parse_devices("cpu*2") == DeviceSpread(("cpu", "cpu"))
     assert parse_devices("cuda:0*2,cuda:1") == DeviceSpread(("cuda:0", "cuda:0", "cuda:1"))
     assert parse_devices("cuda:0*auto") == DeviceSpread(("cuda:0",), auto=True)

@@ -68,12 +68,12 @@ def parse_devices(value: str) -> DeviceSpread | None:
         if star and count == "auto":
             auto, count = True, "1"
         pipelines += [device for device in names for _ in range(_pipeline_count(count, value) if star else 1)]
+    if len(pipelines) == 1 and not auto:
+        return None  # one device, one pipeline: the engine's to check
     kinds = {name.split(":")[0] for name in pipelines}
     if "" in pipelines or "auto" in kinds or len(kinds) > 1:
         # One kind: every segment must run at the precision the plan resolved for that kind.
         raise UsageError(f"--device {value}: want devices of one kind, such as cuda:0,cuda:1 or cuda:0*2")
-    if len(pipelines) == 1 and not auto:
-        return None
     return DeviceSpread(tuple(pipelines), auto)
 
 
