@@ -1,29 +1,42 @@
-"""What a user of a GPU needs to know, in one command: model-only fps, fp16 fidelity, GPU memory,
-and the whole command's fps with each encoder.
+"""What a user of a GPU needs to know: model-only fps, fp16 fidelity, GPU memory, and the whole
+command's fps with each encoder, in three parts that each fit in 10 minutes on one GPU.
 
-    python benchmarks/gpu.py                       # on cuda: 1920x1080 input, within about 8 minutes
-    python benchmarks/gpu.py --device cpu --size 192x144 --frames 2 --smoke    # the CI smoke run
+    python benchmarks/gpu.py --part model       # 1. model only (about 6 minutes on cuda, 1080p)
+    python benchmarks/gpu.py --part fidelity    # 2. fp16 against true fp32 (about 2 minutes)
+    python benchmarks/gpu.py --part command     # 3. the whole command (about 9 minutes)
+    python benchmarks/gpu.py --device cpu --size 192x144 --frames 2 --smoke    # all three, small: CI
 
 1. Model only, for each preset (2x-conservative, 2x-pro-conservative, 4x-conservative): fp16
    (fp32 on a CPU), batch 1, 2 and 4 with no speed switch; at batch 1 also each switch alone
-   (SWITCHES: cuDNN's benchmark mode, torch.compile, torch.compile with CUDA graphs); the median
-   seconds per batch over `--frames` timed batches after two warm-up batches, as frames per
-   second; the warm-up's seconds (the compile's cost); the peak GPU memory of each; fp16 against
-   fp32 in dB on one frame. A switch that fails is a row with its error, not a failed run.
-2. The whole `remaster` command, in a child process, on a generated episode of `--seconds` at
-   `--size`, 2x-conservative, with a fast preset of x264, x265 and SVT-AV1, reuse off (every
-   frame through the model, as in 1); its fps from the run's own summary, and its ratio to the
-   model-only fps at batch 1 measured in this same run; each stage's busy share and the
-   bottleneck from the run's last progress report (does the encoder keep up?).
+   (SWITCHES). Each row: the median seconds per batch over `--frames` timed batches after two
+   warm-up batches, as frames per second; the warm-up's seconds; the tiles a frame ran in (a
+   row that ran tiled says so in its note: its fps is not the whole-frame fps); host<->device
+   copies per batch, counted, beside `state_moves` (tile states copied between devices); peak
+   GPU memory reserved and allocated over the timed batches only (the peaks are reset after the
+   warm-up, so cuDNN's algorithm trials in benchmark mode are not in them); the note names a
+   compile that fell back to eager and CUDA graphs that torch skipped. A switch that fails is a
+   row with its error, not a failed run.
+2. fp16 against true fp32 (IEEE: TF32 off, as the engine sets it for any fp32 work), PSNR in dB
+   over `FIDELITY_FRAMES` different frames: the worst and the median.
+3. The whole `remaster` command, in a child process, on a generated episode of `--seconds` (60 s
+   by default, so that start-up is under 5% of it) at `--size`, 2x-conservative, `--batch
+   COMMAND_BATCH`, with a fast preset of x264, x265 and SVT-AV1, once with `--reuse off` (every
+   frame through the model) and once with `--reuse auto`; its fps from the run's own summary,
+   divided by the model-only fps at the same batch measured first in this same part (and freed
+   from the GPU before any child starts); each stage's busy share and the bottleneck from the
+   run's last progress report (does the encoder keep up?).
 
-A table on stdout; with $OUT set, the same as JSON in $OUT/gpu.json. Ratios are measured side by
-side in one run; the absolute numbers are this machine's.
+A table on stdout; with $OUT set, each row is added to $OUT/gpu.json as soon as it is measured,
+so that a part that fails (an encoder that does not open) keeps the rows before it. Ratios are
+measured side by side in one run; the absolute numbers are this machine's.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -38,6 +51,7 @@ import torch
 
 from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
+from remaster.engines.accounting import TransferCount
 from remaster.engines.base import EngineSettings
 from remaster.engines.device import device_label, resolve_device
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
@@ -55,6 +69,9 @@ SWITCHES = {
     "compile": {"compile": True},
     "compile+graphs": {"compile": True, "compile_mode": "reduce-overhead"},
 }
+FIDELITY_FRAMES = 6  # different frames (seeds) fp16 is compared with fp32 on
+COMMAND_BATCH = 2  # the whole command's --batch, and the model-only row it is divided by
+MIB = 2**20
 
 
 @dataclass
@@ -65,18 +82,47 @@ class ModelRow:
     switch: str  # a key of SWITCHES
     fps: float | None  # None: this configuration failed (its error in `note`)
     warm_up_s: float | None
-    peak_gpu_mib: float | None
+    tiles: int | None  # tiles a frame ran in (1: whole frames)
+    copies_per_batch: float | None  # host <-> device copies a batch, counted (engines/accounting.py)
+    state_moves: int | None  # tile states copied between devices in the last batch
+    peak_reserved_mib: float | None  # over the timed batches only: no cuDNN benchmark trials
+    peak_allocated_mib: float | None
     note: str = ""
+
+
+@dataclass
+class FidelityRow:
+    preset: str
+    frames: int
+    worst_db: float
+    median_db: float
+    fp32: str  # the float32 mode the reference ran in, as cuDNN was set ("ieee")
 
 
 @dataclass
 class CommandRow:
     codec: str
     speed: str
+    reuse: str
+    batch: int
+    seconds: float  # the episode's length
     fps: float
-    of_model_only: float  # fps against the model-only fps of the same preset, batch 1, no switch
+    of_model_only: float  # fps against the model-only fps of the same preset and batch, no switch
     busy: dict[str, float]  # each stage's busy percent at the last progress report (video/busy.py)
     bottleneck: str  # the stage busiest: whether the encoder keeps up with the model
+
+
+class _SkippedGraphs(logging.Handler):
+    """Counts torch's messages that it skipped CUDA graphs (torch._inductor logs why)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "skipping cudagraphs" in message.lower():
+            self.reasons.append(message.strip().splitlines()[0][:80])
 
 
 def _sync(device: torch.device) -> None:
@@ -89,70 +135,119 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def _free_gpu(device: torch.device) -> None:
+    """What this process holds on the GPU given back, so that a child finds it free."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _note(upscaler: TorchUpscaler, graphs: _SkippedGraphs) -> str:
+    notes = []
+    if upscaler.tiles_run > 1:
+        notes.append(f"ran TILED in {upscaler.tiles_run} tiles")
+    if upscaler.compile_state is not None and upscaler.compile_state.failed:
+        notes.append("compile FAILED: ran eager")
+    if graphs.reasons:
+        notes.append(f"CUDA graphs skipped: {graphs.reasons[0]}")
+    return "; ".join(notes)
+
+
 def measure_model(
     preset: str, device: torch.device, size: tuple[int, int], batch: int, frames: int, switch: str
 ) -> ModelRow:
     precision = "fp16" if device.type == "cuda" else "fp32"
     width, height = size
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    graphs = _SkippedGraphs()
+    logging.getLogger("torch._inductor").addHandler(graphs)
+    upscaler = None
     try:
         engine = EngineSettings(str(device), precision, "auto", **SWITCHES[switch])
         upscaler = TorchUpscaler(load_model(get_preset(preset).model), engine)
-        # Frames already on the device: the model alone, not the host-to-device copy.
-        batch_frames = torch.from_numpy(np.stack([anime_frame(height, width, seed=i) for i in range(batch)]))
-        batch_frames = batch_frames.to(device)
+        host = np.stack([anime_frame(height, width, seed=i) for i in range(batch)])
         started = time.perf_counter()
         for _ in range(2):  # warm-up: cuDNN's algorithm search, the compile, the graphs' capture
-            upscaler.upscale(batch_frames)
+            upscaler.upscale(host)
         _sync(device)
         warm_up = time.perf_counter() - started
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)  # the timed batches' own peak, not the trials'
         times = []
-        for _ in range(frames):
-            start = time.perf_counter()
-            upscaler.upscale(batch_frames)
-            _sync(device)
-            times.append(time.perf_counter() - start)
+        with TransferCount() as copies:
+            for _ in range(frames):
+                start = time.perf_counter()
+                upscaler.upscale(host)  # from host memory, as the pipeline sends frames
+                _sync(device)
+                times.append(time.perf_counter() - start)
     except (RuntimeError, torch.OutOfMemoryError) as exc:  # out of memory, a compile failure
-        return ModelRow(preset, precision, batch, switch, None, None, None, str(exc).splitlines()[0][:120])
+        return ModelRow(preset, precision, batch, switch, *[None] * 7, note=str(exc).splitlines()[0][:120])
     finally:
-        torch.backends.cudnn.benchmark = False  # the next row starts from the default
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return ModelRow(preset, precision, batch, switch, batch / statistics.median(times), warm_up, peak)
+        logging.getLogger("torch._inductor").removeHandler(graphs)
+    reserved = torch.cuda.max_memory_reserved(device) / MIB if device.type == "cuda" else None
+    allocated = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else None
+    row = ModelRow(
+        preset, precision, batch, switch, batch / statistics.median(times), warm_up, upscaler.tiles_run,
+        copies.copies / frames, upscaler.state_moves, reserved, allocated, _note(upscaler, graphs),
+    )  # fmt: skip
+    del upscaler
+    _free_gpu(device)
+    return row
 
 
-def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> float | None:
-    """fp16 against fp32, in dB, on one anime-like frame; None on a CPU (it runs fp32 only)."""
+def fp16_fidelity(preset: str, device: torch.device, size: tuple[int, int]) -> FidelityRow | None:
+    """fp16 against true fp32 over several frames; None on a CPU (it runs fp32 only)."""
     if device.type != "cuda":
         return None
     width, height = size
-    frame = anime_frame(height, width, seed=7)[None]
+    frames = np.stack([anime_frame(height, width, seed=7 + i) for i in range(FIDELITY_FRAMES)])
     model = get_preset(preset).model
-    outputs = [
-        TorchUpscaler(load_model(model), EngineSettings(str(device), precision, "auto")).upscale(frame)
-        for precision in ("fp32", "fp16")
-    ]
-    return _psnr(*outputs)
+    outputs = {}
+    for precision in ("fp32", "fp16"):
+        upscaler = TorchUpscaler(load_model(model), EngineSettings(str(device), precision, "auto"))
+        outputs[precision] = np.concatenate([upscaler.upscale(frame[None]) for frame in frames])
+        del upscaler
+        _free_gpu(device)
+    scores = [_psnr(a, b) for a, b in zip(outputs["fp32"], outputs["fp16"], strict=True)]
+    # The engine sets IEEE fp32 for each call (engines/device.model_numerics); said, so that a row
+    # cannot be read as TF32's.
+    return FidelityRow(preset, len(scores), min(scores), statistics.median(scores), "ieee")
 
 
 def measure_command(
-    episode: Path, folder: Path, device: torch.device, codec: str, speed: str
+    episode: Path, folder: Path, device: torch.device, codec: str, speed: str, reuse: str, batch: int
 ) -> tuple[float, dict[str, float], str]:
     """The whole command's fps, from its own summary ("done" event), and each stage's busy share
     and the bottleneck from its last progress report."""
     output = folder / f"out-{codec}.mkv"
     command = [sys.executable, "-m", "remaster", str(episode), "-o", str(output), "--preset", PRESETS[0]]
     precision = "fp16" if device.type == "cuda" else "fp32"  # the model-only measurement's
-    command += ["--device", str(device), "--precision", precision, "--codec", codec, "--speed", speed, "--reuse", "off"]
-    command += ["--overwrite", "--json-progress"]
+    command += ["--device", str(device), "--precision", precision, "--codec", codec, "--speed", speed]
+    command += ["--reuse", reuse, "--batch", str(batch), "--overwrite", "--json-progress"]
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"remaster with {codec} failed: {run.stderr.strip()[-500:]}")
     events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     done = next(event for event in reversed(events) if event["event"] == "done")
-    last = next(event for event in reversed(events) if event["event"] == "progress")
+    last = next(event for event in reversed(events) if event["event"] == "progress" and event["busy"])
     output.unlink()
     return done["fps"], last["busy"], last["bottleneck"]
+
+
+class Results:
+    """$OUT/gpu.json, rewritten whole after each row (a file that is always complete JSON)."""
+
+    def __init__(self, header: dict) -> None:
+        out = os.environ.get("OUT")
+        self.path = Path(out) / "gpu.json" if out else None
+        self.data = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
+        self.data.update(header)
+
+    def add(self, part: str, row: object) -> None:
+        self.data.setdefault(part, []).append(asdict(row))
+        if self.path is not None:
+            partial = self.path.with_suffix(".partial")
+            partial.write_text(json.dumps(self.data, indent=1))
+            partial.replace(self.path)
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -166,62 +261,87 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def model_part(args: argparse.Namespace, device: torch.device, results: Results) -> None:
+    presets = PRESETS[:1] if args.smoke else PRESETS
+    batches = (1, 2) if args.smoke else (1, 2, 4)
+    # Each switch at batch 1 only: compiling every batch size of every preset would not fit in 10 minutes.
+    switches = ("cudnn.benchmark",) if args.smoke else tuple(SWITCHES)[1:]
+    rows = []
+    for preset in presets:
+        configurations = [(batch, "none") for batch in batches] + [(1, switch) for switch in switches]
+        for batch, switch in configurations:
+            rows.append(measure_model(preset, device, args.size, batch, args.frames, switch))
+            results.add("model_only", rows[-1])
+    print(_table(
+        f"model only, {args.size_text} input from host memory, on {results.data['device']}: median of {args.frames}",
+        ["preset", "precision", "batch", "switch", "fps", "warm-up s", "tiles", "copies/batch", "state moves",
+         "peak reserved MiB", "peak allocated MiB", "note"],
+        [[r.preset, r.precision, str(r.batch), r.switch, _fmt(r.fps), _fmt(r.warm_up_s, 1), _fmt(r.tiles, 0),
+          _fmt(r.copies_per_batch, 1), _fmt(r.state_moves, 0), _fmt(r.peak_reserved_mib, 0),
+          _fmt(r.peak_allocated_mib, 0), r.note] for r in rows],
+    ))  # fmt: skip
+
+
+def fidelity_part(args: argparse.Namespace, device: torch.device, results: Results) -> None:
+    rows = []
+    for preset in PRESETS[:1] if args.smoke else PRESETS:
+        row = fp16_fidelity(preset, device, args.size)
+        if row is not None:
+            rows.append(row)
+            results.add("fp16_vs_fp32", row)
+    print(_table(
+        f"fp16 against true fp32 (TF32 off), {FIDELITY_FRAMES} frames at {args.size_text}",
+        ["preset", "frames", "worst dB", "median dB", "fp32"],
+        [[r.preset, str(r.frames), _fmt(r.worst_db, 1), _fmt(r.median_db, 1), r.fp32] for r in rows]
+        or [["(a CPU runs fp32 only)", "-", "-", "-", "-"]],
+    ))  # fmt: skip
+
+
+def command_part(args: argparse.Namespace, device: torch.device, results: Results) -> None:
+    batch = 1 if args.smoke else COMMAND_BATCH
+    seconds = 1.0 if args.smoke else args.seconds
+    base = measure_model(PRESETS[0], device, args.size, batch, args.frames, "none")
+    results.add("model_only_for_command", base)
+    _free_gpu(device)  # the children find the GPU as free as this process can leave it
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        episode = make_episode(Path(tmp) / "episode.mkv", EpisodeSpec(*args.size, seconds=seconds))
+        for codec, speed in ENCODERS.items():
+            for reuse in ("off", "auto"):
+                fps, busy, bottleneck = measure_command(episode, Path(tmp), device, codec, speed, reuse, batch)
+                rows.append(CommandRow(codec, speed, reuse, batch, seconds, fps, fps / base.fps, busy, bottleneck))
+                results.add("whole_command", rows[-1])
+    print(_table(
+        f"whole command, {PRESETS[0]}, {seconds:g} s episode at {args.size_text}, batch {batch}; "
+        f"model only at batch {batch}: {_fmt(base.fps)} fps",
+        ["codec", "speed", "reuse", "fps", "of model-only fps", "busy: decode/model/encode %", "bottleneck"],
+        [[r.codec, r.speed, r.reuse, _fmt(r.fps), f"{r.of_model_only:.0%}",
+          "/".join(f"{v:.0f}" for v in r.busy.values()), r.bottleneck] for r in rows],
+    ))  # fmt: skip
+
+
+PARTS = {"model": model_part, "fidelity": fidelity_part, "command": command_part}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--size", default="1920x1080", help="input frame size, WxH")
     parser.add_argument("--frames", type=int, default=10, help="timed batches per configuration")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of the episode for the whole command")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the episode for the whole command")
+    parser.add_argument("--part", choices=[*PARTS, "all"], default="all", help="which part (each fits 10 minutes)")
     parser.add_argument(
         "--smoke", action="store_true", help="one preset, batch 1 and 2, cudnn.benchmark, no compile, a 1 s episode"
     )
     args = parser.parse_args()
     device = resolve_device(args.device)
-    size = tuple(int(v) for v in args.size.split("x"))
-    presets = PRESETS[:1] if args.smoke else PRESETS
-    batches = (1, 2) if args.smoke else (1, 2, 4)
-    # Each switch at batch 1 only: compiling every batch size of every preset would not fit in 8 minutes.
-    switches = ("cudnn.benchmark",) if args.smoke else tuple(SWITCHES)[1:]
-    seconds = 1.0 if args.smoke else args.seconds
-
-    model_rows = []
-    for preset in presets:
-        model_rows += [measure_model(preset, device, size, batch, args.frames, "none") for batch in batches]
-        model_rows += [measure_model(preset, device, size, 1, args.frames, switch) for switch in switches]
-    fidelity = {preset: fp16_fidelity(preset, device, size) for preset in presets}
-    base = next(r.fps for r in model_rows if r.preset == PRESETS[0] and r.batch == 1 and r.switch == "none")
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = EpisodeSpec(width=size[0], height=size[1], seconds=seconds)
-        episode = make_episode(Path(tmp) / "episode.mkv", spec)
-        command_rows = []
-        for codec, speed in ENCODERS.items():
-            fps, busy, bottleneck = measure_command(episode, Path(tmp), device, codec, speed)
-            command_rows.append(CommandRow(codec, speed, fps, fps / base, busy, bottleneck))
-
-    where = device_label(str(device))
-    print(_table(
-        f"model only, {args.size} input, on {where}: median of {args.frames} batches",
-        ["preset", "precision", "batch", "switch", "fps", "warm-up s", "peak GPU MiB", "fp16 vs fp32 dB", "note"],
-        [[r.preset, r.precision, str(r.batch), r.switch, _fmt(r.fps), _fmt(r.warm_up_s, 1), _fmt(r.peak_gpu_mib, 0),
-          _fmt(fidelity[r.preset], 1), r.note] for r in model_rows],
-    ))  # fmt: skip
-    print()
-    print(_table(
-        f"whole command, {PRESETS[0]}, {seconds:g} s episode at {args.size}, reuse off",
-        ["codec", "speed", "fps", "of model-only fps", "busy: decode/model/encode %", "bottleneck"],
-        [[r.codec, r.speed, _fmt(r.fps), f"{r.of_model_only:.0%}", "/".join(f"{v:.0f}" for v in r.busy.values()),
-          r.bottleneck] for r in command_rows],
-    ))  # fmt: skip
-    if os.environ.get("OUT"):
-        result = {
-            "device": where,
-            "size": args.size,
-            "torch": torch.__version__,
-            "model_only": [asdict(r) for r in model_rows],
-            "fp16_vs_fp32_db": fidelity,
-            "whole_command": [asdict(r) for r in command_rows],
-        }
-        (Path(os.environ["OUT"]) / "gpu.json").write_text(json.dumps(result, indent=1))
+    args.size_text = args.size
+    args.size = tuple(int(v) for v in args.size.split("x"))
+    results = Results({"device": device_label(str(device)), "size": args.size_text, "torch": torch.__version__})
+    for name, part in PARTS.items():
+        if args.part in (name, "all"):
+            part(args, device, results)
+            print()
 
 
 if __name__ == "__main__":

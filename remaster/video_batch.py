@@ -76,7 +76,7 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     from remaster.video.plan import check_output
 
     progress = _progress_display(batch)
-    devices = None if batch.ray is not None else parse_devices(settings.engine.device)
+    spread = None if batch.ray is not None else parse_devices(settings.engine.device)
     pairs = plan_video_outputs(batch.inputs, batch.output, settings.preset.name, batch.output_is_folder)
     for _, dst in pairs:  # before an output that exists is skipped or refused: its run may have been killed
         clean_finished_work(dst, settings.workdir)
@@ -103,9 +103,9 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
                 progress.note(
                     f"{counted(len(workers), 'segment')} computed by {counted(len(set(workers)), 'Ray worker')}"
                 )
-            elif devices is not None:
-                _, workers = remaster_on_devices(src, dst, settings, devices, progress)
-                on = f"{counted(len(set(workers)), 'worker')} on {', '.join(devices)}"
+            elif spread is not None:
+                _, workers = remaster_on_devices(src, dst, settings, spread, progress)
+                on = f"{counted(len(set(workers)), 'worker')} on {spread.label}"
                 progress.note(f"{counted(len(workers), 'segment')} computed by {on}")
             else:
                 remasterer.run(src, dst)

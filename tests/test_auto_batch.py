@@ -9,7 +9,7 @@ import torch
 
 from remaster.commands.video import parse_batch
 from remaster.core.errors import UsageError
-from remaster.engines.device import AUTO_BATCH_MAX, MEMORY_SHARE, auto_batch, fit_batch, fit_tile
+from remaster.engines.device import AUTO_BATCH_MAX, MEMORY_SHARE, auto_batch, fit_batch, fit_tile, value_bytes
 from remaster.models.loader import load_model
 
 GIB = 1 << 30
@@ -28,7 +28,7 @@ def test_a_large_gpu_takes_the_most_whole_frames(per_pixel):
     assert fit_tile(139 * GIB, per_pixel, 1080, 1920, batch, FP16) == 0  # whole frames
 
 
-@pytest.mark.parametrize("free_gib", [12, 16, 24, 40])
+@pytest.mark.parametrize("free_gib", [16, 24, 40, 80])
 def test_the_batch_is_the_most_whole_frames_that_fit(per_pixel, free_gib):
     free = free_gib * GIB
     batch = fit_batch(free, per_pixel, 1080, 1920, FP16)
@@ -43,7 +43,8 @@ def test_a_small_gpu_runs_one_frame_in_the_largest_tile_that_fits(per_pixel):
     assert fit_batch(free, per_pixel, 1080, 1920, FP16) == 1
     tile = fit_tile(free, per_pixel, 1080, 1920, 1, FP16)
     assert 64 <= tile < 1080 and tile % 4 == 0
-    assert tile * tile * per_pixel * FP16 <= free * MEMORY_SHARE < (tile + 4) ** 2 * per_pixel * FP16
+    planned = per_pixel * value_bytes(FP16)  # fp16 runs keep part of their values in float32
+    assert tile * tile * planned <= free * MEMORY_SHARE < (tile + 4) ** 2 * planned
 
 
 def test_a_cpu_runs_batch_one(per_pixel):

@@ -185,7 +185,7 @@ def test_known_values() -> None:
     spec10 = ColourSpec("bt709", False, 10, (1, 1))
     for rgb, luma in ((white, 940), (black, 64)):
         y, u, v = rgb_to_planes(rgb, spec10)
-        assert y.dtype == torch.int32
+        assert y.dtype == torch.int16  # two bytes a sample, as the encoder takes them
         assert (y == luma).all() and (u == 512).all() and (v == 512).all()
     # And back: the nominal codes decode to exactly black and white.
     assert torch.equal(planes_to_rgb(*flat_planes((235, 128, 128), spec8, 4, 6), spec8), white)
@@ -258,7 +258,7 @@ def test_smooth_round_trip(size: tuple[int, int], shift: tuple[int, int], bits: 
     for matrix, full in itertools.product(MATRICES, (False, True)):
         spec = ColourSpec(matrix, full, bits, shift)
         y, u, v = rgb_to_planes(rgb, spec)
-        assert y.dtype == u.dtype == v.dtype == (torch.uint8 if bits == 8 else torch.int32)
+        assert y.dtype == u.dtype == v.dtype == (torch.uint8 if bits == 8 else torch.int16)
         assert tuple(y.shape) == (2, height, width)
         assert tuple(u.shape) == tuple(v.shape) == (2, *spec.chroma_size(height, width))
         assert psnr(planes_to_rgb(y, u, v, spec), rgb) > bar, (matrix, full)
@@ -413,3 +413,16 @@ def test_cuda_matches_cpu() -> None:
     back = planes_to_rgb(*(p.cuda() for p in cpu), spec)
     assert back.device.type == "cuda"
     assert (back.cpu() - planes_to_rgb(*cpu, spec)).abs().max() < 1e-5
+
+
+def test_16_bit_codes_above_32767_come_back_as_unsigned_int16_bits() -> None:
+    """10- to 16-bit planes are int16, two bytes a sample (half of int32's bytes over PCIe): a 16-bit
+    code above 32767 is the same bits, read back as uint16 by numpy and by planes_to_rgb."""
+    white = flat_rgb((1, 1, 1), 2, 4)
+    spec16 = ColourSpec("bt709", True, 16, (1, 1))
+    y, u, v = rgb_to_planes(white, spec16)
+    assert y.dtype == torch.int16 and y.element_size() == 2
+    assert (y.numpy().view(np.uint16) == 65535).all() and (u.numpy().view(np.uint16) == 32768).all()
+    assert torch.equal(planes_to_rgb(y, u, v, spec16), white)
+    limited = ColourSpec("bt709", False, 16, (1, 1))
+    assert (rgb_to_planes(white, limited)[0].numpy().view(np.uint16) == 235 << 8).all()

@@ -19,12 +19,21 @@ def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     command = [sys.executable, str(SCRIPT), "--device", "cpu", "--size", "192x144", "--frames", "2", "--smoke"]
     run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path)})
     assert run.returncode == 0, run.stderr
-    assert "model only, 192x144 input, on cpu" in run.stdout and "whole command, 2x-conservative" in run.stdout
+    assert "model only, 192x144 input from host memory, on cpu" in run.stdout
+    assert "fp16 against true fp32 (TF32 off)" in run.stdout and "whole command, 2x-conservative" in run.stdout
+    for column in ("tiles", "copies/batch", "state moves", "peak reserved MiB", "peak allocated MiB", "note"):
+        assert column in run.stdout
     result = json.loads((tmp_path / "gpu.json").read_text())
     rows = [(r["batch"], r["precision"], r["switch"]) for r in result["model_only"]]
     assert rows == [(1, "fp32", "none"), (2, "fp32", "none"), (1, "fp32", "cudnn.benchmark")]
-    assert all(r["fps"] > 0 and r["note"] == "" for r in result["model_only"])
-    assert [r["codec"] for r in result["whole_command"]] == ["x264", "x265", "svtav1"]
-    assert all(r["fps"] > 0 and r["of_model_only"] > 0 for r in result["whole_command"])
-    assert all(set(r["busy"]) == {"decode", "model", "encode"} for r in result["whole_command"])
-    assert all(r["bottleneck"] in r["busy"] for r in result["whole_command"])
+    assert all(r["fps"] > 0 and r["note"] == "" and r["tiles"] == 1 for r in result["model_only"])
+    assert all(r["copies_per_batch"] == 0 and r["state_moves"] == 0 for r in result["model_only"])  # all on the CPU
+    command_rows = result["whole_command"]
+    assert [(r["codec"], r["reuse"]) for r in command_rows] == [
+        (codec, reuse) for codec in ("x264", "x265", "svtav1") for reuse in ("off", "auto")
+    ]
+    base = result["model_only_for_command"][0]
+    assert all(r["batch"] == base["batch"] for r in command_rows)
+    assert all(r["fps"] > 0 and abs(r["of_model_only"] - r["fps"] / base["fps"]) < 1e-9 for r in command_rows)
+    assert all(set(r["busy"]) == {"decode", "model", "encode"} for r in command_rows)
+    assert all(r["bottleneck"] in r["busy"] for r in command_rows)

@@ -29,14 +29,34 @@ def test_one_buffer_per_shape_however_many_batches(device):
     assert pool.pin == device.startswith("cuda")  # pinned only for a CUDA device
 
 
-@pytest.mark.parametrize("device", DEVICES[1:] or [pytest.param("cuda", marks=pytest.mark.skip("no CUDA GPU"))])
+CUDA = DEVICES[1:] or [pytest.param("cuda", marks=pytest.mark.skip(reason="no CUDA GPU here: runs on one"))]
+# GPU cycles the side stream sleeps before its copy (about 50 ms on a 2 GHz GPU): long enough that a
+# refill which does not wait for the copy would overwrite the buffer before the copy reads it.
+HOLD_CYCLES = 100_000_000
+
+
+@pytest.mark.parametrize("device", CUDA)
 def test_a_buffer_is_not_refilled_before_its_copy_to_the_gpu_has_read_it(device):
     pool = HostBuffers(torch.device(device))
-    shape = (4, 540, 960, 3)  # large enough that the asynchronous copy is still running
+    shape = (2, 64, 64, 3)
     first, second = _frames(shape, 1), _frames(shape, 2)
-    on_device = pool.to_device(pool.holding(first))
+    held = pool.holding(first)
+    with torch.cuda.stream(pool._stream):
+        torch.cuda._sleep(HOLD_CYCLES)  # the copy queued next waits behind this on the side stream
+    on_device = pool.to_device(held)
     pool.holding(second)  # the same buffer, refilled at once: it must wait for the copy
     assert torch.equal(on_device.cpu(), first)
+
+
+@pytest.mark.parametrize("device", CUDA)
+def test_a_download_is_not_read_before_its_copy_has_written_it(device):
+    pool = HostBuffers(torch.device(device))
+    planes = (torch.full((2, 64, 64), 7, dtype=torch.int16, device=device),)
+    with torch.cuda.stream(pool._download):
+        torch.cuda._sleep(HOLD_CYCLES)
+    (host,), copied = pool.to_host(planes)
+    copied.synchronize()  # a blocking event (buffers.EVENT_FLAGS): the thread sleeps, the bytes arrive
+    assert (host == 7).all()
 
 
 def test_planes_are_stacked_into_the_reused_buffer_at_the_wider_type():

@@ -77,11 +77,21 @@ def test_a_running_batch_comes_out_one_batch_later_with_the_same_frames(upscaler
     assert (overlapped_stage.computed, overlapped_stage.held) == (5, 2)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here: runs on one")
 def test_cuda_overlaps_and_gives_the_frames_of_a_batch_at_once():
     gpu = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cuda", "fp32", "0"))
     overlapped, at_once = UpscaleStage(gpu, FRAME, batch=2), UpscaleStage(gpu, FRAME, batch=2, overlap=0)
     assert overlapped.overlap == 1
+    # Each download held back on its stream (about 50 ms of GPU cycles), so that a result read
+    # before its copy has written it would be an earlier batch's bytes or garbage.
+    download = gpu.host_buffers.to_host
+
+    def held_back(tensors):
+        with torch.cuda.stream(gpu.host_buffers._download):
+            torch.cuda._sleep(100_000_000)
+        return download(tensors)
+
+    gpu.host_buffers.to_host = held_back
     frames = [m for stage in (overlapped, at_once) for reply in _run(stage) for m in reply if isinstance(m, Upscaled)]
     half = len(frames) // 2
     for a, b in zip(frames[:half], frames[half:], strict=True):

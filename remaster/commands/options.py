@@ -87,7 +87,8 @@ def add_engine_options(
     parser.add_argument(
         "--device",
         default="auto",
-        help="auto, cpu, cuda[:N], mps, xpu[:N] or vulkan[:N]; video: several (cuda:0,cuda:1) or all, a worker each",
+        help="auto, cpu, cuda[:N], mps, xpu[:N] or vulkan[:N]; video: several (cuda:0,cuda:1) or all, a worker "
+        "each, or pipelines per device (cuda:0*2, cuda:0*auto)",
     )
     engine_help = "auto, torch, ncnn or openvino: on a CPU, auto takes the one measured fastest for the model"
     parser.add_argument("--engine", default=Engine.AUTO, type=parse_engine, help=engine_help)

@@ -82,6 +82,7 @@ class Upscaler(ABC):
         # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
         self.kept_state_bytes = 0
         self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
+        self.tiles_run = 1  # tiles the last batch ran in (1: whole frames)
         # Frames and spilled states pass between host and device through these, one per shape.
         self.host_buffers = HostBuffers(self.device)
         # A purely local network as one function of a padded window (the receptive-field tiler's body).
@@ -180,6 +181,7 @@ class Upscaler(ABC):
         tile = self.tile_for(h, w, x.shape[0]) if tile is None else tile
         core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
         tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
+        self.tiles_run = len(tiles)
         s = self.descriptor.scale
         assert self.body is not None, "a receptive-field model runs through its runtime's body"
         out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s, tiling.consumed)

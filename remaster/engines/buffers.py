@@ -17,6 +17,15 @@ import torch
 from torch import Tensor
 
 Layout = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
+# How every CUDA event that a thread waits on is made. Blocking: its `synchronize()` sleeps until the
+# GPU signals it instead of polling, so that the model's thread does not burn a core that the
+# decoder and the encoder need while it waits for a copy. No timing: that only costs.
+EVENT_FLAGS = {"blocking": True, "enable_timing": False}
+
+
+def completion_event() -> torch.cuda.Event:
+    """A CUDA event to wait on (EVENT_FLAGS)."""
+    return torch.cuda.Event(**EVENT_FLAGS)
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -42,6 +51,8 @@ class HostBuffers:
         self._buffers: dict[Layout, Tensor] = {}
         self._copied: dict[Layout, torch.cuda.Event] = {}  # the last copy out of each buffer (CUDA)
         self._stream = torch.cuda.Stream(self.device) if self.pin else None
+        # Results go back to the host on a stream of their own, beside the next batch's compute.
+        self._download = torch.cuda.Stream(self.device) if self.pin else None
 
     def buffer(self, shape: tuple[int, ...], dtype: torch.dtype, stride: tuple[int, ...] | None = None) -> Tensor:
         layout = (tuple(shape), stride or contiguous_strides(tuple(shape)), dtype)
@@ -63,11 +74,36 @@ class HostBuffers:
         return held
 
     def stacked(self, arrays: list[np.ndarray], dtype: torch.dtype) -> Tensor:
-        """`np.stack(arrays)` written into a buffer of `dtype` (a wider integer type where asked:
-        10- to 16-bit codes to int32, which torch has the kernels for), without a stacked copy first."""
+        """`np.stack(arrays)` written into a buffer of `dtype`, without a stacked copy first. uint16
+        codes go into an int16 buffer bit for bit (torch has few uint16 kernels; int16 is the same
+        two bytes, and colour.planes_to_rgb reads it back as unsigned)."""
         held = self.buffer((len(arrays), *arrays[0].shape), dtype)
-        np.stack(arrays, out=held.numpy(), casting="safe")
+        out = held.numpy()
+        if dtype == torch.int16 and arrays[0].dtype == np.uint16:
+            out = out.view(np.uint16)
+        np.stack(arrays, out=out, casting="safe")
         return held
+
+    def to_host(self, tensors: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], torch.cuda.Event | None]:
+        """Device tensors copied to the host, and on CUDA the event after which their bytes are there.
+
+        On CUDA the copies wait for the work queued so far on the current stream, then run on a
+        stream of their own, into fresh pinned memory (PyTorch's caching host allocator reuses it
+        once every view of it is gone, which a pool could not know: the encoder holds the planes);
+        the current stream goes on with the next batch meanwhile. Elsewhere: the tensors on the host."""
+        if self._download is None:
+            return tuple(tensor.to("cpu") for tensor in tensors), None
+        current = torch.cuda.current_stream(self.device)
+        self._download.wait_stream(current)
+        with torch.cuda.stream(self._download):
+            hosts = []
+            for tensor in tensors:
+                tensor.record_stream(self._download)  # not reused by the compute stream before it is read
+                host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+                hosts.append(host.copy_(tensor, non_blocking=True))
+            copied = completion_event()
+            copied.record(self._download)
+        return tuple(hosts), copied
 
     def to_device(self, host: Tensor) -> Tensor:
         """A buffer of this pool (`host`) on the pool's device. On CUDA the copy runs on the side stream,
@@ -80,7 +116,7 @@ class HostBuffers:
         current = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self._stream):
             moved = host.to(self.device, non_blocking=True)
-            event = torch.cuda.Event()
+            event = completion_event()
             event.record(self._stream)
         current.wait_stream(self._stream)
         moved.record_stream(current)  # its memory belongs to the current stream's work now

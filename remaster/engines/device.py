@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -25,6 +27,18 @@ STATE_MEMORY_SHARE = 0.3
 STATE_MEMORY_ENV = "REMASTER_STATE_MEMORY"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_TILE = 64
+# Bytes a value takes at a 2-byte precision (fp16, bf16) when planning memory: part of a half-precision
+# run stays float32 (Real-CUGAN's FLOAT32_LAYERS, the float32 picture in and out). Counted with
+# engines/accounting.PeakBytes on 4x-conservative at 288x512 in fp16: 4460 B an input pixel against
+# 1800 values x 2 B = 3600 (the issue that found it counted 4307 at 1080p); 1800 x 2.6 = 4680 covers
+# it (tests/test_memory_estimate.py counts it again). fp32 plans 4 B a value: counted 5025 of 7200.
+HALF_VALUE_BYTES = 2.6
+# Share of the device's free memory that the states of several tiles may hold there (they wait on
+# the host past it): with MEMORY_SHARE for the tile that leaves a fifth for the model and the frames.
+STATE_DEVICE_SHARE = 0.3
+# Values a source pixel that tile states keep between SE stages: engines/tiling/states.py measured
+# 3.4 GiB of float32 states for a 2048x2048 frame at 2x, 218 values a pixel.
+STATE_VALUES_PER_PIXEL = 220
 # `--batch auto` takes at most this many frames: the largest batch benchmarks/gpu.py measures
 # (1, 2, 4). Past it a batch only adds memory and latency until a GPU run shows it adds speed.
 AUTO_BATCH_MAX = 4
@@ -157,8 +171,11 @@ def _vulkan_precision(name: str, device: torch.device) -> torch.dtype:
 
 
 def free_memory(device: torch.device) -> int:
+    """Bytes a new allocation can have on `device` now. On CUDA that is the driver's free memory
+    and what PyTorch's caching allocator holds without using it (`cuda_free_bytes`)."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        driver_free, _ = torch.cuda.mem_get_info(device)
+        return cuda_free_bytes(driver_free, torch.cuda.memory_reserved(device), torch.cuda.memory_allocated(device))
     if device.type == "xpu":
         return torch.xpu.mem_get_info(device)[0]
     if device.type == "mps":  # unified memory: what Metal recommends for this process, less what it holds
@@ -170,13 +187,31 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30
 
 
+def cuda_free_bytes(driver_free: int, reserved: int, allocated: int) -> int:
+    """Free memory as PyTorch can use it: cudaMemGetInfo's free bytes do not count what the caching
+    allocator has reserved and holds no tensor in (after a batch, that batch's whole peak), which
+    PyTorch hands out again before it asks the driver for more."""
+    return driver_free + max(0, reserved - allocated)
+
+
+def value_bytes(itemsize: int) -> float:
+    """Bytes to plan for a value of a model run at `itemsize` bytes (`HALF_VALUE_BYTES` for 2)."""
+    return HALF_VALUE_BYTES if itemsize == 2 else float(itemsize)
+
+
+def states_fit_on_device(free_bytes: int, height: int, width: int, batch: int) -> bool:
+    """Whether the tile states of a batch of HxW frames fit in their share of a GPU's free memory, so
+    that they need not wait in host memory between SE stages (pure, as `fit_tile`)."""
+    return STATE_VALUES_PER_PIXEL * 4 * height * width * batch <= free_bytes * STATE_DEVICE_SHARE
+
+
 def fit_tile(free_bytes: int, activations_per_pixel: int, height: int, width: int, batch: int, itemsize: int) -> int:
     """The largest tile side whose activations for `batch` frames fit in a share of `free_bytes`;
     0 = whole frame. A pure function of its numbers, so that tests give it any machine's memory.
 
     `activations_per_pixel`: values alive at once per input pixel, untiled, batch 1 (the model's
-    `ModelDescriptor.activations_per_pixel`); `itemsize`: bytes a value (2 for fp16)."""
-    per_pixel = activations_per_pixel * itemsize * batch
+    `ModelDescriptor.activations_per_pixel`); `itemsize`: bytes a value (2 for fp16: `value_bytes`)."""
+    per_pixel = activations_per_pixel * value_bytes(itemsize) * batch
     budget = free_bytes * MEMORY_SHARE
     if height * width * per_pixel <= budget:
         return 0
@@ -188,7 +223,7 @@ def fit_batch(
 ) -> int:
     """The most whole frames (up to `most`) whose activations fit in a share of `free_bytes`; 1 when
     not even one whole frame fits (that one is then tiled: `fit_tile`). A pure function, as `fit_tile`."""
-    per_frame = activations_per_pixel * itemsize * height * width
+    per_frame = activations_per_pixel * value_bytes(itemsize) * height * width
     return max(1, min(most, int(free_bytes * MEMORY_SHARE // per_frame)))
 
 
@@ -205,6 +240,27 @@ def auto_batch(activations_per_pixel: int, height: int, width: int, dtype: torch
     if device.type == "cpu":
         return 1
     return fit_batch(free_memory(device), activations_per_pixel, height, width, dtype.itemsize)
+
+
+@contextmanager
+def model_numerics(benchmark: bool) -> Iterator[None]:
+    """The process-wide switches a model call runs under, set for the call and put back after:
+
+    * IEEE float32: PyTorch turns cuDNN's float32 convolutions into TF32 by default (a 10-bit
+      mantissa: 62.5-63.8 dB against true float32 in a CPU emulation, worse than fp16's 65.4), so
+      `--precision fp32` and the float32 layers of an fp16 run would not be what they say.
+    * cuDNN's benchmark mode when `benchmark` is asked for, or left on where the caller set it.
+
+    Set on any device (they are flags, read only by CUDA's kernels), so that a CPU run takes the
+    same path and the tests can see them set."""
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    was = torch.backends.cudnn.benchmark, conv.fp32_precision, matmul.fp32_precision
+    torch.backends.cudnn.benchmark = benchmark or was[0]
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, conv.fp32_precision, matmul.fp32_precision = was
 
 
 def parse_bytes(value: str) -> int:

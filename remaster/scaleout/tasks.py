@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from remaster.engines.base import Upscaler
@@ -35,6 +35,9 @@ class SegmentResult:
     data: bytes | None  # the segment file, as bytes (through Ray's object store)
     path: str | None  # or where it was moved in the job's work folder
     worker: str  # host and process that computed it, for the record
+    busy: dict[str, float] = field(default_factory=dict)  # each stage's busy percent (video/busy.py)
+    pipeline_bytes: int = 0  # the most memory its pipeline held (device workers: scaleout/devices.py)
+    free_bytes: int = 0  # its device's free memory beside it then
 
 
 def compute_segment(
@@ -49,7 +52,8 @@ def compute_segment(
         work = WorkDir(Path(tmp) / "work", plan.fingerprint, plan.output_settings(), owned=True).open()
         try:
             job = Job(plan, work, {}, time.monotonic())
-            computed, held = compute_segments(job, [segment], upscaler, QuietProgress())
+            progress = QuietProgress()
+            computed, held = compute_segments(job, [segment], upscaler, progress)
             record, file = work.records[segment.key], job.done[index]
             data = path = None
             if shared is None:
@@ -63,7 +67,10 @@ def compute_segment(
         finally:
             work.close()
     worker = f"{os.uname().nodename}:{os.getpid()}"
-    return SegmentResult(index, record.frames, record.first_pts, record.last_pts, computed, held, data, path, worker)
+    busy = progress.busy.shares()
+    return SegmentResult(
+        index, record.frames, record.first_pts, record.last_pts, computed, held, data, path, worker, busy
+    )
 
 
 def commit_result(job: Job, result: SegmentResult, progress: QuietProgress) -> None:

@@ -101,9 +101,20 @@ class ColourSpec:
 
     @property
     def code_dtype(self) -> torch.dtype:
-        """dtype of rgb_to_planes' planes: uint8 at 8 bits; int32 otherwise, because torch's
-        uint16 has few operators (no arithmetic on CUDA) and int32 holds every 16-bit code."""
-        return torch.uint8 if self.bits == 8 else torch.int32
+        """dtype of rgb_to_planes' planes: uint8 at 8 bits; otherwise int16 holding the unsigned
+        16-bit codes bit for bit (a 16-bit code above 32767 reads as negative: view it as uint16,
+        as `unsigned_codes` and numpy's `.view(np.uint16)` do). Two bytes a sample, as the encoder
+        takes them: half of int32's bytes to copy from the GPU, and torch's uint16 has few
+        operators (no arithmetic on CUDA), where int16 has them."""
+        return torch.uint8 if self.bits == 8 else torch.int16
+
+
+def unsigned_codes(plane: Tensor) -> Tensor:
+    """Integer codes as float32; int16 planes read as the unsigned 16-bit codes they hold."""
+    codes = plane.to(torch.float32)
+    if plane.dtype == torch.int16:
+        codes = torch.where(codes < 0, codes + 65536.0, codes)
+    return codes
 
 
 def _levels(spec: ColourSpec) -> tuple[float, float, float, float]:
@@ -161,7 +172,8 @@ def _downsample_rows(plane: Tensor) -> Tensor:
 
 def planes_to_rgb(y: Tensor, u: Tensor, v: Tensor, spec: ColourSpec) -> Tensor:
     """N x H x W luma and N x ceil(H/2^sy) x ceil(W/2^sx) chroma integer planes (any integer dtype:
-    uint8, int16, int32, uint16) -> N x 3 x H x W float32 R'G'B' in [0, 1] (clamped), same device.
+    uint8, int32, uint16, or int16 holding unsigned codes as `ColourSpec.code_dtype` says)
+    -> N x 3 x H x W float32 R'G'B' in [0, 1] (clamped), same device.
 
     u is Cb, v is Cr. Codes outside the nominal range (limited-range super-whites, for instance)
     are decoded as they are and only the resulting R'G'B' is clamped.
@@ -181,11 +193,11 @@ def planes_to_rgb(y: Tensor, u: Tensor, v: Tensor, spec: ColourSpec) -> Tensor:
         raise ValueError(f"planes on different devices: {y.device}, {u.device}, {v.device}")
 
     y_scale, y_offset, c_scale, c_offset = _levels(spec)
-    luma = (y.to(torch.float32) - y_offset) / y_scale
+    luma = (unsigned_codes(y) - y_offset) / y_scale
     sx, sy = spec.chroma_shift
     chroma = []
     for plane in (u, v):
-        c = (plane.to(torch.float32) - c_offset) / c_scale
+        c = (unsigned_codes(plane) - c_offset) / c_scale
         # Upsample in signal units (linear in the codes, so the order does not matter); rows first
         # works on the smaller plane.
         if sy:
@@ -209,11 +221,11 @@ def rgb_to_planes(rgb: Tensor, spec: ColourSpec) -> tuple[Tensor, Tensor, Tensor
     """N x 3 x H x W float R'G'B' in [0, 1] -> integer planes (Y, Cb, Cr).
 
     The planes are N x H x W and N x ceil(H/2^sy) x ceil(W/2^sx), of dtype torch.uint8 when
-    bits == 8 and torch.int32 otherwise (`ColourSpec.code_dtype`), on rgb's device, quantised by
-    round-half-up (floor(x + 0.5)) and clamped to [0, 2^bits - 1]. Any float dtype is accepted
-    and computed in float32. Values outside [0, 1] (a model's overshoot at edges) are clamped per
-    channel first: they have no meaning on a display, and limited range would otherwise carry
-    them into the foot- and headroom codes.
+    bits == 8 and torch.int16 otherwise (`ColourSpec.code_dtype`: the unsigned codes bit for bit),
+    on rgb's device, quantised by round-half-up (floor(x + 0.5)) and clamped to [0, 2^bits - 1].
+    Any float dtype is accepted and computed in float32. Values outside [0, 1] (a model's
+    overshoot at edges) are clamped per channel first: they have no meaning on a display, and
+    limited range would otherwise carry them into the foot- and headroom codes.
     """
     if not rgb.dtype.is_floating_point:
         raise TypeError(f"rgb must be a float tensor in [0, 1], not {rgb.dtype}")
@@ -241,7 +253,10 @@ def rgb_to_planes(rgb: Tensor, spec: ColourSpec) -> tuple[Tensor, Tensor, Tensor
     dtype = spec.code_dtype
 
     def quantise(signal: Tensor, scale: float, offset: float) -> Tensor:
-        return torch.floor(signal * scale + offset + 0.5).clamp_(0.0, top).to(dtype)
+        codes = torch.floor(signal * scale + offset + 0.5).clamp_(0.0, top)
+        if dtype == torch.int16:  # through int32, whose narrowing keeps the low 16 bits: codes above 32767
+            return codes.to(torch.int32).to(torch.int16)
+        return codes.to(dtype)
 
     return (
         quantise(luma, y_scale, y_offset),

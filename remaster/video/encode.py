@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from remaster.core.errors import RemasterError, UsageError
+from remaster.core.scheduling import normal_scheduling
 from remaster.media.pixels import SEMI_PLANAR, pix_fmt_layout, sample_dtype
 from remaster.video.frames import plane_view
 
@@ -111,7 +112,10 @@ def _open_encoder(encoder: str, pix_fmt: str, width: int, height: int, options: 
     ctx = av.CodecContext.create(encoder, "w")
     ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, pix_fmt, Fraction(1, 25)
     ctx.options = options or {}
-    ctx.open()
+    try:
+        ctx.open()
+    finally:
+        normal_scheduling()  # SVT-AV1 opened as root makes the thread real-time (core/scheduling.py)
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,10 @@ class SegmentWriter:
             ctx.field_order = AV_FIELD_PROGRESSIVE
             stream.options = threaded_options(settings, encoder_threads())
             stream.thread_type = "AUTO"
-            stream.codec_context.open()
+            try:
+                stream.codec_context.open()
+            finally:
+                normal_scheduling()  # SVT-AV1 opened as root makes the thread real-time (core/scheduling.py)
         except av.FFmpegError as exc:
             self.container.close()
             # check_encoder has opened it with these settings before work: this is a failure while
@@ -302,4 +309,7 @@ def fill_frame(frame: av.VideoFrame, y: np.ndarray, u: np.ndarray, v: np.ndarray
     for plane, data in zip(frame.planes, sources, strict=True):
         rows = plane_view(plane, dtype)
         width = data.shape[1]
-        rows[:, :width] = (data.astype(dtype) << shift) if shift else data
+        if shift:  # straight into the frame's buffer: no shifted copy first
+            np.left_shift(data, shift, out=rows[:, :width], casting="unsafe")
+        else:
+            rows[:, :width] = data

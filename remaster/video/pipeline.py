@@ -37,7 +37,7 @@ from remaster.video.plan import JobPlan, VideoSettings, default_workdir, plan_jo
 from remaster.video.probe import probe
 from remaster.video.progress import QuietProgress, Summary
 from remaster.video.segments import Segment
-from remaster.video.stages import DecodeStage, EncodeStage, HeldDrawings, UpscaleStage, run_stages
+from remaster.video.stages import DecodeStage, EncodeStage, HeldDrawings, UpscaleStage, run_stages, through
 
 
 def clean_finished_work(output: Path, workdir: Path | None) -> None:
@@ -266,7 +266,9 @@ def compute_segments(job: Job, todo: list[Segment], upscaler: Upscaler, progress
     upscale = UpscaleStage(upscaler, plan.frame, batch)
     encode = EncodeStage.for_plan(plan, job.work, job.done, progress)
     try:
-        run_stages(decode.messages(), [HeldDrawings(plan.reuse), upscale], encode, batch, progress.busy)
+        # The held-drawing check runs in the decoding thread: off the model's.
+        source = through(decode.messages(), [HeldDrawings(plan.reuse)])
+        run_stages(source, [upscale], encode, batch, progress.busy)
     finally:
         job.decoded.add(decode.stats)
     return upscale.computed, upscale.held

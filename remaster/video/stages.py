@@ -9,6 +9,8 @@ knows about threads or queues: `run_stages` runs the source and the sink each in
 its own and the middle stages in the calling thread (where the model runs), joined by bounded
 queues, so that memory does not grow with the length of the video and the model never waits
 for the encoder of the previous frame. A middle stage is tested by feeding it messages.
+HeldDrawings runs on the source's side (`through`): its comparison is numpy work on the host
+(about 60 ms a 1080p frame), which in the model's thread would hold back a fast GPU.
 
 Fields (deinterlace, inverse telecine) are part of the decode stage: the filter graph takes the
 decoder's frames in order, with the segment's run-in. Colour conversion is part of the upscale
@@ -140,14 +142,29 @@ class HeldDrawings:
         return (Marked(message.planes, held),)
 
 
+def through(source: Iterator[Message], stages: list) -> Iterator[Message]:
+    """`source`'s messages through `stages` (objects with `feed`), in the thread that reads them."""
+    with contextlib.closing(source):
+        for message in source:
+            yield from _through(stages, message)
+
+
+def padded_batch(frames: list[Planes], batch: int) -> list[Planes]:
+    """`frames` made up to `batch` with copies of the last one: a segment's last batch then has the
+    shape of every other, where a new shape would mean a new compile, cuDNN search and CUDA graph."""
+    return frames + [frames[-1]] * (batch - len(frames))
+
+
 @dataclass(frozen=True)
 class _Launched:
     """A batch given to the model: its frames (held ones too), and where its results will be.
-    `planes` are host tensors (Y', Cb, Cr) that a GPU may still be copying into until `copied`."""
+    `planes` are host tensors (Y', Cb, Cr) that a GPU may still be copying into until `copied`;
+    their first `computed` frames are results (the rest padded the batch)."""
 
     marked: tuple[Marked, ...]
     planes: tuple[torch.Tensor, ...]
     copied: torch.cuda.Event | None
+    computed: int
 
 
 @dataclass
@@ -159,12 +176,17 @@ class UpscaleStage:
     computes a batch and copies it back while this thread stacks and sends the next one and
     hands the last one's frames to the encoder (the model's work is queued, not waited for);
     on other devices 0, where the model has finished when it returns. Results come out in order,
-    and a segment's end takes every batch still running before it passes the end on."""
+    and a segment's end takes every batch still running before it passes the end on.
+
+    `pad`: a short batch (a segment's last) is made up to `batch` frames (`padded_batch`) and the
+    extra results dropped; by default wherever the device runs a batch at once (not a CPU, which
+    runs a batch frame by frame: there a copy would only cost)."""
 
     upscaler: Upscaler
     frame: OutputFrame
     batch: int
     overlap: int | None = None  # None: 1 on CUDA, else 0
+    pad: bool | None = None  # None: on any device but the CPU
     computed: int = 0  # frames the model ran on
     held: int = 0  # frames that reused a held drawing's result
     _pending: list[Marked] = field(default_factory=list)
@@ -174,6 +196,8 @@ class UpscaleStage:
     def __post_init__(self) -> None:
         if self.overlap is None:
             self.overlap = 1 if self.upscaler.device.type == "cuda" else 0
+        if self.pad is None:
+            self.pad = self.upscaler.device.type != "cpu"
 
     def feed(self, message: Message) -> Iterable[Message]:
         if isinstance(message, Marked):
@@ -188,8 +212,9 @@ class UpscaleStage:
     def _launch(self, overlap: int) -> tuple[Upscaled, ...]:
         """Start the pending frames' batch; give back the results of the batches beyond `overlap`."""
         computed = [m.planes for m in self._pending if not m.held]
-        planes, copied = self._start(computed) if computed else ((), None)
-        self._running.append(_Launched(tuple(self._pending), planes, copied))
+        sent = padded_batch(computed, self.batch) if computed and self.pad else computed
+        planes, copied = self._start(sent) if computed else ((), None)
+        self._running.append(_Launched(tuple(self._pending), planes, copied, len(computed)))
         self._pending = []
         return tuple(self._collect() for _ in range(len(self._running) - overlap))
 
@@ -198,16 +223,16 @@ class UpscaleStage:
         launched = self._running.popleft()
         if launched.copied is not None:
             launched.copied.synchronize()
-        y, u, v = (plane.numpy() for plane in launched.planes) if launched.planes else ((), (), ())
-        results = iter(range(len(y)))
+        y, u, v = (_codes(plane) for plane in launched.planes) if launched.planes else ((), (), ())
+        results = iter(range(launched.computed))
         frames = []
         for marked in launched.marked:
             if not marked.held:
                 i = next(results)
                 self._last = OutputPlanes(y[i], u[i], v[i], marked.planes.pts)
             frames.append(OutputPlanes(self._last.y, self._last.u, self._last.v, marked.planes.pts))
-        held = len(launched.marked) - len(y)
-        self.computed, self.held = self.computed + len(y), self.held + held
+        held = len(launched.marked) - launched.computed
+        self.computed, self.held = self.computed + launched.computed, self.held + held
         return Upscaled(tuple(frames), held)
 
     @torch.inference_mode()
@@ -217,8 +242,8 @@ class UpscaleStage:
         first, frame, buffers = batch[0], self.frame, self.upscaler.host_buffers
         spec = ColourSpec(frame.source_matrix, first.full_range, first.bits, first.chroma_shift)
         # Stacked straight into reused host buffers (pinned on CUDA), Cb and Cr in one, and copied
-        # to the device; torch has few uint16 kernels, and 10- to 16-bit codes fit int32.
-        dtype = torch.uint8 if first.y.dtype == np.uint8 else torch.int32
+        # to the device; 10- to 16-bit codes as int16, bit for bit (ColourSpec.code_dtype).
+        dtype = torch.uint8 if first.y.dtype == np.uint8 else torch.int16
         y = buffers.to_device(buffers.stacked([p.y for p in batch], dtype))
         uv = buffers.to_device(buffers.stacked([p.u for p in batch] + [p.v for p in batch], dtype))
         u, v = uv[: len(batch)], uv[len(batch) :]
@@ -229,14 +254,14 @@ class UpscaleStage:
             rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
         else:
             rgb = rgb[..., : frame.height, : frame.width]  # an odd size loses its last row/column
-        # From CUDA, non_blocking copies into fresh pinned memory (PyTorch's caching host allocator
-        # reuses it once freed) and returns at once; elsewhere the planes are already on the host.
-        planes = tuple(plane.to("cpu", non_blocking=True) for plane in rgb_to_planes(rgb, frame.spec))
-        copied = None
-        if self.upscaler.device.type == "cuda":
-            copied = torch.cuda.Event()
-            copied.record(torch.cuda.current_stream(self.upscaler.device))
-        return planes, copied
+        # From CUDA on a stream of their own, beside the next batch's work (HostBuffers.to_host).
+        return buffers.to_host(rgb_to_planes(rgb, frame.spec))
+
+
+def _codes(plane: torch.Tensor) -> np.ndarray:
+    """A host plane as the encoder takes it: uint8, or the uint16 codes an int16 plane holds."""
+    codes = plane.numpy()
+    return codes.view(np.uint16) if codes.dtype == np.int16 else codes
 
 
 class EncodeStage:
