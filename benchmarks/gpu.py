@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpu_tensorrt import tensorrt_section
 
 from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
@@ -205,6 +206,7 @@ def main() -> None:
         [[r.preset, r.precision, str(r.batch), r.switch, _fmt(r.fps), _fmt(r.warm_up_s, 1), _fmt(r.peak_gpu_mib, 0),
           _fmt(fidelity[r.preset], 1), r.note] for r in model_rows],
     ))  # fmt: skip
+    tensorrt = tensorrt_section(presets, device, size, batches, args.frames, model_rows)
     print()
     print(_table(
         f"whole command, {PRESETS[0]}, {seconds:g} s episode at {args.size}, reuse off",
@@ -220,6 +222,7 @@ def main() -> None:
             "model_only": [asdict(r) for r in model_rows],
             "fp16_vs_fp32_db": fidelity,
             "whole_command": [asdict(r) for r in command_rows],
+            "tensorrt": tensorrt,
         }
         (Path(os.environ["OUT"]) / "gpu.json").write_text(json.dumps(result, indent=1))
 

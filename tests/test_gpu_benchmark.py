@@ -28,3 +28,6 @@ def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert all(r["fps"] > 0 and r["of_model_only"] > 0 for r in result["whole_command"])
     assert all(set(r["busy"]) == {"decode", "model", "encode"} for r in result["whole_command"])
     assert all(r["bottleneck"] in r["busy"] for r in result["whole_command"])
+    # The tensorrt rows (benchmarks/gpu_tensorrt.py): on a CPU one row per preset saying why not.
+    assert [(r["preset"], r["fps"]) for r in result["tensorrt"]] == [("2x-conservative", None)]
+    assert "remaster[tensorrt]" in result["tensorrt"][0]["note"] and "tensorrt engine, fp16" in run.stdout
