@@ -312,6 +312,12 @@ def test_asking_for_tensorrt_without_it_is_one_line_naming_the_extra(tmp_path):
     assert not out.exists()
 
 
+def test_bench_says_where_tensorrt_is_or_which_extra_to_install():
+    result = remaster("bench", "--device", "cpu", "--size", "64x48", "--frames", "1", block_tensorrt=True)
+    assert result.returncode == 0, result.stderr
+    assert "TensorRT: none (pip install 'remaster[tensorrt]')" in result.stdout
+
+
 # -- on a GPU with TensorRT -------------------------------------------------------------------
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (CUDA)")

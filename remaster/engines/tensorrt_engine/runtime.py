@@ -45,6 +45,14 @@ def tensorrt_version() -> str:
     return str(import_tensorrt().__version__)
 
 
+def tensorrt_summary() -> str:
+    """One line for `remaster bench`: TensorRT's version and where it runs, or the extra to install."""
+    if not tensorrt_available():
+        return f"none ({EXTRA})"
+    where = "--engine tensorrt --device cuda[:N]" if torch.cuda.is_available() else "no CUDA GPU here"
+    return f"{tensorrt_version()} ({where})"
+
+
 _LOGGER: Any = None
 
 
