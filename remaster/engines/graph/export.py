@@ -16,7 +16,7 @@ import copy
 import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -58,6 +58,16 @@ def float32_weights(network: nn.Module) -> list[str]:
         return []
     probe = copy.deepcopy(network).set_precision(torch.bfloat16)
     return [name for name, p in probe.named_parameters() if p.dtype == torch.float32]
+
+
+def parameter_of(initializer: str, parameters: Iterable[str]) -> str | None:
+    """The torch parameter an ONNX initializer holds: the dynamo exporter names it by its path, under
+    the wrapper's own prefix where a wrapper of the network is exported (UpcunetBody, UpcunetStage:
+    `model.unet1.conv1.conv.0.weight` for the network's `unet1.conv1.conv.0.weight`)."""
+    for name in parameters:
+        if initializer == name or initializer.endswith("." + name):
+            return name
+    return None
 
 
 def graph_key(architecture: str, scale: int, weights: str, part: str, shapes) -> GraphKey:

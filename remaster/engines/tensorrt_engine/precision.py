@@ -32,6 +32,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from remaster.engines.graph.export import parameter_of
+
 LOW_TYPES = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "fp32": TensorProto.FLOAT}
 # Reductions over a whole map: the SE blocks' means, summed in float32 by the torch network too.
 FLOAT32_OPS = frozenset({"ReduceMean", "ReduceSum", "GlobalAveragePool"})
@@ -54,15 +56,6 @@ def _float_tensors(model: onnx.ModelProto) -> set[str]:
     return found
 
 
-def _parameter_of(initializer: str, parameters: Iterable[str]) -> str | None:
-    """The torch parameter an initializer holds: the dynamo exporter names it by its path, under the
-    wrapper's own prefix where a wrapper is exported (`model.unet1.conv1.conv.0.weight`)."""
-    for name in parameters:
-        if initializer == name or initializer.endswith("." + name):
-            return name
-    return None
-
-
 def plan_precision(
     model: onnx.ModelProto, parameters: Iterable[str], float32_parameters: Iterable[str], low: str
 ) -> PrecisionPlan:
@@ -80,7 +73,7 @@ def plan_precision(
         float_inputs = [name for name in node.input if name in floats]
         if not float_inputs and not any(name in floats for name in node.output):
             continue  # shape arithmetic
-        weights = [_parameter_of(name, parameters) for name in float_inputs if name in initializers]
+        weights = [parameter_of(name, parameters) for name in float_inputs if name in initializers]
         weights = [w for w in weights if w is not None]
         if low == "fp32" or node.op_type in FLOAT32_OPS or node.op_type == "Cast":
             is_low = False
