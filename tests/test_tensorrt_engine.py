@@ -177,6 +177,35 @@ def test_the_typed_graph_is_strongly_typed_and_computes_the_network(graphs, part
         assert agreement_db(have, want_half) >= 60, "the same network as the torch engine's fp16"
 
 
+class SharedConstant(torch.nn.Module):
+    """A float32 layer and a low one that read one constant: the exporter makes it one initializer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_in = torch.nn.Conv2d(3, 8, 3)
+        self.conv_mid = torch.nn.Conv2d(8, 8, 3)
+
+    def forward(self, x):
+        return self.conv_mid(self.conv_in(x) * 0.3) * 0.3
+
+
+def test_a_constant_both_precisions_read_gets_a_low_copy(tmp_path):
+    torch.manual_seed(0)
+    network, x = SharedConstant().eval(), torch.rand(1, 3, 16, 16)
+    export_onnx(network, [x], ["x"], ["y"], tmp_path / "shared.onnx")
+    model = onnx.load(str(tmp_path / "shared.onnx"))
+    parameters = [name for name, _ in network.named_parameters()]
+    typed = typed_graph(model, plan_precision(model, parameters, ["conv_in.weight", "conv_in.bias"], "fp16"))
+    node_types(typed)
+    stored = {t.name: t.data_type for t in typed.graph.initializer}
+    (shared,) = [name for name in stored if name.endswith("__fp16")]
+    assert stored[shared] == TensorProto.FLOAT16 and stored[shared.removesuffix("__fp16")] == TensorProto.FLOAT
+    assert stored["conv_in.weight"] == TensorProto.FLOAT and stored["conv_mid.weight"] == TensorProto.FLOAT16
+    session = ort.InferenceSession(typed.SerializeToString(), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        assert agreement_db(session.run(None, {"x": x.numpy()})[0], network(x)) >= 50
+
+
 def test_fp32_needs_no_rewrite(graphs):
     exported = graphs["compact"]
     plan = exported.plan("fp32")

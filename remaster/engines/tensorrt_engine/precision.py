@@ -143,7 +143,14 @@ def typed_graph(model: onnx.ModelProto, plan: PrecisionPlan) -> onnx.ModelProto:
             if wanted_low == (name in made_low):
                 continue
             key = (name, wanted_low)
-            if key not in casts:
+            if key not in casts and name in initializers:
+                # A weight that float32 nodes read too: a low copy, not a Cast (a builder wants a
+                # convolution's weights constant).
+                copy = _lowered(initializers[name], low_type)
+                copy.name = f"{name}__{plan.low}"
+                g.initializer.append(copy)
+                casts[key] = copy.name
+            elif key not in casts:
                 cast = _cast(name, low_type if wanted_low else TensorProto.FLOAT, plan.low if wanted_low else "fp32")
                 nodes.append(cast)
                 casts[key] = cast.output[0]

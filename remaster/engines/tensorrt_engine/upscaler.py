@@ -120,7 +120,7 @@ class TensorRtUpscaler(Upscaler):
         self.parameters = [name for name, _ in self.network.named_parameters()]
         self.float32_parameters = float32_weights(self.network)
         self._reference: nn.Module | None = None
-        self._shapes_only = copy.deepcopy(self.network).to("meta")
+        self._shapes_only = copy.deepcopy(self.network).to("meta") if isinstance(self.tiling, SeStages) else None
         self.graphs: dict[tuple, TensorRtGraph] = {}
         self.built = 0  # engines this one built (not found in the cache)
         if not isinstance(self.tiling, SeStages):
