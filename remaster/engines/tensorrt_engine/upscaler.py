@@ -162,6 +162,9 @@ class TensorRtUpscaler(Upscaler):
         fresh: list[Path] = []
 
         def build_into(path: Path) -> None:
+            # Minutes, once a size: said, so that a slow first frame is not taken for a hang.
+            shape = "x".join(map(str, bindings.inputs[0].shape))
+            print(f"remaster: building a TensorRT engine of {d.name} {part} for {shape} (once; kept)", file=sys.stderr)
             path.write_bytes(build_engine(typed_bytes, build))
             fresh.append(path)
 
