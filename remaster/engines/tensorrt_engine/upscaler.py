@@ -168,19 +168,22 @@ class TensorRtUpscaler(Upscaler):
             path.write_bytes(build_engine(typed_bytes, build))
             fresh.append(path)
 
-        compiled = self._load(ekey, build_into, bindings, fresh)
+        compiled, path = self._load(ekey, build_into, bindings, fresh)
         if fresh:
             self.built += 1
-            self._verify(part, make, compiled, inputs, fresh[0])
+            self._verify(part, make, compiled, inputs, path)
         self.graphs[(part, shapes)] = compiled
         return compiled
 
-    def _load(self, key: EngineKey, build: Callable[[Path], None], bindings: BindingPlan, fresh: list) -> TensorRtGraph:
-        """The engine for `key` from the cache, else built; a cached one TensorRT cannot load (or whose
-        tensors are not the graph's) is built again, once, with a one-line note."""
+    def _load(
+        self, key: EngineKey, build: Callable[[Path], None], bindings: BindingPlan, fresh: list
+    ) -> tuple[TensorRtGraph, Path]:
+        """The engine for `key` from the cache, else built (`fresh` then names it), and where it is kept;
+        a cached one TensorRT cannot load (or whose tensors are not the graph's) is built again, once,
+        with a one-line note."""
         with cached_graph(key, build, engine_dir(), ENGINES) as path:
             try:
-                return TensorRtGraph(path.read_bytes(), bindings, self.device)
+                return TensorRtGraph(path.read_bytes(), bindings, self.device), path
             except TensorRtFailed as exc:
                 if fresh:
                     raise
@@ -189,7 +192,7 @@ class TensorRtUpscaler(Upscaler):
                 path.unlink(missing_ok=True)
                 path.with_suffix(".json").unlink(missing_ok=True)
         with cached_graph(key, build, engine_dir(), ENGINES) as path:
-            return TensorRtGraph(path.read_bytes(), bindings, self.device)
+            return TensorRtGraph(path.read_bytes(), bindings, self.device), path
 
     def _verify(self, part: str, make: PartMaker, compiled: TensorRtGraph, inputs: GraphInputs, path) -> None:
         """A fresh engine against the torch part in float32 on its first input's first frame."""
@@ -213,7 +216,8 @@ class TensorRtUpscaler(Upscaler):
         for binding, expected in zip(compiled.plan.outputs, want, strict=True):
             db = agreement_db(got[binding.name][:1].cpu(), expected.cpu())
             if not db >= bar:
-                path.unlink(missing_ok=True)  # not kept: the next run builds again
+                path.unlink(missing_ok=True)  # not kept: the next run builds again, without a note
+                path.with_suffix(".json").unlink(missing_ok=True)
                 raise TensorRtFailed(
                     f"{self.descriptor.name}: the TensorRT engine of {part} gives {db:.1f} dB against torch"
                     f" (want >= {bar:.0f})"
