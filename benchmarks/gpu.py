@@ -1,10 +1,11 @@
 """What a user of a GPU needs to know: model-only fps, fp16 fidelity, GPU memory, and the whole
-command's fps with each encoder, in three parts that each fit in 10 minutes on one GPU.
+command's fps with each encoder, in four parts that each fit in 10 minutes on one GPU.
 
     python benchmarks/gpu.py --part model       # 1. model only (about 6 minutes on cuda, 1080p)
     python benchmarks/gpu.py --part fidelity    # 2. fp16 against true fp32 (about 2 minutes)
-    python benchmarks/gpu.py --part command     # 3. the whole command (about 9 minutes)
-    python benchmarks/gpu.py --device cpu --size 192x144 --frames 2 --smoke    # all three, small: CI
+    python benchmarks/gpu.py --part tensorrt    # 3. the tensorrt engine beside part 1's rows (builds: minutes)
+    python benchmarks/gpu.py --part command     # 4. the whole command (about 9 minutes)
+    python benchmarks/gpu.py --device cpu --size 192x144 --frames 2 --smoke    # all four, small: CI
 
 1. Model only, for each preset (2x-conservative, 2x-pro-conservative, 4x-conservative): fp16
    (fp32 on a CPU), batch 1, 2 and 4 with no speed switch; at batch 1 also each switch alone
@@ -18,7 +19,12 @@ command's fps with each encoder, in three parts that each fit in 10 minutes on o
    row with its error, not a failed run.
 2. fp16 against true fp32 (IEEE: TF32 off, as the engine sets it for any fp32 work), PSNR in dB
    over `FIDELITY_FRAMES` different frames: the worst and the median.
-3. The whole `remaster` command, in a child process, on a generated episode of `--seconds` (60 s
+3. The tensorrt engine (benchmarks/gpu_tensorrt.py): each preset at batch 1, 2 and 4, fp16, its fps
+   against part 1's torch row of the same preset and batch in the same gpu.json (run part 1 first,
+   into the same $OUT), and its dB against true fp32. Without CUDA or TensorRT: one row per preset
+   saying so.
+4. The whole `remaster` command (the torch engine, which part 1 measured), in a child process, on
+   a generated episode of `--seconds` (60 s
    by default, so that start-up is under 5% of it) at `--size`, 2x-conservative, `--batch
    COMMAND_BATCH`, with a fast preset of x264, x265 and SVT-AV1, once with `--reuse off` (every
    frame through the model) and once with `--reuse auto`; its fps from the run's own summary,
@@ -48,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpu_tensorrt import tensorrt_section
 
 from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
@@ -223,6 +230,8 @@ def measure_command(
     precision = "fp16" if device.type == "cuda" else "fp32"  # the model-only measurement's
     command += ["--device", str(device), "--precision", precision, "--codec", codec, "--speed", speed]
     command += ["--reuse", reuse, "--batch", str(batch), "--overwrite", "--json-progress"]
+    # The engine of the model-only figure it is divided by (auto would take tensorrt where installed).
+    command += ["--engine", "torch"]
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"remaster with {codec} failed: {run.stderr.strip()[-500:]}")
@@ -320,7 +329,17 @@ def command_part(args: argparse.Namespace, device: torch.device, results: Result
     ))  # fmt: skip
 
 
-PARTS = {"model": model_part, "fidelity": fidelity_part, "command": command_part}
+def tensorrt_part(args: argparse.Namespace, device: torch.device, results: Results) -> None:
+    """The tensorrt engine's rows (benchmarks/gpu_tensorrt.py), against this run's torch rows where the
+    model part ran first into the same gpu.json."""
+    presets = PRESETS[:1] if args.smoke else PRESETS
+    batches = (1, 2) if args.smoke else (1, 2, 4)
+    torch_rows = results.data.get("model_only", [])
+    add = lambda row: results.add("tensorrt", row)  # noqa: E731
+    tensorrt_section(presets, device, args.size, batches, args.frames, torch_rows, add)
+
+
+PARTS = {"model": model_part, "fidelity": fidelity_part, "tensorrt": tensorrt_part, "command": command_part}
 
 
 def main() -> None:

@@ -37,3 +37,6 @@ def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert all(r["fps"] > 0 and abs(r["of_model_only"] - r["fps"] / base["fps"]) < 1e-9 for r in command_rows)
     assert all(set(r["busy"]) == {"decode", "model", "encode"} for r in command_rows)
     assert all(r["bottleneck"] in r["busy"] for r in command_rows)
+    # The tensorrt rows (benchmarks/gpu_tensorrt.py): on a CPU one row per preset saying why not.
+    assert [(r["preset"], r["fps"]) for r in result["tensorrt"]] == [("2x-conservative", None)]
+    assert "remaster[tensorrt]" in result["tensorrt"][0]["note"] and "tensorrt engine, fp16" in run.stdout

@@ -128,7 +128,7 @@ def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatc
     monkeypatch.setenv("REMASTER_ENGINE", "ncnn")
     assert isinstance(make_upscaler(loaded, settings), NcnnUpscaler)
     monkeypatch.setenv("REMASTER_ENGINE", "onnx")
-    wanted = r"^\$REMASTER_ENGINE: --engine 'onnx': want one of auto, torch, ncnn, openvino$"
+    wanted = r"^\$REMASTER_ENGINE: --engine 'onnx': want one of auto, torch, ncnn, openvino, tensorrt$"
     with pytest.raises(UsageError, match=wanted):
         make_upscaler(loaded, settings)
 

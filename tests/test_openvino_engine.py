@@ -181,6 +181,22 @@ def test_bf16_keeps_close_to_fp32():
     assert float_db(bf16, fp32) >= 50
 
 
+def test_bf16_keeps_the_float32_layers_of_a_wrapped_network(tmp_path):
+    """UpcunetBody and UpcunetStage export the network under their `model.` prefix: the float32 layers
+    are found by their names under it too (before, none was marked and bf16 lowered them all)."""
+    from remaster.architectures.realcugan.export import UpcunetBody
+    from remaster.engines.graph.export import export_onnx, float32_weights
+    from remaster.engines.openvino_engine.runtime import core, keep_float32
+
+    network = load_model("2x-conservative").module.float().eval()
+    padded = network.pad(rgb(picture("anime", 24, 24)))
+    export_onnx(UpcunetBody(network), [padded], ["padded"], ["out"], tmp_path / "body.onnx")
+    kept = float32_weights(network)
+    convolutions = {name.rsplit(".", 1)[0] for name in kept}  # 4 FLOAT32_LAYERS (2x: no conv_final), 8 SE
+    assert len(convolutions) == 12
+    assert keep_float32(core().read_model(str(tmp_path / "body.onnx")), kept) >= len(convolutions)
+
+
 def remaster(*args: str, env_extra: dict | None = None, block_openvino: bool = False):
     code = "import sys; from remaster.cli import main; sys.exit(main())"
     if block_openvino:

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from remaster.core.presets import get_preset
     from remaster.engines.device import device_label
     from remaster.engines.openvino_engine.runtime import device_list
+    from remaster.engines.tensorrt_engine.runtime import tensorrt_summary
     from remaster.engines.vulkan import vulkan_devices
 
     presets = [get_preset(name) for name in args.preset or [DEFAULT_PRESET]]  # unknown names fail before any run
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         "OpenVINO devices (--engine openvino --device ...): "
         + (", ".join(openvino) if openvino else "none (pip install 'remaster[openvino]')"),
         highlight=False,
+        markup=False,
     )
+    # markup off: rich would take "[tensorrt]" in the extra's name for a style tag and drop it.
+    console.print(f"TensorRT: {tensorrt_summary()}", highlight=False, markup=False)
     where = device_label(args.device)  # says whether the GPU is seen: the first thing to check after an install
     table = Table(title=f"{width}x{height}, median of {args.frames} frames, model only, on {where}")
     for column in ("preset", "family", "precision", "s/frame", "frames/s", "PSNR vs fp32 (dB)"):

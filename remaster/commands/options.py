@@ -90,7 +90,10 @@ def add_engine_options(
         help="auto, cpu, cuda[:N], mps, xpu[:N] or vulkan[:N]; video: several (cuda:0,cuda:1) or all, a worker "
         "each, or pipelines per device (cuda:0*2, cuda:0*auto)",
     )
-    engine_help = "auto, torch, ncnn or openvino: on a CPU, auto takes the one measured fastest for the model"
+    engine_help = (
+        "auto, torch, ncnn, openvino or tensorrt: on a CPU, auto takes the one measured fastest for the model;"
+        " on CUDA, tensorrt where installed, else torch"
+    )
     parser.add_argument("--engine", default=Engine.AUTO, type=parse_engine, help=engine_help)
     if precision:
         precision_help = "auto, fp32, bf16 or fp16"

@@ -57,8 +57,11 @@ class EngineSettings:
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
     compile_mode: str = "default"
     cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
-    # auto, torch, ncnn or openvino (engines/kinds.py); engines/choice.make_upscaler reads it.
+    # auto, torch, ncnn, openvino or tensorrt (engines/kinds.py); engines/choice.make_upscaler reads it.
     engine: str = "auto"
+    # Set where `--engine auto` chose the engine: one that cannot run here (a TensorRT build that
+    # fails) says so in one line and the torch engine runs instead; asked for by name, it is an error.
+    fallback: bool = False
 
 
 class Upscaler(ABC):

@@ -1,6 +1,7 @@
 """Which engine runs a model: `make_upscaler`, the one factory image, video, queue, compare and bench use.
 
-- CUDA: torch. Vulkan: ncnn (the only engine there).
+- CUDA: `--engine tensorrt` or `torch` as asked; `auto` takes tensorrt where it is installed (and
+  the torch engine if an engine cannot be built), else torch. Vulkan: ncnn (the only engine there).
 - CPU: `--engine torch`, `ncnn` or `openvino` as asked; `auto` takes whichever ran the model
   fastest on this CPU, measured once on a small frame and remembered in a cache file. Each engine is
   measured at the precision `auto` gives it (ncnn's CPU path: fp32 only, so it is no candidate where
@@ -33,6 +34,8 @@ from remaster.engines.kinds import Engine, parse_engine
 from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, cpu_threads, ncnn_files
 from remaster.engines.openvino_engine.runtime import import_openvino, openvino_available, openvino_version
 from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler
+from remaster.engines.tensorrt_engine.runtime import import_tensorrt, tensorrt_available
+from remaster.engines.tensorrt_engine.upscaler import TensorRtUpscaler, tensorrt_device
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import VULKAN, import_ncnn
 from remaster.media.testcard import anime_frame
@@ -167,6 +170,11 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
         if settings.compile:
             raise UsageError("--compile compiles the torch engine's network; OpenVINO compiles its own graph")
         return replace(settings, device=str(resolve_device(settings.device, engine)))
+    if engine == Engine.TENSORRT:
+        import_tensorrt()  # one line naming the extra where it is missing
+        if settings.compile:
+            raise UsageError("--compile compiles the torch engine's network; TensorRT builds its own engines")
+        return replace(settings, device=str(tensorrt_device(settings.device)))
     device = resolve_device(settings.device, engine)
     # Resolved once: an `auto` left in the settings could be resolved differently by the engine.
     settings = replace(settings, device=str(device))
@@ -179,7 +187,8 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
     if device.type != "cpu":
         if engine == Engine.NCNN:
             raise UsageError(f"--engine ncnn runs on cpu or vulkan[:N], not {device}; use --device vulkan")
-        return replace(settings, engine=Engine.TORCH)
+        chosen = gpu_engine(engine, device, tensorrt_available(), settings.compile)
+        return replace(settings, engine=chosen, fallback=engine == Engine.AUTO and chosen == Engine.TENSORRT)
     if engine == Engine.AUTO and os.environ.get(ENGINE_ENV):
         try:
             engine = parse_engine(os.environ[ENGINE_ENV])
@@ -199,7 +208,19 @@ def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
     settings = resolve_engine_choice(loaded, settings)
     if settings.engine == Engine.OPENVINO:
         return OpenVinoUpscaler(loaded, settings)
+    if settings.engine == Engine.TENSORRT:
+        return TensorRtUpscaler(loaded, settings, fallback=settings.fallback)
     return NcnnUpscaler(loaded, settings) if settings.engine == Engine.NCNN else TorchUpscaler(loaded, settings)
+
+
+def gpu_engine(engine: Engine, device: torch.device, tensorrt_installed: bool, compile: bool) -> Engine:
+    """The engine on a GPU PyTorch drives (CUDA, ROCm, MPS, XPU) for `--engine` torch or auto: `auto`
+    takes tensorrt on an NVIDIA GPU where TensorRT is installed (not with --compile, which asks for
+    the torch engine), else torch."""
+    nvidia = device.type == "cuda" and not torch.version.hip
+    if engine == Engine.AUTO and nvidia and tensorrt_installed and not compile:
+        return Engine.TENSORRT
+    return Engine.TORCH
 
 
 def _ncnn_can_run(loaded: LoadedModel, settings: EngineSettings, device: torch.device) -> bool:

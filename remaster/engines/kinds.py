@@ -9,11 +9,12 @@ from remaster.core.modes import parse_mode
 
 class Engine(StrEnum):
     # On a CPU, whichever of torch, ncnn and openvino measured fastest for the model
-    # (engines/choice.py); on CUDA torch, on Vulkan ncnn.
+    # (engines/choice.py); on CUDA tensorrt where installed, else torch; on Vulkan ncnn.
     AUTO = "auto"
     TORCH = "torch"  # PyTorch: CPU or CUDA
     NCNN = "ncnn"  # the ncnn wheel: CPU or Vulkan, packaged models and .param files only
     OPENVINO = "openvino"  # OpenVINO on graphs exported to ONNX: CPU or Intel GPU (xpu[:N]); remaster[openvino]
+    TENSORRT = "tensorrt"  # TensorRT engines built from the same graphs: NVIDIA GPUs (cuda[:N]); remaster[tensorrt]
 
 
 parse_engine = parse_mode(Engine, "--engine")

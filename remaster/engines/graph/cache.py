@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -69,6 +70,19 @@ class GraphKey:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class CachedKind:
+    """What a cache folder holds, for its file names and its one-line notes."""
+
+    suffix: str  # ".onnx"
+    noun: str  # "graph": "cached graph ... is damaged"
+    plural: str  # "cannot keep exported graphs in ..."
+    making: str  # "exporting it again"
+
+
+GRAPHS = CachedKind(".onnx", "graph", "exported graphs", "exporting")
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -77,7 +91,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _entry_state(onnx_path: Path, meta_path: Path, key: GraphKey) -> str:
+def _entry_state(onnx_path: Path, meta_path: Path, key: Any) -> str:
     """ "ok", "missing", or why the entry is damaged."""
     if not onnx_path.exists() and not meta_path.exists():
         return "missing"
@@ -95,20 +109,23 @@ def _entry_state(onnx_path: Path, meta_path: Path, key: GraphKey) -> str:
 
 
 @contextmanager
-def cached_graph(key: GraphKey, build: Callable[[Path], None], folder: Path | None = None) -> Iterator[Path]:
-    """The ONNX file for `key`, while the block runs: from the cache where it is whole, else made by
-    `build(path)` and kept there.
+def cached_graph(
+    key: Any, build: Callable[[Path], None], folder: Path | None = None, kind: CachedKind = GRAPHS
+) -> Iterator[Path]:
+    """The file for `key` (a frozen dataclass with a `digest`), while the block runs: from the cache
+    where it is whole, else made by `build(path)` and kept there. `kind`: ONNX graphs, or another
+    runtime's files made from them (engines/tensorrt_engine: serialized engines).
 
-    A cache that cannot be written (a read-only home, a full disk) does not stop the job: the graph
+    A cache that cannot be written (a read-only home, a full disk) does not stop the job: the file
     is built in a temporary folder, removed after the block, and the cause said in one line."""
     folder = folder or graph_dir()
-    onnx_path, meta_path = folder / f"{key.digest}.onnx", folder / f"{key.digest}.json"
+    onnx_path, meta_path = folder / f"{key.digest}{kind.suffix}", folder / f"{key.digest}.json"
     state = _entry_state(onnx_path, meta_path, key)
     if state == "ok":
         yield onnx_path
         return
     if state != "missing":
-        print(f"remaster: cached graph {onnx_path} is damaged ({state}); exporting it again", file=sys.stderr)
+        print(f"remaster: cached {kind.noun} {onnx_path} is damaged ({state}); {kind.making} it again", file=sys.stderr)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_output(onnx_path) as partial:
@@ -119,7 +136,7 @@ def cached_graph(key: GraphKey, build: Callable[[Path], None], folder: Path | No
     except OSError as exc:
         reason = exc.strerror or str(exc)
         print(
-            f"remaster: cannot keep exported graphs in {folder} ({reason}); exporting for this run only",
+            f"remaster: cannot keep {kind.plural} in {folder} ({reason}); {kind.making} for this run only",
             file=sys.stderr,
         )
         with tempfile.TemporaryDirectory(prefix="remaster-graph-") as scratch:

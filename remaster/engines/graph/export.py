@@ -12,10 +12,11 @@ keeps that measurement.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from remaster.core.errors import UsageError
+from remaster.engines.graph.cache import GraphKey
 
 # ONNX opset 18: the dynamo exporter's own (torch 2.13), read by OpenVINO 2026 and TensorRT 10.
 OPSET = 18
@@ -49,6 +51,31 @@ def exporter_version() -> str:
     return f"torch {torch.__version__}, onnxscript {_version('onnxscript')}, onnx {_version('onnx')}, opset {OPSET}"
 
 
+def float32_weights(network: nn.Module) -> list[str]:
+    """The parameters a network keeps in float32 at any precision (its `set_precision` leaves them):
+    what a graph runtime must keep in float32 when it lowers the graph's precision."""
+    if not hasattr(network, "set_precision"):
+        return []
+    probe = copy.deepcopy(network).set_precision(torch.bfloat16)
+    return [name for name, p in probe.named_parameters() if p.dtype == torch.float32]
+
+
+def parameter_of(initializer: str, parameters: Iterable[str]) -> str | None:
+    """The torch parameter an ONNX initializer holds: the dynamo exporter names it by its path, under
+    the wrapper's own prefix where a wrapper of the network is exported (UpcunetBody, UpcunetStage:
+    `model.unet1.conv1.conv.0.weight` for the network's `unet1.conv1.conv.0.weight`)."""
+    for name in parameters:
+        if initializer == name or initializer.endswith("." + name):
+            return name
+    return None
+
+
+def graph_key(architecture: str, scale: int, weights: str, part: str, shapes) -> GraphKey:
+    """The key of a float32 graph of `part` for inputs of `shapes` ((name, shape), ...): one file that
+    every runtime (OpenVINO, TensorRT) reads, so both engines key it alike."""
+    return GraphKey(weights, f"{architecture} {scale}x", part, tuple(shapes), "fp32", exporter_version())
+
+
 def export_onnx(
     module: nn.Module, example: Sequence[Tensor], input_names: Sequence[str], output_names: Sequence[str], path
 ) -> None:
@@ -60,7 +87,8 @@ def export_onnx(
         import onnxscript  # noqa: F401  (the dynamo exporter needs it; say so before it does)
     except ImportError:
         raise GraphExportError(
-            "exporting a network to ONNX needs onnx and onnxscript (pip install 'remaster[openvino]')"
+            "exporting a network to ONNX needs onnx and onnxscript"
+            " (pip install 'remaster[openvino]' or 'remaster[tensorrt]')"
         ) from None
     chatter = io.StringIO()
     # Its warnings go through logging, whose handlers hold the real stderr: quiet them for the export.

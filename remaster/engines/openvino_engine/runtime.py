@@ -22,6 +22,7 @@ import torch
 
 from remaster.core.errors import UsageError
 from remaster.core.precision import Precision
+from remaster.engines.graph.export import parameter_of
 
 EXTRA = "pip install 'remaster[openvino]'"
 # OpenVINO's names for the precisions remaster has (ov::hint::inference_precision).
@@ -112,12 +113,13 @@ def supported_precisions(device: str) -> tuple[Precision, ...]:
 
 def keep_float32(model: Any, weight_names: Iterable[str]) -> int:
     """Mark the operations that read the weights `weight_names` (ONNX initializers keep the torch
-    parameter names) and the bias additions after them to stay float32; returns how many were marked."""
-    wanted = set(weight_names)
+    parameter names, under a wrapper's prefix: `parameter_of`) and the bias additions after them to
+    stay float32; returns how many were marked."""
+    wanted = list(weight_names)
     marked = 0
     for op in model.get_ordered_ops():
         sources = {inp.get_source_output().get_node().get_friendly_name() for inp in op.inputs()}
-        if sources & wanted:
+        if any(parameter_of(source, wanted) for source in sources):
             op.get_rt_info()[KEEP_FP32] = ""
             marked += 1
             for target in op.output(0).get_target_inputs():

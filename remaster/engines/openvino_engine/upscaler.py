@@ -30,8 +30,15 @@ from remaster.core.errors import UsageError
 from remaster.core.precision import Precision
 from remaster.engines.base import EngineSettings, Upscaler
 from remaster.engines.device import DTYPES, auto_tile, resolve_precision
-from remaster.engines.graph.cache import GraphKey, cached_graph, weights_sha256
-from remaster.engines.graph.export import VERIFY_DB, GraphExportError, agreement_db, export_onnx, exporter_version
+from remaster.engines.graph.cache import cached_graph, weights_sha256
+from remaster.engines.graph.export import (
+    VERIFY_DB,
+    GraphExportError,
+    agreement_db,
+    export_onnx,
+    float32_weights,
+    graph_key,
+)
 from remaster.engines.openvino_engine.runtime import (
     CompiledGraph,
     CompileTarget,
@@ -44,14 +51,6 @@ from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 
 GraphInputs = dict[str, Tensor]
-
-
-def float32_weights(network: nn.Module) -> list[str]:
-    """The parameters a network keeps in float32 at any precision (its `set_precision` leaves them)."""
-    if not hasattr(network, "set_precision"):
-        return []
-    probe = copy.deepcopy(network).set_precision(torch.bfloat16)
-    return [name for name, p in probe.named_parameters() if p.dtype == torch.float32]
 
 
 def _engine_dtype(settings: EngineSettings, device: str, loaded: LoadedModel) -> torch.dtype:
@@ -106,7 +105,7 @@ class OpenVinoUpscaler(Upscaler):
         if known is not None:
             return known
         d = self.descriptor
-        key = GraphKey(self.weights, f"{d.architecture} {d.scale}x", part, shapes, "fp32", exporter_version())
+        key = graph_key(d.architecture, d.scale, self.weights, part, shapes)
         fresh = []
 
         def build(path) -> None:
