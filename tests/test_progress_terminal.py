@@ -22,9 +22,9 @@ from remaster.video.progress_line import BAR_MIN, LineState, fit_line
 
 COLUMNS = 80
 SHARES = (
-    "decode 1% · model 99% · encode 0%, model is the bottleneck",
-    "decode 1% · model 99% · encode 0%",
-    "model busy 99%",
+    "decode   1% · model  99% · encode   0%, model is the bottleneck",
+    "decode   1% · model  99% · encode   0%",
+    "model busy  99%",
 )
 # A progress line as it is drawn: [label] bar done/total fps ETA [the rest].
 BAR_LINE = re.compile(r"━+ +(\d+)/(\d+) (\d+\.\d\d) fps ETA (\d+:\d\d:\d\d)")
@@ -51,11 +51,16 @@ def test_the_bar_frames_fps_and_eta_come_first_and_the_shares_where_there_is_roo
         assert len(re.search("━+", line).group()) >= BAR_MIN
 
 
-def test_at_80_columns_one_input_shows_the_shares_a_batch_the_short_form():
-    one = fit_line(LineState(16, 48, 3.1, 10.0, extras=SHARES), COLUMNS).plain
-    assert one.endswith(" 16/48 3.10 fps ETA 0:00:10 decode 1% · model 99% · encode 0%") and len(one) <= COLUMNS
-    batch = fit_line(LineState(16, 48, 3.1, 10.0, labels=("episode 2/3",), extras=SHARES), COLUMNS).plain
-    assert batch.startswith("episode 2/3 ━") and batch.endswith("ETA 0:00:10 model busy 99%"), batch
+def test_the_shares_shorten_as_the_terminal_narrows_and_the_bar_keeps_its_width_as_they_change():
+    def line(width: int, *extras: str) -> str:
+        return fit_line(LineState(16, 48, 3.1, 10.0, labels=("episode 2/3",), extras=extras or SHARES), width).plain
+
+    assert line(120).endswith("ETA 0:00:10 " + SHARES[0])
+    assert line(100).endswith("ETA 0:00:10 " + SHARES[1])
+    assert line(80).startswith("episode 2/3 ━") and line(80).endswith("ETA 0:00:10 model busy  99%")
+    assert line(60).endswith("ETA 0:00:10")
+    # The shares are three wide each (busy.py): from 9% to 100% busy the bar stays as it was.
+    assert len(line(80, "model busy   9%")) == len(line(80, "model busy 100%")) == len(line(80))
 
 
 def test_before_the_rate_is_known_fps_and_eta_say_so():
@@ -141,7 +146,7 @@ def in_terminal(args: list[str], cwd: Path, timeout: float = 600, **env: str) ->
     return run.returncode, [piece for piece in re.split(r"[\r\n]+", drawn) if piece.strip()]
 
 
-def _episode(path: Path, seconds: float = 0.5) -> Path:
+def _episode(path: Path, seconds: float = 0.75) -> Path:  # 18 frames
     return make_episode(path, EpisodeSpec(width=64, height=48, seconds=seconds, cover_image=False))
 
 
@@ -159,14 +164,14 @@ def test_a_video_job_at_80_columns_says_what_it_does_then_shows_bar_frames_fps_a
     source = _episode(tmp_path / "ep.mkv")
     code, drawn = in_terminal([str(source), "-o", "out.mkv", "--codec", "x264"], tmp_path)
     assert code == 0, drawn
-    said = "\n".join(drawn)
-    for status in ("probing", "detecting fields", "loading model", "starting the torch engine on cpu"):
-        assert re.search(rf"^{status} \(\d+ s\)$", said, re.M), (status, said)
     bars = _bar_lines(drawn)
     assert bars and all(len(line) <= COLUMNS for line in bars), bars
     frames = [(int(m[1]), int(m[2])) for m in _with_rate(drawn)]
-    assert frames and frames[-1] == (12, 12), bars  # the last drawing: every frame, with its fps and ETA
+    assert frames and frames[-1] == (18, 18), bars  # the last drawing: every frame, with its fps and ETA
     assert not any(line.lstrip().startswith("segment") for line in bars)  # one segment, one bar
+    said = "\n".join(drawn)
+    for status in ("probing", "detecting fields", "loading model", "starting the torch engine on cpu"):
+        assert re.search(rf"^{status} \(\d+ s\)$", said, re.M), (status, said)
     assert drawn[-1] == "1 done, 0 failed, 0 skipped"
 
 
@@ -201,7 +206,7 @@ def test_queue_run_shows_the_running_jobs_progress_live(tmp_path):
     assert re.search(r"^job 1 ep\.mkv: loading model \(\d+ s\)$", said, re.M), said  # the child's own status
     rated = [m for m in _with_rate(drawn) if m.string.startswith("job 1 ep.mkv ━")]
     assert rated and all(len(m.string) <= COLUMNS for m in rated), drawn
-    assert (int(rated[-1][1]), int(rated[-1][2])) == (12, 12)
+    assert (int(rated[-1][1]), int(rated[-1][2])) == (18, 18)
     assert drawn[-1] == "nothing left to run: 1 done, 0 failed"
 
 
@@ -212,4 +217,4 @@ def test_bench_says_what_it_measures_while_it_measures(tmp_path):
     said = "\n".join(drawn)
     for step in ("fp32: loading model", "fp32 on torch (cpu): warm-up", "fp32 on torch (cpu): frame 2/2"):
         assert re.search(rf"^measuring 2x-conservative: {re.escape(step)} \(\d+ s\)$", said, re.M), (step, said)
-    assert "│ 2x-conservative │" in said  # then the table, the status line gone
+    assert re.search(r"│ 2x-conserv\S* +│ Real-CUGAN │ +fp32 │", said), said  # then the table
