@@ -88,6 +88,7 @@ def _compute_on_devices(job: Job, devices: list[str], progress: QuietProgress) -
         )
         for device in devices
     ]
+    progress.status(f"computing the first segments on {', '.join(devices)}")  # until a whole one is back
     for process in processes:
         process.start()
     workers: list[str] = []
