@@ -1,4 +1,4 @@
-"""Progress: rich bars for people, JSON lines for scripts, or nothing (--quiet).
+"""Progress: a live line for people (fitted to the terminal), JSON lines for scripts, or nothing (--quiet).
 
 Reporters are called from the encoder thread as frames are written, and from the main thread
 at the start and the end; each call is short and does its own locking where needed.
