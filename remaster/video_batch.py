@@ -18,6 +18,8 @@ from remaster.core.wording import counted
 
 if TYPE_CHECKING:  # the pipeline pulls in torch: import it only when a video job runs
     from remaster.export.targets import Target
+    from remaster.scaleout.devices import DeviceSpread
+    from remaster.video.pipeline import Remasterer
     from remaster.video.plan import VideoSettings
     from remaster.video.progress import QuietProgress
 
@@ -68,10 +70,8 @@ def plan_video_outputs(
 
 def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     """Remaster every input of the batch; returns the exit code for the whole batch."""
-    from rich.console import Console
-
     from remaster.core.errors import Interrupted
-    from remaster.scaleout.devices import parse_devices, remaster_on_devices
+    from remaster.scaleout.devices import parse_devices
     from remaster.video.pipeline import Remasterer, clean_finished_work
     from remaster.video.plan import check_output
 
@@ -83,8 +83,11 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     target = _export_target(batch)
     if len(pairs) > 1 and settings.workdir is not None:
         raise UsageError("--workdir names one work folder: give one input at a time with it")
+    positions = {dst: position for position, (_, dst) in enumerate(pairs, 1)}  # `episode 2/3`, skipped ones counted
+    given = len(pairs)
     if len(pairs) > 1 and not settings.overwrite:
         pairs = _skip_finished(pairs, progress)
+    skipped = given - len(pairs)
     for src, dst in pairs:  # refuse before any work, not after the first episode
         check_output(src, dst, settings.overwrite)
     failures: list[RemasterError] = []
@@ -93,31 +96,55 @@ def run_videos(batch: VideoBatch, settings: VideoSettings) -> int:
     remasterer = Remasterer(settings, progress)
     runnable = _runnable(pairs, batch, settings, failed)
     for src, dst in runnable:
+        progress.episode(positions[dst], given)
         try:
-            if batch.ray is not None:
-                from remaster.scaleout.ray_cluster import remaster_on_ray
-
-                _, workers = remaster_on_ray(
-                    src, dst, settings, batch.ray, batch.ray_gpus, batch.ray_shared_workdir, progress
-                )
-                progress.note(
-                    f"{counted(len(workers), 'segment')} computed by {counted(len(set(workers)), 'Ray worker')}"
-                )
-            elif spread is not None:
-                _, workers = remaster_on_devices(src, dst, settings, spread, progress)
-                on = f"{counted(len(set(workers)), 'worker')} on {spread.label}"
-                progress.note(f"{counted(len(workers), 'segment')} computed by {on}")
-            else:
-                remasterer.run(src, dst)
-            if target is not None:
-                _export(dst, target, batch, settings.overwrite)
+            _remaster_one(src, dst, batch, settings, remasterer, spread, target)
         except Interrupted:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one input: reported, and the next one runs
             failed(src, exc)
-    if failures:
-        Console(stderr=True).print(f"{len(pairs) - len(failures)} done, {len(failures)} failed", highlight=False)
+        finally:
+            progress.stop()  # its live line goes, whatever happened, before the next input or the error
+    _say_counts(batch, progress, len(pairs) - len(failures), len(failures), skipped)
     return batch_exit_code(failures)
+
+
+def _remaster_one(
+    src: Path,
+    dst: Path,
+    batch: VideoBatch,
+    settings: VideoSettings,
+    remasterer: Remasterer,
+    spread: DeviceSpread | None,
+    target: Target | None,
+) -> None:
+    """One input of the batch: remastered here, on several devices or on a Ray cluster; then exported."""
+    progress = remasterer.progress
+    if batch.ray is not None:
+        from remaster.scaleout.ray_cluster import remaster_on_ray
+
+        _, workers = remaster_on_ray(src, dst, settings, batch.ray, batch.ray_gpus, batch.ray_shared_workdir, progress)
+        progress.note(f"{counted(len(workers), 'segment')} computed by {counted(len(set(workers)), 'Ray worker')}")
+    elif spread is not None:
+        from remaster.scaleout.devices import remaster_on_devices
+
+        _, workers = remaster_on_devices(src, dst, settings, spread, progress)
+        on = f"{counted(len(set(workers)), 'worker')} on {spread.label}"
+        progress.note(f"{counted(len(workers), 'segment')} computed by {on}")
+    else:
+        remasterer.run(src, dst)
+    if target is not None:
+        _export(dst, target, batch, settings.overwrite)
+
+
+def _say_counts(batch: VideoBatch, progress: QuietProgress, done: int, failed: int, skipped: int) -> None:
+    """The batch's last line, `3 done, 1 failed, 1 skipped`: on the terminal's live display, as a JSON
+    event, and on stderr wherever something failed, --quiet and --json-progress included."""
+    from remaster.video.progress import batch_line
+
+    progress.batch_finished(done, failed, skipped)
+    if failed and (batch.quiet or batch.json_progress):
+        print(batch_line(done, failed, skipped), file=sys.stderr, flush=True)
 
 
 def _progress_display(batch: VideoBatch) -> QuietProgress:

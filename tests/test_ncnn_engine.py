@@ -111,7 +111,9 @@ def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatc
     monkeypatch.delenv("REMASTER_ENGINE")  # the suite's torch (conftest.py)
     loaded = load_model("2x-esrgan-animevideo")
     settings = EngineSettings("cpu", "fp32", "0")
-    first = choose_cpu_engine(loaded, settings, side=32)
+    statuses: list[str] = []
+    first = choose_cpu_engine(loaded, settings, side=32, status=statuses.append)
+    assert statuses == ["measuring engines (once for this model on this CPU)"]  # the live line says so meanwhile
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and said[0].startswith("remaster: measured the CPU engines once for 2x-esrgan-animevideo")
     entries = __import__("json").loads(cache_path().read_text())
@@ -124,6 +126,7 @@ def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatc
     # The second time: the cached choice, nothing measured, nothing said.
     again = make_upscaler(load_model("2x-esrgan-animevideo"), settings)
     assert isinstance(again, NcnnUpscaler) == (first == "ncnn") and capsys.readouterr().err == ""
+    assert choose_cpu_engine(loaded, settings, side=32, status=statuses.append) == first and len(statuses) == 1
     # $REMASTER_ENGINE decides for `auto`, and a wrong value is one line.
     monkeypatch.setenv("REMASTER_ENGINE", "ncnn")
     assert isinstance(make_upscaler(loaded, settings), NcnnUpscaler)

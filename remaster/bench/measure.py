@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from remaster.engines.base import EngineSettings
-from remaster.engines.choice import make_upscaler
+from remaster.engines.choice import make_upscaler, resolve_engine_choice
 from remaster.engines.device import cpu_has_bf16, resolve_device, resolve_precision
 from remaster.engines.kinds import Engine
 from remaster.engines.vulkan import VULKAN, vulkan_device
@@ -45,16 +46,32 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_bench(
-    model_name: str, width: int, height: int, frames: int, device: str, tile: str, engine: str = Engine.AUTO
+    model_name: str,
+    width: int,
+    height: int,
+    frames: int,
+    device: str,
+    tile: str,
+    engine: str = Engine.AUTO,
+    status: Callable[[str], None] = lambda message: None,
 ) -> list[BenchRow]:
+    """Each precision's row. `status` is told what is measured as it begins: the precision and
+    engine, the warm-up, each timed frame (outside the timed part)."""
     resolved = resolve_device(device, engine)
     clip = np.stack([anime_frame(height, width, seed=i) for i in range(frames)])
     rows, reference = [], None
     for precision in available_precisions(resolved, engine):
-        upscaler = make_upscaler(load_model(model_name), EngineSettings(str(resolved), precision, tile, engine=engine))
+        status(f"{precision}: loading model")
+        loaded = load_model(model_name)  # anew: an engine may set the network to its precision in place
+        settings = resolve_engine_choice(loaded, EngineSettings(str(resolved), precision, tile, engine=engine), status)
+        measuring = f"{precision} on {settings.engine} ({settings.device})"
+        status(f"{measuring}: starting the engine")
+        upscaler = make_upscaler(loaded, settings)
+        status(f"{measuring}: warm-up")
         upscaler.upscale(clip[:1])  # warm-up: first-call allocations and kernel selection
         times, outputs = [], []
-        for frame in clip:
+        for number, frame in enumerate(clip, 1):
+            status(f"{measuring}: frame {number}/{frames}")
             if resolved.type == "cuda":
                 torch.cuda.synchronize(resolved)
             start = time.perf_counter()

@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,15 +140,21 @@ def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = P
     return {"engine": fastest, "seconds": {str(engine): value for engine, value in times.items()}, "side": side}
 
 
-def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> Engine:
+def choose_cpu_engine(
+    loaded: LoadedModel,
+    settings: EngineSettings,
+    side: int = PROBE_SIDE,
+    status: Callable[[str], None] = lambda message: None,
+) -> Engine:
     """`--engine auto` on a CPU: the cached choice for this model and CPU, else measure it now
-    on a `side` x `side` frame."""
+    on a `side` x `side` frame (`status` is told so as it begins: it takes seconds)."""
     key = cache_key(loaded, cpu_threads())
     path = cache_path()
     entries = _read_cache(path)
     known = entries.get(key, {}).get("engine")
     if known in (Engine.NCNN, Engine.TORCH, Engine.OPENVINO):
         return Engine(known)
+    status("measuring engines (once for this model on this CPU)")
     measured = measure_engines(loaded, settings, side)
     seconds = measured["seconds"]
     said = ", ".join(f"{engine} {value:.3f} s" for engine, value in seconds.items())
@@ -161,9 +168,12 @@ def choose_cpu_engine(loaded: LoadedModel, settings: EngineSettings, side: int =
     return measured["engine"]
 
 
-def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> EngineSettings:
+def resolve_engine_choice(
+    loaded: LoadedModel, settings: EngineSettings, status: Callable[[str], None] = lambda message: None
+) -> EngineSettings:
     """`settings` with its device and engine decided (see the module docstring): what the video
-    job fixes once in its plan, so that every worker and every resumed run uses the same engine."""
+    job fixes once in its plan, so that every worker and every resumed run uses the same engine.
+    `status` is told when `auto` measures the engines."""
     engine = Engine(settings.engine)
     if engine == Engine.OPENVINO:
         import_openvino()  # one line naming the extra where it is missing
@@ -199,7 +209,7 @@ def resolve_engine_choice(loaded: LoadedModel, settings: EngineSettings) -> Engi
     if engine == Engine.AUTO:
         # --compile asks for the torch engine; otherwise the fastest one for this model on this CPU.
         others = openvino_available() or _ncnn_can_run(loaded, settings, device)
-        engine = choose_cpu_engine(loaded, settings) if others and not settings.compile else Engine.TORCH
+        engine = choose_cpu_engine(loaded, settings, status=status) if others and not settings.compile else Engine.TORCH
     return replace(settings, engine=engine)
 
 

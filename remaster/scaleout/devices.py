@@ -151,6 +151,7 @@ class _Pipelines:
     def run(self) -> tuple[list[str], int, int]:
         for device in self.spread.pipelines:
             self._start(device)
+        self.progress.status(f"computing the first segments on {self.spread.label}")  # until a whole one is back
         computed_by: list[str] = []
         computed = held = 0
         total = len(self.pending)  # job.todo shrinks as segments are committed

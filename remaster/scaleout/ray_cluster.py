@@ -76,6 +76,7 @@ def remaster_on_ray(
         shared = str(job.work.root) if shared_workdir else None
         plan = ray.put(job.plan)  # once into the object store, not once per task
         pending = {task.remote(plan, seg.index, shared): seg for seg in job.todo}
+        progress.status("computing the first segments on the Ray cluster")  # until a whole one is back
         computed = held = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

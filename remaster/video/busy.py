@@ -64,12 +64,21 @@ class StageBusy:
         return bottleneck_of(self.shares())
 
     def line(self) -> str:
-        """`decode 12% · model 85% · encode 40%, model is the bottleneck`; "" before any stage has worked."""
+        """`decode  12% · model  85% · encode  40%, model is the bottleneck`; "" before any stage has worked."""
+        forms = self.forms()
+        return forms[0] if forms else ""
+
+    def forms(self) -> list[str]:
+        """The shares said in shorter and shorter forms, for a line with little room:
+        `decode  12% · model  85% · encode  40%, model is the bottleneck`, `decode  12% · model  85% ·
+        encode  40%`, `model busy  85%` (the bottleneck alone); none before any stage has worked."""
         shares = self.shares()  # one reading: the shares shown and the stage named agree
         if not shares:
-            return ""
-        listed = " · ".join(f"{stage} {share:.0f}%" for stage, share in shares.items())
-        return f"{listed}, {bottleneck_of(shares)} is the bottleneck"
+            return []
+        # Each share three wide: a live line keeps its length, and its bar its width, as they change.
+        listed = " · ".join(f"{stage} {share:3.0f}%" for stage, share in shares.items())
+        slowest = bottleneck_of(shares)
+        return [f"{listed}, {slowest} is the bottleneck", listed, f"{slowest} busy {shares[slowest]:3.0f}%"]
 
 
 def bottleneck_of(shares: dict[str, float]) -> str | None:

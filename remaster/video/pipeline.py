@@ -80,6 +80,7 @@ class Remasterer:
 
     def loaded_model(self) -> LoadedModel:
         if self._loaded is None:
+            self.progress.status("loading model")
             self._loaded = load_model(self.settings.model)
         return self._loaded
 
@@ -101,14 +102,16 @@ class Remasterer:
         differ between two workers). Ray tasks run torch unless told `--engine ncnn`: their
         CPUs are not this machine's to measure."""
         if task_device is None:
-            return replace(plan, engine=resolve_engine_choice(self.loaded_model(), plan.engine))
+            return replace(plan, engine=resolve_engine_choice(self.loaded_model(), plan.engine, self.progress.status))
         if plan.engine.engine == Engine.AUTO:
             return replace(plan, engine=replace(plan.engine, engine=Engine.TORCH))
         return plan
 
     def upscaler(self, plan: JobPlan) -> Upscaler:
         if self._upscaler is None:
-            self._upscaler = make_upscaler(self.loaded_model(), plan.engine)
+            loaded = self.loaded_model()
+            self.progress.status(f"starting the {plan.engine.engine} engine on {plan.engine.device}")
+            self._upscaler = make_upscaler(loaded, plan.engine)
         return self._upscaler
 
     def run(self, source: Path, output: Path) -> Summary:
@@ -134,7 +137,8 @@ class Remasterer:
         `task_device`: see plan_job."""
         t0 = time.monotonic()
         try:
-            plan = plan_job(source, output, self.settings, self.model_scale(), task_device, self.model_precisions())
+            scale, precisions, status = self.model_scale(), self.model_precisions(), self.progress.status
+            plan = plan_job(source, output, self.settings, scale, task_device, precisions, status)
             return self.open_job(self.fix_engine(plan, task_device), t0)
         except BaseException:
             # A refusal after the input was copied onto one timeline (damaged, too large...).
@@ -208,7 +212,9 @@ class Remasterer:
         if not todo:
             return 0, 0
         try:
-            return compute_segments(job, todo, self.upscaler(job.plan), self.progress)
+            upscaler = self.upscaler(job.plan)
+            self.progress.status("upscaling the first frames")
+            return compute_segments(job, todo, upscaler, self.progress)
         except KeyboardInterrupt:
             raise interrupted(job) from None
 

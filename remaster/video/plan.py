@@ -10,6 +10,7 @@ part of a run probes the input again or decides anything differently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -178,21 +179,26 @@ def plan_job(
     scale: int,
     task_device: str | None = None,
     precisions: tuple[Precision, ...] = COMPUTED_PRECISIONS,
+    status: Callable[[str], None] = lambda message: None,
 ) -> JobPlan:
     """Probe `source` and decide everything about its job. `scale` and `precisions`: the model's
     (the caller holds the model: Remasterer.model_scale). `task_device` ("cpu" or "cuda"): the
-    device the segments will run on when that is not this machine (Ray tasks)."""
+    device the segments will run on when that is not this machine (Ray tasks). `status` is told
+    each step that can take seconds, as it begins."""
     s = settings
     # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
     source, output = source.absolute(), output.absolute()
     output_format = check_output(source, output, s.overwrite)
     root = s.workdir or default_workdir(output)
     # media.path is the input, or its copy on one timeline in the work folder (a timestamp reset).
+    status("probing")
     media, joined = probe_on_one_timeline(source, root, owned=s.workdir is None)
     video = media.video
     check_pixels(source, video.width, video.height, s.max_pixels)
     damage = tuple(joined + _check_index(media, s.allow_damaged) + _retimed_note(media))
     frames = frames_in_range(video, s.start, s.end)
+    if s.fields == FieldMode.AUTO:
+        status("detecting fields")
     report = detect_fields(media.path, video) if s.fields == FieldMode.AUTO else None
     fields = plan_fields(s.fields, report, video, s.field_rate)
     found = f"{source.name}: fields {report.describe()}: {fields.describe()}" if report is not None else None

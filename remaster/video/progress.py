@@ -1,4 +1,4 @@
-"""Progress: rich bars for people, JSON lines for scripts, or nothing (--quiet).
+"""Progress: a live line for people (fitted to the terminal), JSON lines for scripts, or nothing (--quiet).
 
 Reporters are called from the encoder thread as frames are written, and from the main thread
 at the start and the end; each call is short and does its own locking where needed.
@@ -14,12 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
 from remaster.core.wording import counted
 from remaster.video.busy import StageBusy, bottleneck_of
+from remaster.video.progress_line import LineState, fit_line
 
 
 @dataclass
@@ -146,11 +148,20 @@ class QuietProgress:
     def note(self, message: str) -> None:
         pass
 
+    def status(self, message: str) -> None:
+        """What is happening before the first frame: "probing", "loading model", "measuring engines"."""
+
+    def episode(self, position: int, count: int) -> None:
+        """The next input is the `position`th (from 1) of `count` in the batch."""
+
     def finished(self, summary: Summary) -> None:
         pass
 
     def stop(self) -> None:
         """Called when the run ends early, to leave the terminal clean."""
+
+    def batch_finished(self, done: int, failed: int, skipped: int) -> None:
+        """The whole batch is over: inputs done, failed, and skipped (their output existed)."""
 
     def rate(self) -> tuple[float | None, float | None]:
         """Frames per second this run keeps up (None until known), and the seconds left (None until known)."""
@@ -159,14 +170,32 @@ class QuietProgress:
 
 
 class JsonProgress(QuietProgress):
-    """One JSON object per line on stdout: start, segment, progress, note, done."""
+    """One JSON object per line on stdout: status, start, segment, progress, note, done; batch at the end."""
 
     def _emit(self, event: str, **fields: object) -> None:
         print(json.dumps({"event": event, **fields}), file=sys.stdout, flush=True)
 
+    _episode = (1, 1)
+
+    def episode(self, position: int, count: int) -> None:
+        self._episode = (position, count)
+
+    def status(self, message: str) -> None:
+        self._emit("status", message=message)
+
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
         super().start(input, output, frames_total, segments, reused)
-        self._emit("start", input=input, output=output, frames=frames_total, segments=segments, reused=reused)
+        position, count = self._episode
+        self._emit(
+            "start",
+            input=input,
+            output=output,
+            frames=frames_total,
+            segments=segments,
+            reused=reused,
+            episode=position,
+            episodes=count,
+        )
 
     def segment_started(self, index: int, frames: int) -> None:
         self._segment, self._segment_total, self._segment_done = index, frames, 0
@@ -199,62 +228,65 @@ class JsonProgress(QuietProgress):
     def finished(self, summary: Summary) -> None:
         self._emit("done", **asdict(summary))
 
+    def batch_finished(self, done: int, failed: int, skipped: int) -> None:
+        self._emit("batch", done=done, failed=failed, skipped=skipped)
+
 
 class RichProgress(QuietProgress):
-    """An overall bar and a current-segment bar, with frames, fps and ETA; a summary at the end."""
+    """One live line for people, fitted to the terminal: what is happening before the first frame
+    ("probing", "loading model"), then the bar with frames, fps and ETA (and, for a job of several
+    segments, the current segment's bar below it); a summary when each input is done."""
 
     def __init__(self, console: Console | None = None, clock: Callable[[], float] = time.monotonic):
         super().__init__(clock)
         self.console = console or Console(stderr=True, soft_wrap=True)
+        self._live: Live | None = None
+        self._episode: tuple[int, int] | None = None  # (position, count) in a batch of several inputs
+        self._status: tuple[str, float] | None = None  # (what is happening, since when) until a frame is done
+        self._started = False
+        self._segments = 0
+        self._segment: list[int] | None = None  # [index, frames done, frames] of the segment being computed
+
+    def episode(self, position: int, count: int) -> None:
+        self._episode = (position, count) if count > 1 else None
+
+    def status(self, message: str) -> None:
+        with self._lock:
+            self._status = (message, self._clock())
+        self._show()
 
     def start(self, input: str, output: str, frames_total: int, segments: int, reused: list[int]) -> None:
         super().start(input, output, frames_total, segments, reused)
+        with self._lock:
+            self._started, self._segments, self._segment = True, segments, None
+        where = f"{self._label()}: " if self._episode else ""
         self.console.print(
-            f"[bold]{escape(input)}[/] -> {escape(output)}: {counted(frames_total, 'frame')} in "
+            f"{where}[bold]{escape(input)}[/] -> {escape(output)}: {counted(frames_total, 'frame')} in "
             f"{counted(segments, 'segment')}",
             highlight=False,
         )
         if reused:
             self.console.print(f"resuming: {counted(len(reused), 'finished segment')} reused", highlight=False)
-        self._bars = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]}"),
-            # Rich's own time-remaining column takes every advance as speed, checkpoints and held
-            # drawings included; the ETA shown is EtaEstimator's, the same as --json-progress gives.
-            TextColumn("{task.fields[eta]}"),
-            TextColumn("{task.fields[busy]}"),
-            console=self.console,
-            transient=True,
-        )
-        self._overall = self._bars.add_task("total", total=frames_total, fps="", eta="", busy="")
-        self._segment_task = self._bars.add_task("segment", total=1, fps="", eta="", busy="", visible=False)
-        self._bars.start()
-
-    def reused(self, frames: int) -> None:
-        super().reused(frames)
-        self._bars.advance(self._overall, frames)
+        self._show()
 
     def segment_started(self, index: int, frames: int) -> None:
-        self._bars.reset(self._segment_task, total=frames, visible=True, description=f"segment {index}")
+        with self._lock:
+            self._segment = [index, 0, frames]
 
     def frames_done(self, count: int, held: int = 0) -> None:
         super().frames_done(count, held)
-        fps, left = self.rate()
-        shown = {
-            "fps": "" if fps is None else f"{fps:.2f} fps",
-            "eta": "-:--:--" if left is None else _clock_time(left),
-            "busy": self.busy.line(),
-        }
-        self._bars.update(self._overall, advance=count, **shown)
-        self._bars.update(self._segment_task, advance=count)
+        with self._lock:
+            first, self._status = self._status is not None, None  # the bar replaces the status line
+            if self._segment is not None:
+                self._segment[1] += count
+        if first and self._live is not None:
+            self._live.refresh()
 
     def note(self, message: str) -> None:
         self.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
     def finished(self, summary: Summary) -> None:
-        self._bars.stop()
+        self.stop()
         self.console.print(
             f"[green]done[/] {escape(summary.output)}: {counted(summary.frames, 'frame')} in {summary.seconds:.1f} s "
             f"({summary.fps:.2f} fps); model run on {summary.computed_frames}, held drawings reused for "
@@ -266,11 +298,62 @@ class RichProgress(QuietProgress):
             self.console.print(f"  kept {line}", highlight=False, markup=False)
 
     def stop(self) -> None:
-        if hasattr(self, "_bars"):
-            self._bars.stop()
+        """The live line goes (it leaves nothing behind); the next input's status starts a new one."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        with self._lock:
+            self._started, self._status, self._segment = False, None, None
+
+    def batch_finished(self, done: int, failed: int, skipped: int) -> None:
+        self.console.print(batch_line(done, failed, skipped), highlight=False)
+
+    def _show(self) -> None:
+        """Start the live line, or redraw it now: each status is seen, however short."""
+        if self._live is None:
+            self._live = Live(_LiveLines(self), console=self.console, transient=True, refresh_per_second=REFRESHES)
+            self._live.start()
+        self._live.refresh()
+
+    def _label(self) -> str:
+        return f"episode {self._episode[0]}/{self._episode[1]}" if self._episode else ""
+
+    def lines(self, width: int) -> list[Text]:
+        """What the live display shows at `width` cells: the status line, or the progress lines."""
+        with self._lock:
+            status, started, segment = self._status, self._started, list(self._segment or [])
+            done, total, segments = self._done, self._frames_total, self._segments
+        label = self._label()
+        if status is not None:
+            message, since = status
+            said = f"{label}: {message}" if label else message
+            return [Text(f"{said} ({self._clock() - since:.0f} s)", no_wrap=True, overflow="ellipsis")]
+        if not started:
+            return []
+        fps, left = self.rate()
+        labels = (label, label.removeprefix("episode ")) if label else ()
+        shown = [fit_line(LineState(done, total, fps, left, labels=labels, extras=tuple(self.busy.forms())), width)]
+        if segments > 1 and segment:  # one bar is enough for a job of one segment
+            index, seg_done, seg_total = segment
+            seg_label = (f"segment {index + 1}/{segments}", f"{index + 1}/{segments}")
+            shown.append(fit_line(LineState(seg_done, seg_total, rate=False, labels=seg_label), width))
+        return shown
 
 
-def _clock_time(seconds: float) -> str:
-    """H:MM:SS, as rich's own time column showed it."""
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+# Redraws a second: rich's own default. Statuses and the first frames redraw at once (RichProgress._show).
+REFRESHES = 4
+
+
+class _LiveLines:
+    """The renderable of RichProgress's live display: its lines at the width rich gives."""
+
+    def __init__(self, progress: RichProgress):
+        self._progress = progress
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self._progress.lines(options.max_width)
+
+
+def batch_line(done: int, failed: int, skipped: int) -> str:
+    """The last line of a run: `3 done, 1 failed, 1 skipped`."""
+    return f"{done} done, {failed} failed, {skipped} skipped"

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue
 import shlex
 import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from rich.console import Console
@@ -22,10 +24,12 @@ from rich.table import Table
 from remaster.core.errors import EXIT_FAILURE, EXIT_INTERRUPTED, RemasterError, UsageError
 from remaster.core.outputs import atomic_output
 from remaster.core.processes import die_with_parent
+from remaster.scaleout.queue.live import RunningJobs
 from remaster.scaleout.queue.plan import plan_jobs
 from remaster.scaleout.queue.store import (
     TABLE_ROWS,
     Job,
+    Progress,
     QueueStore,
     database_error,
     import_jobs,
@@ -35,6 +39,7 @@ from remaster.scaleout.queue.store import (
 from remaster.scaleout.queue.worker import WorkerOptions, new_worker_id, serve
 
 ERROR_CHARS = 60
+RELAY_SECONDS = 0.25  # how often `run --workers N` looks whether its workers are still alive
 _STATE_STYLES = {"running": "cyan", "queued": "default", "paused": "yellow", "failed": "red", "done": "green"}
 
 
@@ -206,39 +211,55 @@ def import_from(path: Path, source: Path) -> int:
 
 
 def run(path: Path, workers: int, options: WorkerOptions, devices: Sequence[str | None]) -> int:
-    """`workers` workers, each with the options; the devices go round them."""
+    """`workers` workers, each with the options; the devices go round them. The running jobs'
+    progress is shown live below the workers' lines (queue/live.py)."""
     plans = [(new_worker_id(), replace(options, device=devices[i % len(devices)])) for i in range(workers)]
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     with QueueStore(path) as store:
-        if workers == 1:
-            interrupted = serve(store, plans[0][1], plans[0][0], lambda line: console.print(line, markup=False))
-        else:
-            interrupted = _run_processes(path, plans)
+        with RunningJobs(console) as display:
+            if workers == 1:
+                interrupted = serve(store, plans[0][1], plans[0][0], display.say, display.shown())
+            else:
+                interrupted = _run_processes(path, plans, display)
         return _summary(store, [worker_id for worker_id, _ in plans], interrupted)
 
 
-def _worker_process(path: Path, options: WorkerOptions, worker_id: str, label: str, parent: int) -> None:
+def _worker_process(
+    path: Path, options: WorkerOptions, worker_id: str, label: str, parent: int, messages: multiprocessing.Queue
+) -> None:
+    """One of several workers. What it says and its job's progress go to the parent through
+    `messages`, which shows them all on one display."""
     # SIGTERM, not SIGKILL: this worker is alive and can stop its child and requeue its job.
     die_with_parent(signal.SIGTERM, parent)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(line: str) -> None:
+        messages.put(("say", f"{label}{line}"))
+
+    def shown(job: Job, progress: Progress | None) -> None:
+        messages.put(("shown", label, job, progress))
+
     try:
         with QueueStore(path) as store:
-            interrupted = serve(store, options, worker_id, lambda line: console.print(f"{label}{line}", markup=False))
+            interrupted = serve(store, options, worker_id, say, shown)
     except sqlite3.Error as exc:
         print(f"remaster: error: {database_error(path, exc)}", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
     except RemasterError as exc:
         print(f"remaster: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    finally:
+        messages.close()
+        messages.join_thread()  # everything said reaches the parent before this process ends
     sys.exit(EXIT_INTERRUPTED if interrupted else 0)
 
 
-def _run_processes(path: Path, plans: list[tuple[str, WorkerOptions]]) -> bool:
+def _run_processes(path: Path, plans: list[tuple[str, WorkerOptions]], display: RunningJobs) -> bool:
     """--workers N: N worker processes, so that each one's child dies with it (the kernel's parent-death
     signal follows the thread that started a child: workers in threads would not have that)."""
     context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state to inherit
+    messages = context.Queue()
     processes = [
-        context.Process(target=_worker_process, args=(path, options, worker_id, f"[{i}] ", os.getpid()))
+        context.Process(target=_worker_process, args=(path, options, worker_id, f"[{i}] ", os.getpid(), messages))
         for i, (worker_id, options) in enumerate(plans, 1)
     ]
     stopped = False
@@ -255,13 +276,31 @@ def _run_processes(path: Path, plans: list[tuple[str, WorkerOptions]]) -> bool:
         for process in processes:
             if not stopped:  # a signal while they start: start no more
                 process.start()
-        for process in processes:
-            if process.pid is not None:
-                process.join()
+        _relay(messages, [process for process in processes if process.pid is not None], display)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return stopped or any(process.exitcode == EXIT_INTERRUPTED for process in processes)
+
+
+def _relay(messages: multiprocessing.Queue, processes: list[BaseProcess], display: RunningJobs) -> None:
+    """Show what the workers say and their jobs' progress until every one of them has ended."""
+    shown: dict[str, Callable[[Job, Progress | None], None]] = {}
+    while True:
+        running = any(process.is_alive() for process in processes)
+        try:
+            message = messages.get(timeout=RELAY_SECONDS)
+        except queue.Empty:
+            if running:
+                continue
+            break
+        if message[0] == "say":
+            display.say(message[1])
+        else:
+            _, label, job, progress = message
+            shown.setdefault(label, display.shown(label))(job, progress)
+    for process in processes:
+        process.join()
 
 
 def _summary(store: QueueStore, worker_ids: list[str], interrupted: bool) -> int:

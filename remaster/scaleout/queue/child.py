@@ -79,17 +79,21 @@ def _describe(returncode: int, log: deque[str]) -> str | None:
 
 def _follow(event: dict, progress: Progress, log: deque[str]) -> None:
     kind = event.get("event")
-    if kind == "start":
+    if kind == "status":
+        progress.status = event.get("message")
+    elif kind == "start":
         progress.frames_total = event.get("frames")
         progress.frames_done = progress.frames_done or 0
         if event.get("reused"):
             log.append(f"resuming: {len(event['reused'])} of {event.get('segments')} segments reused")
     elif kind == "progress":
+        progress.status = None  # frames flow: the bar says the rest
         progress.frames_done = event.get("frames_done")
         progress.frames_total = event.get("frames_total")
         progress.fps = event.get("fps")
         progress.eta_seconds = event.get("eta_seconds")
     elif kind == "done":
+        progress.status = None
         progress.frames_done = progress.frames_total = event.get("frames")
         progress.fps = event.get("fps")
         progress.eta_seconds = 0.0

@@ -205,6 +205,9 @@ class Progress:
     frames_total: int | None = None
     fps: float | None = None
     eta_seconds: float | None = None
+    # What the child does before its first frame ("probing", "loading model"): for the worker's live
+    # line only, not written to the queue file.
+    status: str | None = None
 
 
 @dataclass(frozen=True)

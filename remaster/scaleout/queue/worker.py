@@ -102,11 +102,13 @@ class Worker:
         options: WorkerOptions,
         worker_id: str | None = None,
         say: Callable[[str], None] = lambda line: None,
+        shown: Callable[[Job, Progress | None], None] = lambda job, progress: None,
     ):
         self.store = store
         self.options = options
         self.id = worker_id or new_worker_id()
         self.say = say
+        self.shown = shown  # the running job's progress, each tick of its child; None once it ended
         self.stopping = False
 
     def request_stop(self) -> None:
@@ -139,7 +141,15 @@ class Worker:
         ending = self._already_written(job)
         if ending is None:
             lease = _Lease(self.store, claim, self.options.lease_seconds)
-            outcome = run_job(job, self.options.child_args(), lease, lambda: self.stopping)
+
+            def report(progress: Progress) -> bool:
+                self.shown(job, progress)
+                return lease(progress)
+
+            try:
+                outcome = run_job(job, self.options.child_args(), report, lambda: self.stopping)
+            finally:
+                self.shown(job, None)
             ending = decide(outcome, job, lease.ours, self.options.retries)
         self.store.finish(claim, ending)
         self.say(f"job {job.id}: {_describe(ending, time.monotonic() - started, job, self.options.retries)}")
@@ -173,10 +183,16 @@ def _describe(ending: Ending, seconds: float, job: Job, retries: int) -> str:
     return "paused, removed or taken over while running; stopped"
 
 
-def serve(store: QueueStore, options: WorkerOptions, worker_id: str, say: Callable[[str], None]) -> bool:
+def serve(
+    store: QueueStore,
+    options: WorkerOptions,
+    worker_id: str,
+    say: Callable[[str], None],
+    shown: Callable[[Job, Progress | None], None] = lambda job, progress: None,
+) -> bool:
     """Run a worker in this process until the queue is empty; SIGINT or SIGTERM stops it cleanly.
-    Returns True when it was stopped by a signal."""
-    worker = Worker(store, options, worker_id, say)
+    Returns True when it was stopped by a signal. `say` and `shown`: as for Worker."""
+    worker = Worker(store, options, worker_id, say, shown)
     previous = {sig: signal.signal(sig, lambda signum, frame: worker.request_stop()) for sig in _STOP_SIGNALS}
     try:
         worker.run()
