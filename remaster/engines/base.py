@@ -18,11 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from remaster.architectures.descriptor import LoadedModel, ModelDescriptor, ReceptiveField
+from remaster.architectures.community.detection import note_blended
+from remaster.architectures.descriptor import Blended, LoadedModel, ModelDescriptor, ReceptiveField
 from remaster.core.errors import UsageError
 from remaster.core.precision import Precision
 from remaster.engines.buffers import HostBuffers
 from remaster.engines.device import auto_batch, precision_name, state_memory_budget
+from remaster.engines.tiling.blended import run_blended_tiled
 from remaster.engines.tiling.local import pad_frame, run_local_tiled
 from remaster.engines.tiling.tiles import plan_tiles
 
@@ -189,3 +191,13 @@ class Upscaler(ABC):
         assert self.body is not None, "a receptive-field model runs through its runtime's body"
         out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s, tiling.consumed)
         return out[..., : s * h, : s * w].float()
+
+    def _run_blended(self, x: Tensor, tiling: Blended, tile: int) -> Tensor:
+        """A community model in cross-faded tiles (close to untiled, not equal: said once per file)."""
+        h, w = x.shape[-2:]
+        tiles = plan_tiles(h, w, tile, tiling.multiple)
+        self.tiles_run = len(tiles)
+        if len(tiles) > 1:
+            note_blended(self.descriptor)
+        assert self.body is not None, "a community model runs through its runtime's body"
+        return run_blended_tiled(self.body, x, tiles, tiling.margin, tiling.fade, self.descriptor.scale, tiling.align)

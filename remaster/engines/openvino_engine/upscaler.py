@@ -46,7 +46,6 @@ from remaster.engines.openvino_engine.runtime import (
     openvino_device,
     supported_precisions,
 )
-from remaster.engines.tiling.blended import run_blended_tiled
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 
@@ -198,10 +197,7 @@ class OpenVinoUpscaler(Upscaler):
         if isinstance(self.tiling, ReceptiveField):
             return self._run_local(x, self.tiling)
         if isinstance(self.tiling, Blended):
-            h, w = x.shape[-2:]
-            tiles = plan_tiles(h, w, self.tile_for(h, w, x.shape[0]), self.tiling.multiple)
-            t = self.tiling
-            return run_blended_tiled(self._run_body, x, tiles, t.margin, t.fade, self.descriptor.scale, t.align)
+            return self._run_blended(x, self.tiling, self.tile_for(*x.shape[-2:], x.shape[0]))
         return self._run_se(x)
 
     def _run_se(self, x: Tensor) -> Tensor:

@@ -59,7 +59,6 @@ from remaster.engines.tensorrt_engine.runtime import (
     import_tensorrt,
     tensorrt_version,
 )
-from remaster.engines.tiling.blended import run_blended_tiled
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 from remaster.engines.torch_engine.upscaler import TorchUpscaler, state_device
@@ -268,10 +267,7 @@ class TensorRtUpscaler(Upscaler):
         if isinstance(self.tiling, ReceptiveField):
             return self._run_local(x, self.tiling)
         if isinstance(self.tiling, Blended):
-            h, w = x.shape[-2:]
-            tiles = plan_tiles(h, w, self.tile_for(h, w, x.shape[0]), self.tiling.multiple)
-            t = self.tiling
-            return run_blended_tiled(self._run_window, x, tiles, t.margin, t.fade, self.descriptor.scale, t.align)
+            return self._run_blended(x, self.tiling, self.tile_for(*x.shape[-2:], x.shape[0]))
         return self._run_se(x)
 
     def _run_se(self, x: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from remaster.architectures.community.detection import note_blended
 from remaster.architectures.descriptor import Blended, LoadedModel, ReceptiveField, SeStages
 from remaster.engines.base import TILE_MULTIPLE, EngineSettings, Upscaler
 from remaster.engines.device import (
@@ -24,7 +23,6 @@ from remaster.engines.device import (
     resolve_precision,
     states_fit_on_device,
 )
-from remaster.engines.tiling.blended import run_blended_tiled
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 from remaster.engines.torch_engine.compiled import Compiled, CompileState, say
@@ -141,11 +139,3 @@ class TorchUpscaler(Upscaler):
         self.state_moves = store.moves
         self.tiles_run = len(tiles)
         return model.finish(body, x)
-
-    def _run_blended(self, x: Tensor, tiling: Blended, tile: int) -> Tensor:
-        h, w = x.shape[-2:]
-        tiles = plan_tiles(h, w, tile, tiling.multiple)
-        self.tiles_run = len(tiles)
-        if len(tiles) > 1:
-            note_blended(self.descriptor)
-        return run_blended_tiled(self.body, x, tiles, tiling.margin, tiling.fade, self.descriptor.scale, tiling.align)
