@@ -34,9 +34,7 @@ from remaster.engines.graph.export import GraphExportError
 from remaster.engines.kinds import Engine, parse_engine
 from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, cpu_threads, ncnn_files
 from remaster.engines.openvino_engine.runtime import import_openvino, openvino_available, openvino_version
-from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler
 from remaster.engines.tensorrt_engine.runtime import import_tensorrt, tensorrt_available
-from remaster.engines.tensorrt_engine.upscaler import TensorRtUpscaler, tensorrt_device
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import VULKAN, import_ncnn
 from remaster.media.testcard import anime_frame
@@ -112,6 +110,8 @@ def _candidates(loaded: LoadedModel, settings: EngineSettings) -> dict[Engine, U
     copy of the network, which the torch engine then sets to its own precision in place."""
     found: dict[Engine, Upscaler] = {}
     if openvino_available():
+        from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler  # its extra: remaster[openvino]
+
         found[Engine.OPENVINO] = OpenVinoUpscaler(loaded, replace(settings, engine=Engine.OPENVINO))
     found[Engine.TORCH] = TorchUpscaler(loaded, settings)
     if _ncnn_can_run(loaded, settings, torch.device("cpu")):
@@ -182,6 +182,8 @@ def resolve_engine_choice(
         return replace(settings, device=str(resolve_device(settings.device, engine)))
     if engine == Engine.TENSORRT:
         import_tensorrt()  # one line naming the extra where it is missing
+        from remaster.engines.tensorrt_engine.upscaler import tensorrt_device  # its extra: remaster[tensorrt]
+
         if settings.compile:
             raise UsageError("--compile compiles the torch engine's network; TensorRT builds its own engines")
         return replace(settings, device=str(tensorrt_device(settings.device)))
@@ -216,9 +218,14 @@ def resolve_engine_choice(
 def make_upscaler(loaded: LoadedModel, settings: EngineSettings) -> Upscaler:
     """The upscaler for `settings.engine` on `settings.device` (see the module docstring)."""
     settings = resolve_engine_choice(loaded, settings)
+    # The graph engines' modules import their extras (onnx, openvino): only where one is chosen.
     if settings.engine == Engine.OPENVINO:
+        from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler
+
         return OpenVinoUpscaler(loaded, settings)
     if settings.engine == Engine.TENSORRT:
+        from remaster.engines.tensorrt_engine.upscaler import TensorRtUpscaler
+
         return TensorRtUpscaler(loaded, settings, fallback=settings.fallback)
     return NcnnUpscaler(loaded, settings) if settings.engine == Engine.NCNN else TorchUpscaler(loaded, settings)
 

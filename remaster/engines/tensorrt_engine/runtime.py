@@ -5,12 +5,14 @@ everything it is handed (engines/tensorrt_engine/plan.py, precision.py) is made 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from remaster.core.errors import UsageError
-from remaster.engines.tensorrt_engine.plan import BindingPlan, BuildPlan
+
+if TYPE_CHECKING:  # plan.py reads ONNX graphs: onnx, which comes with the extra
+    from remaster.engines.tensorrt_engine.plan import BindingPlan, BuildPlan
 
 EXTRA = "pip install 'remaster[tensorrt]'"
 
