@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -274,9 +275,18 @@ def compute_segments(job: Job, todo: list[Segment], upscaler: Upscaler, progress
 
 def _verify_output(path: Path, video_file: Path) -> list[str]:
     """Probe the finished file before it takes the output's name: it must hold every frame of the
-    new video, at the same times, and the streams it was given."""
+    new video, each at a time of its own (strictly increasing: a player shows only one of frames
+    that share one), spanning the same times, and the streams it was given."""
     result, video = probe(path), probe(video_file).video
     got = result.video
+    if got.decoded_pts:  # the probe found frames sharing a timestamp (and repaired them, in memory only)
+        uses = Counter(got.decoded_pts)
+        shared = sum(n - 1 for n in uses.values())
+        first = min(p for p, n in uses.items() if n > 1)
+        raise RemasterError(
+            f"{path}: the finished file's video timestamps are not strictly increasing: "
+            f"{counted(shared, 'frame')} on a timestamp another frame has, the first at {got.seconds(first):.3f} s"
+        )
     if got.frame_count != video.frame_count:
         has = counted(got.frame_count, "frame")
         raise RemasterError(f"{path}: the finished file has {has}, expected {video.frame_count}")
