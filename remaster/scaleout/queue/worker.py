@@ -130,7 +130,9 @@ class Worker:
         """Claim one job and run it to its end; None when nothing is queued."""
         if self.stopping:
             return None
-        claim = self.store.claim(self.id, self.options.lease_seconds, self.options.retries)
+        claim = self.store.claim(
+            self.id, self.options.lease_seconds, self.options.retries, lambda job: self.say(f"job {job.id}: failed: {job.error}")
+        )
         if claim is None:
             return None
         job = claim.job
