@@ -3,6 +3,7 @@ before anything is decoded, and the rest of a batch goes on."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import zlib
 import av
 import numpy as np
 import pytest
+from videotools import h264_claiming
 
 from remaster.cli import main
 from remaster.core.errors import UsageError
@@ -116,3 +118,30 @@ def test_max_pixels_option_of_the_video_command(tmp_path, capsys):
     assert main(["video", str(source), "-o", str(tmp_path / "out.mkv"), "--max-pixels", "6000", *FAST]) == 2
     assert "clip.mkv: 96x64 is 0.00614 MP, more than the limit of 0.006 MP" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
+
+
+# The peak a refusal may cost: the remaster process itself, torch imported, is about 372 MiB on
+# CPU (measured: the same refusal of a 64x48 video); the refused picture must add next to nothing.
+REFUSAL_PEAK_MIB = 400
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", [16000, 8192])
+def test_a_header_claiming_a_huge_picture_is_refused_before_decoding(tmp_path, side):
+    # An 800-byte file: decoding its one frame used to cost 1.4 GiB (16000) and 817 MiB (8192)
+    # before the refusal, which came only after the probe had decoded it.
+    source = h264_claiming(tmp_path / "claims.mkv", side, side)
+    assert source.stat().st_size < 1000
+    child = subprocess.Popen(
+        [sys.executable, "-m", "remaster", str(source), "-o", str(tmp_path / "out.mkv")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, whatever ran before it
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 2, stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"remaster: error: {source}: {side}x{side} is "), stderr
+    assert usage.ru_maxrss / 1024 <= REFUSAL_PEAK_MIB, f"peak {usage.ru_maxrss / 1024:.0f} MiB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.mkv"]

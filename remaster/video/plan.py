@@ -34,7 +34,7 @@ from remaster.video.damage import find_holes
 from remaster.video.encode import EncoderSettings, OutputColour, check_output_size
 from remaster.video.fields import CYCLE, FieldMode, FieldPlan, detect_fields, plan_fields, snap_to_cycles
 from remaster.video.normalise import probe_on_one_timeline
-from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint
+from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, header_size
 from remaster.video.reuse import ReuseMode
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 
@@ -187,6 +187,8 @@ def plan_job(
     source, output = source.absolute(), output.absolute()
     output_format = check_output(source, output, s.overwrite)
     root = s.workdir or default_workdir(output)
+    # Before the probe decodes a frame: the picture the header claims is what a decoder allocates.
+    check_pixels(source, *header_size(source), s.max_pixels)
     # media.path is the input, or its copy on one timeline in the work folder (a timestamp reset).
     media, joined = probe_on_one_timeline(source, root, owned=s.workdir is None)
     video = media.video
