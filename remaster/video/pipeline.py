@@ -20,7 +20,7 @@ from pathlib import Path
 
 from remaster.architectures.descriptor import LoadedModel
 from remaster.core.errors import Interrupted, RemasterError, ResourceError
-from remaster.core.outputs import commit_file
+from remaster.core.outputs import commit_file, hidden_name
 from remaster.core.precision import COMPUTED_PRECISIONS, Precision
 from remaster.core.wording import counted
 from remaster.engines.base import Upscaler
@@ -90,6 +90,10 @@ class Remasterer:
         packaged = packaged_models().get(self.settings.model)
         return packaged.scale if packaged else self.loaded_model().descriptor.scale
 
+    def min_side(self) -> int:
+        """The smallest picture side the model takes (Real-CUGAN's padding: 20 px at 2x)."""
+        return self.loaded_model().descriptor.min_size
+
     def model_precisions(self) -> tuple[Precision, ...]:
         """The precisions the model runs in: all for a packaged one; a community model's own."""
         if self.settings.model in packaged_models():
@@ -135,7 +139,9 @@ class Remasterer:
         `task_device`: see plan_job."""
         t0 = time.monotonic()
         try:
-            plan = plan_job(source, output, self.settings, self.model_scale(), task_device, self.model_precisions())
+            plan = plan_job(
+                source, output, self.settings, self.model_scale(), task_device, self.model_precisions(), self.min_side
+            )
             return self.open_job(self.fix_engine(plan, task_device), t0)
         except BaseException:
             # A refusal after the input was copied onto one timeline (damaged, too large...).
@@ -222,7 +228,7 @@ class Remasterer:
         # holds a partial file.
         same_fs = os.stat(work.root).st_dev == os.stat(output.parent.resolve()).st_dev
         staging = work.root if same_fs else output.parent
-        tmp = staging / f".{output.stem}.partial{output.suffix}"
+        tmp = staging / hidden_name(output.stem, f".partial{output.suffix}")
         try:
             notes = mux(video_file, plan.media, tmp, plan.output_format, work.root, plan.time_range, plan.made_with)
             for note in notes:
