@@ -282,3 +282,21 @@ def test_the_finished_files_timestamps_are_checked_strictly_increasing(tmp_path,
     _verify_output(video, video)
     with pytest.raises(RemasterError, match=r"not strictly increasing: .* the first at 0\.958 s"):
         _verify_output(finished, video)
+
+
+def test_a_picture_size_change_after_a_cat_join_names_its_time_on_the_joined_timeline(tmp_path, capsys):
+    # Two MPEG-TS recordings of different sizes joined with `cat`: the second's clock starts again,
+    # so its first keyframe's own pts said "at 0.000 s"; it is half a second in, after the first part.
+    parts = []
+    for size in ("64x48", "96x64"):
+        part = tmp_path / f"{size}.ts"
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24:duration=0.5", "-c:v", "libx264", "-g", "12",
+                "-pix_fmt", "yuv420p", "-f", "mpegts", str(part))  # fmt: skip
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    assert main([str(joined), "-o", str(tmp_path / "out.mkv"), *OPTIONS]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"remaster: error: {joined}: the picture size changes at 0.500 s from 64x48 to 96x64; "
+        "not supported: cut the file there and remaster each part"
+    )

@@ -166,7 +166,8 @@ class _Scan:
     end: float  # seconds: where the last packet of any stream ends
     has_pts: bool = True  # False when some video packet had only a dts (AVI)
     lost: list[tuple[float, float]] = field(default_factory=list)  # see MediaInfo.lost
-    sizes: list[tuple[int, int, int]] = field(default_factory=list)  # (pts, width, height) at each size change
+    # (pts, width, height, the packet's place in `pts`) at each size change
+    sizes: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
@@ -233,8 +234,8 @@ def _note_size(scan: _Scan, packet: av.Packet) -> None:
         return
     for frame in frames:
         size = (frame.width, frame.height)
-        if not scan.sizes or scan.sizes[-1][1:] != size:
-            scan.sizes.append((packet.pts if packet.pts is not None else packet.dts, *size))
+        if not scan.sizes or scan.sizes[-1][1:3] != size:
+            scan.sizes.append((packet.pts if packet.pts is not None else packet.dts, *size, len(scan.pts) - 1))
 
 
 def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan) -> None:
@@ -245,7 +246,11 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
     tb = video.time_base
     origin = min(scan.pts)
     if len(scan.sizes) > 1:
-        (_, w0, h0), (at, w1, h1) = scan.sizes[:2]
+        (_, w0, h0, _), (at, w1, h1, place) = scan.sizes[:2]
+        before = max(scan.pts[:place], default=at)
+        if at <= before:  # a keyframe is after every frame before it, unless the clock restarted
+            # there (recordings joined with `cat`): it then follows them, as on the joined timeline
+            at = before + _frame_ticks(video, scan.pts, _least_ticks(Fraction(tb)))
         raise UsageError(
             f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
             "not supported: cut the file there and remaster each part"
