@@ -10,6 +10,7 @@ An `[encoder]` table may leave keys out: they take the values of `EncoderDefault
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -78,11 +79,36 @@ def _read(path: Path) -> Preset:
 
 
 def load_presets() -> dict[str, Preset]:
-    return {name: _read(path) for name, path in named_tomls(search_dirs("presets")).items()}
+    """Every preset that reads; one that does not (a user's file with a typo) is left out with a
+    one-line warning on stderr, so that it blocks no other preset and no listing."""
+    presets, broken = _read_all()
+    _warn(broken)
+    return presets
 
 
 def get_preset(name: str) -> Preset:
-    presets = load_presets()
+    """The preset called `name`, or its own error if it is a malformed one; any other that is
+    malformed gets load_presets' warning."""
+    presets, broken = _read_all()
+    if name in broken:
+        raise broken[name]
+    _warn(broken)
     if name not in presets:
         raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
     return presets[name]
+
+
+def _warn(broken: dict[str, UsageError]) -> None:
+    for error in broken.values():
+        print(f"remaster: warning: {error}; skipped", file=sys.stderr)
+
+
+def _read_all() -> tuple[dict[str, Preset], dict[str, UsageError]]:
+    presets: dict[str, Preset] = {}
+    broken: dict[str, UsageError] = {}
+    for name, path in named_tomls(search_dirs("presets")).items():
+        try:
+            presets[name] = _read(path)
+        except UsageError as exc:
+            broken[name] = exc
+    return presets, broken
