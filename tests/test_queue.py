@@ -527,7 +527,7 @@ def test_run_places_one_worker_per_listed_device(tmp_path, capsys):
         ("options", "'{[not json'", "options is not JSON ('{[not json')"),
         ("input", "CAST(X'2F696E2F00612E6D6B76' AS BLOB)", "input is a BLOB, not text (b'/in/\\x00a.mkv')"),
         ("input", "CAST(X'2F696E2F00612E6D6B76' AS TEXT)", "input holds a NUL byte ('/in/\\x00a.mkv')"),
-        ("output", "X'2F6F75742FFF2E6D6B76'", "output is a BLOB, not text (b'/out/\\xff.mkv')"),
+        ("output", "CAST(X'2F6F75742FFF2E6D6B76' AS TEXT)", "output is not UTF-8 text (b'/out/\\xff.mkv')"),
     ],
 )
 def test_one_damaged_row_fails_alone_and_the_rest_run(tmp_path, capsys, column, damage, problem):

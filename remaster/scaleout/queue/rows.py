@@ -4,7 +4,6 @@ job with one line saying what, and the other jobs still run."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from enum import StrEnum
 
@@ -92,9 +91,7 @@ def _text_problem(value: object) -> str | None:
         return f"is {shown(value)}"
     if "\0" in value:
         return f"holds a NUL byte ({shown(value)})"
-    try:
-        value.encode()
-    except UnicodeEncodeError:
+    if not is_utf8(value):
         return f"is not UTF-8 text ({shown(value)})"
     return None
 
@@ -115,15 +112,18 @@ def _options_problem(text: object) -> str | None:
 
 
 def shown(value: object, length: int = 40) -> str:
-    """A value as a line of text can show it: escaped, and cut short."""
+    """A value as a line of text can show it: escaped (text that is not UTF-8 as its bytes), cut short."""
+    if isinstance(value, str) and not is_utf8(value):
+        value = value.encode(errors="surrogateescape")
     text = repr(value)
-    if isinstance(value, str) and not value.isascii():
-        with contextlib.suppress(UnicodeEncodeError):
-            value.encode()
-            return _cut(text, length)
-        text = repr(value.encode(errors="surrogateescape"))  # not UTF-8: its bytes
-    return _cut(text, length)
-
-
-def _cut(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def is_utf8(text: str) -> bool:
+    """False for text read from bytes that are not UTF-8 (QueueStore's text_factory keeps them as
+    surrogate escapes)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from remaster.core.errors import QueueDamaged, RemasterError, UsageError
-from remaster.scaleout.queue.rows import COLUMN_TYPES, STATES, JobState, row_problem, unusable_job
+from remaster.scaleout.queue.rows import COLUMN_TYPES, STATES, JobState, is_utf8, row_problem, unusable_job
 
 # Schema migrations, in order: `PRAGMA user_version` says how many have run. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -354,10 +354,14 @@ class QueueStore:
         `options` a list) and `progress`, as Job.progress. Built by SQLite's JSON functions, 10x faster
         than through Python objects: `status --json` stays under 100 ms on a queue of 10,000 jobs."""
         try:
-            return self._db.execute(_JOBS_JSON).fetchone()[0]
-        except sqlite3.OperationalError:  # a damaged row: options not JSON, a BLOB: each row on its own
-            jobs = self.jobs()
-            return json.dumps([{**asdict(job), "progress": _rounded(job.progress)} for job in jobs])
+            text = self._db.execute(_JOBS_JSON).fetchone()[0]
+            if is_utf8(text):
+                return text
+        except sqlite3.OperationalError:  # options that are not JSON, a BLOB
+            pass
+        # A damaged row: each row on its own, the damaged ones as the failed jobs they are (Job.from_row).
+        jobs = self.jobs()
+        return json.dumps([{**asdict(job), "progress": _rounded(job.progress)} for job in jobs])
 
     def job(self, job_id: int) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
