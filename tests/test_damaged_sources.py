@@ -226,3 +226,77 @@ def test_shared_timestamps_from_an_ffmpeg_rate_change_keep_every_frame(tmp_path,
     times = frame_times(output)
     assert all(b > a for a, b in zip(times, times[1:], strict=False))
     assert max(abs(a - b) for a, b in zip(times, stamps, strict=True)) <= 0.0021
+
+
+def _short_joined_recording(folder: Path) -> Path:
+    """Two 12-frame MPEG-TS parts joined with `cat`: too few frames before the reset for the
+    probe to call it one (MAX_REORDER_FRAMES), so their frames share timestamps instead."""
+    part = folder / "short.ts"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=0.5", "-c:v", "libx264", "-g", "12",
+            "-pix_fmt", "yuv420p", "-f", "mpegts", str(part))  # fmt: skip
+    joined = folder / "short-joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    return joined
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_short_timestamp_reset_steps_by_the_frame_duration(tmp_path, suffix):
+    # The second part's frames used to go one 1/90000 s tick apart, which Matroska's 1 ms clock
+    # rounds onto one timestamp: 13 of 24 frames at 1942 ms, and exit 0.
+    joined = _short_joined_recording(tmp_path)
+    output = tmp_path / f"out{suffix}"
+    assert main([str(joined), "-o", str(output), "--segment-seconds", "0.25", "--codec", "x264",
+                 "--fields", "progressive"]) == 0  # fmt: skip
+    times = frame_times(output)
+    assert len(times) == 24
+    steps = np.diff(times)
+    assert steps.min() > 0.040 and steps.max() < 0.043, steps  # 1/24 s apart, within the 1 ms clock
+
+
+def _stacked(path: Path, stamps: list[int]) -> Path:
+    """An intra-only 1/24 s video whose frames carry `stamps` as their pts (dts 0, 1, 2...)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"g": "1"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        packets = []
+        for n in range(len(stamps)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), n * 8, np.uint8), format="rgb24")
+            frame.pts = n
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        for n, packet in enumerate(packets):
+            packet.dts, packet.pts = n, stamps[n]
+            packet.time_base = Fraction(1, 24)
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_the_finished_files_timestamps_are_checked_strictly_increasing(tmp_path, suffix):
+    from remaster.core.errors import RemasterError
+    from remaster.video.pipeline import _verify_output
+
+    video = _stacked(tmp_path / "video.mkv", list(range(24)))
+    # As many frames, the same first and last time: only 13 of them stacked on one timestamp.
+    finished = _stacked(tmp_path / f"finished{suffix}", [*range(11), *[23] * 13])
+    _verify_output(video, video)
+    with pytest.raises(RemasterError, match=r"not strictly increasing: .* the first at 0\.958 s"):
+        _verify_output(finished, video)
+
+
+def test_a_picture_size_change_after_a_cat_join_names_its_time_on_the_joined_timeline(tmp_path, capsys):
+    # Two MPEG-TS recordings of different sizes joined with `cat`: the second's clock starts again,
+    # so its first keyframe's own pts said "at 0.000 s"; it is half a second in, after the first part.
+    parts = []
+    for size in ("64x48", "96x64"):
+        part = tmp_path / f"{size}.ts"
+        _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24:duration=0.5", "-c:v", "libx264", "-g", "12",
+                "-pix_fmt", "yuv420p", "-f", "mpegts", str(part))  # fmt: skip
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    assert main([str(joined), "-o", str(tmp_path / "out.mkv"), *OPTIONS]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"remaster: error: {joined}: the picture size changes at 0.500 s from 64x48 to 96x64; "
+        "not supported: cut the file there and remaster each part"
+    )

@@ -11,6 +11,7 @@ import zlib
 import av
 import numpy as np
 import pytest
+from videotools import h264_claiming
 
 from remaster.cli import main
 from remaster.core.errors import UsageError
@@ -116,3 +117,36 @@ def test_max_pixels_option_of_the_video_command(tmp_path, capsys):
     assert main(["video", str(source), "-o", str(tmp_path / "out.mkv"), "--max-pixels", "6000", *FAST]) == 2
     assert "clip.mkv: 96x64 is 0.00614 MP, more than the limit of 0.006 MP" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
+
+
+# The peak a refusal may cost: the remaster process itself, torch imported, is about 372 MiB on
+# CPU (measured: the same refusal of a 64x48 video); the refused picture must add next to nothing.
+REFUSAL_PEAK_MIB = 400
+
+
+# Runs a command and prints its exit code and peak memory (kB). A child's peak is counted from the
+# process it was forked from, whose memory it starts with (Linux keeps the old hiwater mark across
+# exec): forked from pytest, grown to gigabytes by other tests, it would measure pytest. This small
+# process in between is what the command is forked from.
+_PEAK_OF = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", [16000, 8192])
+def test_a_header_claiming_a_huge_picture_is_refused_before_decoding(tmp_path, side):
+    # An 800-byte file: decoding its one frame used to cost 1.4 GiB (16000) and 817 MiB (8192)
+    # before the refusal, which came only after the probe had decoded it.
+    source = h264_claiming(tmp_path / "claims.mkv", side, side)
+    assert source.stat().st_size < 1000
+    command = [sys.executable, "-m", "remaster", str(source), "-o", str(tmp_path / "out.mkv")]
+    run = subprocess.run([sys.executable, "-c", _PEAK_OF, *command], capture_output=True, text=True)
+    code, peak_kb = map(int, run.stdout.split())
+    assert code == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(f"remaster: error: {source}: {side}x{side} is "), run.stderr
+    assert peak_kb / 1024 <= REFUSAL_PEAK_MIB, f"peak {peak_kb / 1024:.0f} MiB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.mkv"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -150,3 +151,37 @@ def test_kill_before_an_overwritten_output_is_replaced_keeps_the_segments(episod
     assert main([str(episode), "-o", str(output), *FAST, "--overwrite", "--json-progress"]) == 0
     assert '"reused": [0, 1, 2, 3]' in capsys.readouterr().out.replace("\n", "")
     assert not workdir.exists()
+
+
+def test_a_legal_249_byte_output_name_works(tmp_path):
+    # ".NAME.remaster", the work folder's name, is 259 bytes for a 249-byte NAME: more than a file
+    # name may be (NAME_MAX, 255). It is cut short, with a hash of the whole name.
+    source = make_episode(tmp_path / "ep.mkv", SPEC)
+    output = tmp_path / ("e" * 245 + ".mkv")
+    assert len(output.name.encode()) == 249
+    assert main([str(source), "-o", str(output), *OPTIONS]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ep.mkv", output.name])  # no work folder left
+
+
+def test_a_mux_stopped_by_the_file_size_limit_names_it(tmp_path):
+    # A real RLIMIT_FSIZE (`ulimit -f`) between the size of the joined video and that of the output:
+    # the mux, the one step over it, is stopped by the kernel (SIGXFSZ) and used to say "no message".
+    source = make_episode(tmp_path / "ep.mkv", SPEC)
+    output = tmp_path / "out.mkv"
+    assert main([str(source), "-o", str(output), *OPTIONS, "--keep-workdir"]) == 0
+    joined, whole = (tmp_path / ".out.mkv.remaster" / "video.mkv").stat().st_size, output.stat().st_size
+    assert joined < whole
+    output.unlink()
+    limit = (joined + whole) // 2
+
+    def under_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-m", "remaster", str(source), "-o", str(output), *OPTIONS]
+    run = subprocess.run(command, capture_output=True, text=True, preexec_fn=under_limit)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"remaster: error: {source}: ffmpeg failed while muxing: it wrote past the file size limit (`ulimit -f`, "
+        "RLIMIT_FSIZE) and was stopped (SIGXFSZ): raise the limit or write elsewhere, and run again to resume"
+    )
+    assert not output.exists()

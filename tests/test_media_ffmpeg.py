@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -135,3 +137,32 @@ def test_only_the_runner_starts_ffmpeg():
             offenders[str(path.relative_to(PACKAGE.parent))] = found
     assert offenders == {}
     assert _starts_processes(ast.parse(RUNNER.read_text())), "the check finds nothing even in the runner"
+
+
+# Runs ffmpeg through the runner in a child whose file size limit is FSIZE bytes (as `ulimit -f`
+# sets it): ffmpeg inherits the limit, and the kernel stops it with SIGXFSZ when it writes past it.
+_UNDER_FSIZE_LIMIT = """
+import resource, sys
+from pathlib import Path
+import ffmpeg
+from remaster.media.ffmpeg import FFmpegError, run_ffmpeg
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+out = Path(sys.argv[1])
+clip = ffmpeg.input("testsrc2=s=320x240:r=24:d=2", f="lavfi").output(str(out), vcodec="ffv1")
+try:
+    run_ffmpeg(clip, out, "muxing")
+except FFmpegError as exc:
+    print(exc)
+"""
+
+
+def test_a_run_stopped_by_the_file_size_limit_says_so(tmp_path: Path):
+    out = tmp_path / "big.mkv"
+    run = subprocess.run([sys.executable, "-c", _UNDER_FSIZE_LIMIT, str(out), "65536"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert out.stat().st_size == 65536  # it did reach the limit (2 s of FFV1 are megabytes)
+    assert run.stdout.strip() == (
+        f"{out}: ffmpeg failed while muxing: it wrote past the file size limit (`ulimit -f`, RLIMIT_FSIZE) and was "
+        "stopped (SIGXFSZ): raise the limit or write elsewhere, and run again to resume"
+    ), run.stdout

@@ -154,3 +154,34 @@ def test_safetensors_without_the_package_says_what_to_install(tmp_path, monkeypa
     path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(WeightsError, match=r"needs the safetensors package: pip install 'remaster\[models\]'"):
         load_model(str(path))
+
+
+def test_a_malformed_preset_is_skipped_with_a_warning_unless_asked_for(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    (home / "presets").mkdir(parents=True)
+    broken = home / "presets" / "typo.toml"
+    broken.write_text('[model]\nname = "2x-conservative"\n[encoder]\ncrf = "sixteen"\n')
+    monkeypatch.setenv("REMASTER_HOME", str(home))
+    warning = f'remaster: warning: {broken}: [encoder] crf = \'sixteen\': want a number; skipped'
+    assert main(["presets"]) == 0
+    out, err = capsys.readouterr()
+    assert "2x-conservative" in out and err.strip() == warning, err
+    assert main(["presets", "--show", "2x-conservative"]) == 0
+    assert capsys.readouterr().err.strip() == warning
+    assert main(["presets", "--show", "typo"]) == 2
+    assert capsys.readouterr().err.strip() == f"remaster: error: {broken}: [encoder] crf = 'sixteen': want a number"
+
+
+def test_a_safetensors_file_is_read_and_its_shapes_checked(tmp_path):
+    from safetensors.torch import save_file
+
+    state = _compact_state()
+    good, bad = tmp_path / "compact-2x.safetensors", tmp_path / "wrong-2x.safetensors"
+    save_file({key: value.contiguous() for key, value in state.items()}, str(good))
+    assert load_model(str(good)).descriptor.scale == 2
+    first = next(key for key, value in state.items() if value.dim() == 4)
+    state[first] = torch.zeros(*state[first].shape[:-1], state[first].shape[-1] + 2)  # a 5x5 kernel for a 3x3
+    save_file({key: value.contiguous() for key, value in state.items()}, str(bad))
+    with pytest.raises(WeightsError) as refused:
+        load_model(str(bad))
+    assert str(refused.value).startswith(f"{bad}: ") and "\n" not in str(refused.value), refused.value

@@ -130,7 +130,11 @@ def test_segments_say_they_are_progressive(codec, tmp_path):
 # encode.py must agree with the encoders this PyAV wheel ships. x265's area limit is only checked
 # above it (opening at 16384x8704 allocates gigabytes); x265 names that number in its own error.
 BOUNDARIES = {
-    "libx265": ("yuv420p10le", [(16, 16), (14, 64), (64, 14), (16384, 8706), (8706, 16384)]),
+    "libx265": (
+        "yuv420p10le",
+        [(16, 16), (14, 64), (64, 14), (16384, 8706), (8706, 16384), (4216, 16), (4218, 16), (16, 4216), (16, 4218),
+         (4216, 30), (4218, 30), (8192, 16), (16384, 32)],
+    ),  # fmt: skip
     "libx264": ("yuv420p", [(2, 2), (16384, 64), (16386, 64), (64, 16384), (64, 16386)]),
     "libsvtav1": ("yuv420p10le", [(4, 4), (2, 64), (64, 2), (16384, 64), (16386, 64), (64, 8704), (64, 8706)]),
     # FFmpeg's own check, for every encoder; rawvideo allocates nothing when it opens.
@@ -223,13 +227,34 @@ def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
             "the output would be 16400x128; x264 takes at most 16384 on a side (choose a preset or "
             "--model with a smaller scale, or --codec x265)",
         ),
+        # 4096x8 scaled 2x: x265 opens nothing this wide under 32 high ("cannot open the libx265
+        # encoder: Invalid data" after the model had run on the first segment).
+        (
+            (4096, 8),
+            "x265",
+            "the output would be 8192x16; x265 takes at most 4216 on one side when the other is under 32 "
+            "(choose a preset or --model with a larger scale, or --codec x264)",
+        ),
     ],
 )
 def test_output_size_an_encoder_cannot_take_is_refused_before_work(size, codec, message, tmp_path, capsys):
+    # A model that takes pictures of any size (waifu2x's CUnet, padded by replication): the
+    # encoder's limits are what is refused here, not the model's.
     source = _tiny_video(tmp_path / "tiny.mkv", *size)
     output = tmp_path / "out.mkv"
-    code = main([str(source), "-o", str(output), "--codec", codec, "--quiet"])
+    code = main([str(source), "-o", str(output), "--codec", codec, "--preset", "2x-waifu2x-cunet-denoise0x", "--quiet"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines == [f"remaster: error: {source}: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mkv"]  # no output, no work folder
+
+
+def test_a_picture_smaller_than_the_model_takes_is_refused_in_the_plan(tmp_path, capsys):
+    # Real-CUGAN 2x pads by 18 and aligns to 2: at least 20 px a side. Found at the first frame, this
+    # raced the encoder's refusal of the 8192x16 output (one run said one, the next the other).
+    source = _tiny_video(tmp_path / "tiny.mkv", 4096, 8)
+    output = tmp_path / "out.mkv"
+    assert main([str(source), "-o", str(output), "--codec", "x265", "--preset", "2x-conservative", "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"remaster: error: {source}: 4096x8 is too small for 2x-conservative (at least 20 px a side)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mkv"]  # no output, no work folder

@@ -516,3 +516,43 @@ def test_run_places_one_worker_per_listed_device(tmp_path, capsys):
         queue = tmp_path / "queue.db"
         assert command.main(["run", "--device", "all", "--queue", str(queue)]) == 2
         assert "--device all: no CUDA GPU is available to PyTorch here" in capsys.readouterr().err
+
+
+# -- damaged rows -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "damage", "problem"),
+    [
+        ("options", "'{[not json'", "options is not JSON ('{[not json')"),
+        ("input", "CAST(X'2F696E2F00612E6D6B76' AS BLOB)", "input is a BLOB, not text (b'/in/\\x00a.mkv')"),
+        ("input", "CAST(X'2F696E2F00612E6D6B76' AS TEXT)", "input holds a NUL byte ('/in/\\x00a.mkv')"),
+        ("output", "CAST(X'2F6F75742FFF2E6D6B76' AS TEXT)", "output is not UTF-8 text (b'/out/\\xff.mkv')"),
+    ],
+)
+def test_one_damaged_row_fails_alone_and_the_rest_run(tmp_path, capsys, column, damage, problem):
+    # A real queue file whose job 2 was damaged in place by another tool: the jobs around it run, it
+    # fails with one line naming it and what is wrong, and status, status --json and log show it.
+    queue = tmp_path / "q.sqlite"
+    outputs = [tmp_path / f"{n}.mkv" for n in (1, 2, 3)]
+    with QueueStore(queue) as store:
+        store.add([JobSpec(str(tmp_path / "in.mkv"), str(out), "2x-conservative", str(tmp_path)) for out in outputs])
+    for out in outputs:  # written since the job was added: each good job is done without a child
+        out.write_bytes(b"output")
+    with sqlite3.connect(queue) as db:
+        db.execute(f"UPDATE jobs SET {column} = {damage} WHERE id = 2")
+    line = f"damaged queue row: {problem}; fix or remove it (`remaster queue remove 2`)"
+    assert command.main(["status", "--queue", str(queue)]) == 0
+    assert "failed" in capsys.readouterr().out
+    assert command.main(["run", "--queue", str(queue)]) == 1  # a job failed
+    out, err = capsys.readouterr()
+    assert f"job 2: failed: {line}" in err and "2 done, 1 failed" in out, (out, err)
+    assert command.main(["status", "--json", "--queue", str(queue)]) == 0
+    jobs = json.loads(capsys.readouterr().out)
+    assert [(job["id"], job["state"], job["error"]) for job in jobs] == [(1, "done", None), (2, "failed", line),
+                                                                          (3, "done", None)]  # fmt: skip
+    with sqlite3.connect(queue) as db:
+        assert db.execute("SELECT state, error FROM jobs WHERE id = 2").fetchone() == ("failed", line)
+    assert command.main(["log", "2", "--queue", str(queue)]) == 0
+    assert f"failed: {line}" in capsys.readouterr().out
+    assert command.main(["remove", "2", "--queue", str(queue)]) == 0

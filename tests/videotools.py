@@ -7,10 +7,12 @@ swscale's default path, which is 1-2 levels off; DESIGN.md section 6).
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import av
+import imageio_ffmpeg
 import numpy as np
 
 # A test command started in the background (`nohup pytest ... &`, a CI runner) and every child it
@@ -108,3 +110,52 @@ def flat_mask(picture: np.ndarray, radius: int = 2, tolerance: float = 1.0) -> n
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+class _Bits:
+    """An H.264 RBSP written bit by bit (ITU-T H.264 7.2: u(n), ue(v), se(v))."""
+
+    def __init__(self) -> None:
+        self.bits: list[int] = []
+
+    def u(self, n: int, value: int) -> _Bits:
+        self.bits += [(value >> (n - 1 - i)) & 1 for i in range(n)]
+        return self
+
+    def ue(self, value: int) -> _Bits:
+        value += 1
+        return self.u(value.bit_length() - 1, 0).u(value.bit_length(), value)
+
+    def se(self, value: int) -> _Bits:
+        return self.ue(2 * value - 1 if value > 0 else -2 * value)
+
+    def nal(self, header: int) -> bytes:
+        """With its stop bit, its emulation prevention bytes (7.4.1) and an Annex B start code."""
+        bits = self.bits + [1] + [0] * (-(len(self.bits) + 1) % 8)
+        payload, zeros = bytearray(), 0
+        for i in range(0, len(bits), 8):
+            byte = int("".join(map(str, bits[i : i + 8])), 2)
+            if zeros >= 2 and byte <= 3:
+                payload.append(3)
+                zeros = 0
+            payload.append(byte)
+            zeros = zeros + 1 if byte == 0 else 0
+        return b"\x00\x00\x00\x01" + bytes([header]) + bytes(payload)
+
+
+def h264_claiming(path: Path, width: int, height: int) -> Path:
+    """A Matroska file of a few hundred bytes whose H.264 stream claims width x height (multiples of
+    16): a Baseline SPS and PPS written here, and one IDR slice with a valid header and junk macroblocks,
+    which a decoder starts on by allocating the whole picture."""
+    sps = _Bits().u(8, 66).u(8, 0).u(8, 52).ue(0).ue(0).ue(2).ue(1).u(1, 0)  # profile, level, id, frame_num, POC 2
+    sps.ue(width // 16 - 1).ue(height // 16 - 1).u(1, 1).u(1, 1).u(1, 0).u(1, 0)  # frames only, no crop, no VUI
+    pps = _Bits().ue(0).ue(0).u(1, 0).u(1, 0).ue(0).ue(0).ue(0).u(1, 0).u(2, 0)  # CAVLC, one slice group
+    pps.se(0).se(0).se(0).u(1, 1).u(1, 0).u(1, 0)  # QP offsets 0, deblocking control present
+    # first_mb 0, I slice, PPS 0, frame_num 0, idr_pic_id 0, no_output_of_prior/long_term 0, qp delta 0, no deblocking
+    idr = _Bits().ue(0).ue(7).ue(0).u(4, 0).ue(0).u(1, 0).u(1, 0).se(0).ue(1)
+    annex_b = path.with_suffix(".h264")
+    annex_b.write_bytes(sps.nal(0x67) + pps.nal(0x68) + idr.nal(0x65) + bytes(range(1, 200)))
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "h264", "-i", str(annex_b), "-c", "copy", str(path)], check=True)
+    annex_b.unlink()
+    return path

@@ -67,6 +67,23 @@ def compare_output_path(source: Path, at: float | None) -> Path:
     return source.with_name(f"{source.stem}.compare{suffix}.png")
 
 
+# The longest file name (in bytes) of Linux's filesystems (ext4, XFS, Btrfs: NAME_MAX) and macOS's APFS.
+NAME_MAX = 255
+
+
+def hidden_name(name: str, suffix: str) -> str:
+    """`.NAME SUFFIX`, the name of a file or folder remaster keeps beside `name`; where that would be
+    longer than a file name may be (an output name of 249 bytes is legal, its work folder's would
+    not be), NAME cut short and a hash of the whole name after it, which keeps it one name's own."""
+    whole = f".{name}{suffix}"
+    if len(whole.encode(errors="surrogateescape")) <= NAME_MAX:
+        return whole
+    tag = "~" + hashlib.sha256(name.encode(errors="surrogateescape")).hexdigest()[:12]
+    room = NAME_MAX - len(f".{tag}{suffix}".encode())
+    cut = name.encode(errors="surrogateescape")[:room].decode(errors="ignore")  # not through a character
+    return f".{cut}{tag}{suffix}"
+
+
 def sha256_file(path: Path) -> str:
     """The file's SHA-256, read in 4 MiB chunks: a segment or a timeline copy can be gigabytes."""
     digest = hashlib.sha256()

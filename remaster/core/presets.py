@@ -11,6 +11,7 @@ An `[encoder]` table may leave keys out: they take the values of `EncoderDefault
 from __future__ import annotations
 
 import difflib
+import sys
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -79,11 +80,16 @@ def _read(path: Path) -> Preset:
 
 
 def load_presets() -> dict[str, Preset]:
-    return {name: _read(path) for name, path in named_tomls(search_dirs("presets")).items()}
+    """Every preset that reads; one that does not (a user's file with a typo) is left out with a
+    one-line warning on stderr, so that it blocks no other preset and no listing."""
+    presets, broken = _read_all()
+    _warn(broken)
+    return presets
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called `name`, reading its file alone (not all 42: a run needs one)."""
+    """The preset called `name`, reading its file alone (not all 42: a run needs one), so that a
+    malformed preset is an error only where it is the one asked for."""
     paths = named_tomls(search_dirs("presets"))
     if name not in paths:
         raise UsageError(f"unknown preset {name!r}{did_you_mean(name, list(paths))}; `remaster presets` lists them")
@@ -101,3 +107,19 @@ def did_you_mean(word: str, names: list[str]) -> str:
         return ""
     close = [by_lower[n] for n, score in scores.items() if score == best]  # ties: each equally likely
     return f" (did you mean {' or '.join(close)}?)"
+
+
+def _warn(broken: dict[str, UsageError]) -> None:
+    for error in broken.values():
+        print(f"remaster: warning: {error}; skipped", file=sys.stderr)
+
+
+def _read_all() -> tuple[dict[str, Preset], dict[str, UsageError]]:
+    presets: dict[str, Preset] = {}
+    broken: dict[str, UsageError] = {}
+    for name, path in named_tomls(search_dirs("presets")).items():
+        try:
+            presets[name] = _read(path)
+        except UsageError as exc:
+            broken[name] = exc
+    return presets, broken

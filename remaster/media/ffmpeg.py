@@ -20,6 +20,7 @@ documented raw arguments, never spliced into a compiled command line by the call
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -113,9 +114,25 @@ def run_ffmpeg(
         returncode = _run(args, log_file, progress, cwd, env, pass_fds)
         log_file.seek(0)
         text = log_file.read()
+    if returncode < 0:  # killed by a signal: it wrote no error of its own
+        raise FFmpegError(f"{file}: ffmpeg failed while {doing}: {signal_cause(-returncode)}")
     if returncode != 0:
         raise FFmpegError(f"{file}: ffmpeg failed while {doing}: {error_cause(text)}")
     return text
+
+
+def signal_cause(number: int) -> str:
+    """What killed ffmpeg, in words: above all SIGXFSZ, which the kernel sends a process that writes
+    past its file size limit (`ulimit -f`, RLIMIT_FSIZE), and whose default action ends it silently."""
+    if number == signal.SIGXFSZ:
+        return (
+            "it wrote past the file size limit (`ulimit -f`, RLIMIT_FSIZE) and was stopped (SIGXFSZ): "
+            "raise the limit or write elsewhere, and run again to resume"
+        )
+    try:
+        return f"killed by {signal.Signals(number).name}"
+    except ValueError:
+        return f"killed by signal {number}"
 
 
 def _run(

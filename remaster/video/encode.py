@@ -129,6 +129,8 @@ class SizeLimits:
     # (short, long): a strip under `short` on one side and over `long` on the other opens, and
     # then the encoder never returns a packet.
     strip: tuple[int, int] | None = None
+    # (short, long): a picture under `short` on one side takes at most `long` on the other.
+    narrow: tuple[int, int] | None = None
 
 
 # Measured by opening each encoder of the PyAV 18.1 wheel (FFmpeg 8.1) at sizes on both sides of
@@ -137,7 +139,11 @@ ENCODER_SIZE_LIMITS = {
     # 14x64, 64x14 and 16x14 fail, 16x16 opens. No limit on a side up to 32768x64; the area limit is
     # x265's own message for 16000x16000: "exceeds the maximum supported luma samples
     # 142,606,336 (16384x8704) of Level 7.2".
-    "libx265": SizeLimits(min_side=16, max_area=142_606_336),
+    # Under 32 on a side x265 shrinks its CTU to 16 ("level 5 detected, but CTU size 16 is
+    # non-compliant"): HEVC allows 16-pixel CTUs up to Level 4.1, whose widest picture is
+    # sqrt(8 x 2,228,224) = 4222; measured with 16 to 30 on the short side, either way round:
+    # 4216 opens, 4218 fails (8192x16 among them); 32 on the short side opens up to 32768.
+    "libx265": SizeLimits(min_side=16, max_area=142_606_336, narrow=(32, 4216)),
     # 16384x64 and 64x16384 open, 16386x64 and 64x16386 fail ("Generic error in an external
     # library"); 2x2 opens (1x1 fails in 4:2:0, where sides are even anyway).
     "libx264": SizeLimits(max_width=16384, max_height=16384),
@@ -171,6 +177,9 @@ def size_problem(encoder: str, width: int, height: int, name: str = "") -> str |
         return f"{name} takes at most {limits.max_width} wide and {limits.max_height} high"
     if limits.max_area is not None and width * height > limits.max_area:
         return f"{name} takes at most {limits.max_area:,} pixels"
+    if limits.narrow is not None and min(width, height) < limits.narrow[0] and max(width, height) > limits.narrow[1]:
+        short, long = limits.narrow
+        return f"{name} takes at most {long} on one side when the other is under {short}"
     if _is_strip(limits, width, height):
         short, long = limits.strip
         return f"{name} hangs on a picture under {short} on one side and over {long} on the other"
@@ -195,7 +204,8 @@ def check_output_size(source: Path, settings: EncoderSettings, width: int, heigh
     if problem is None:
         return
     limits = ENCODER_SIZE_LIMITS.get(spec.encoder, SizeLimits())
-    larger = min(width, height) < limits.min_side or _is_strip(limits, width, height)
+    narrow = limits.narrow is not None and min(width, height) < limits.narrow[0]
+    larger = min(width, height) < limits.min_side or narrow or _is_strip(limits, width, height)
     others = [name for name, codec in CODECS.items() if name != settings.codec and not name.startswith("nvenc")]
     fitting = [name for name in others if size_problem(CODECS[name].encoder, width, height) is None]
     hints = [f"a preset or --model with a {'larger' if larger else 'smaller'} scale"]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from remaster.architectures.descriptor import LoadedModel
 from remaster.core.errors import Interrupted, RemasterError, ResourceError
-from remaster.core.outputs import commit_file
+from remaster.core.outputs import commit_file, hidden_name
 from remaster.core.precision import COMPUTED_PRECISIONS, Precision
 from remaster.core.wording import counted
 from remaster.engines.base import Upscaler
@@ -90,6 +91,10 @@ class Remasterer:
         packaged = packaged_models().get(self.settings.model)
         return packaged.scale if packaged else self.loaded_model().descriptor.scale
 
+    def min_side(self) -> int:
+        """The smallest picture side the model takes (Real-CUGAN's padding: 20 px at 2x)."""
+        return self.loaded_model().descriptor.min_size
+
     def model_precisions(self) -> tuple[Precision, ...]:
         """The precisions the model runs in: all for a packaged one; a community model's own."""
         if self.settings.model in packaged_models():
@@ -138,7 +143,9 @@ class Remasterer:
         t0 = time.monotonic()
         try:
             scale, precisions, status = self.model_scale(), self.model_precisions(), self.progress.status
-            plan = plan_job(source, output, self.settings, scale, task_device, precisions, status)
+            plan = plan_job(
+                source, output, self.settings, scale, task_device, precisions, status=status, min_side=self.min_side
+            )
             return self.open_job(self.fix_engine(plan, task_device), t0)
         except BaseException:
             # A refusal after the input was copied onto one timeline (damaged, too large...).
@@ -227,7 +234,7 @@ class Remasterer:
         # holds a partial file.
         same_fs = os.stat(work.root).st_dev == os.stat(output.parent.resolve()).st_dev
         staging = work.root if same_fs else output.parent
-        tmp = staging / f".{output.stem}.partial{output.suffix}"
+        tmp = staging / hidden_name(output.stem, f".partial{output.suffix}")
         try:
             notes = mux(video_file, plan.media, tmp, plan.output_format, work.root, plan.time_range, plan.made_with)
             for note in notes:
@@ -282,9 +289,18 @@ def compute_segments(job: Job, todo: list[Segment], upscaler: Upscaler, progress
 
 def _verify_output(path: Path, video_file: Path) -> list[str]:
     """Probe the finished file before it takes the output's name: it must hold every frame of the
-    new video, at the same times, and the streams it was given."""
+    new video, each at a time of its own (strictly increasing: a player shows only one of frames
+    that share one), spanning the same times, and the streams it was given."""
     result, video = probe(path), probe(video_file).video
     got = result.video
+    if got.decoded_pts:  # the probe found frames sharing a timestamp (and repaired them, in memory only)
+        uses = Counter(got.decoded_pts)
+        shared = sum(n - 1 for n in uses.values())
+        first = min(p for p, n in uses.items() if n > 1)
+        raise RemasterError(
+            f"{path}: the finished file's video timestamps are not strictly increasing: "
+            f"{counted(shared, 'frame')} on a timestamp another frame has, the first at {got.seconds(first):.3f} s"
+        )
     if got.frame_count != video.frame_count:
         has = counted(got.frame_count, "frame")
         raise RemasterError(f"{path}: the finished file has {has}, expected {video.frame_count}")

@@ -21,7 +21,7 @@ import torch
 from remaster import __version__
 from remaster.core.errors import DamagedInput, UsageError
 from remaster.core.limits import check_pixels
-from remaster.core.outputs import refuse_to_destroy
+from remaster.core.outputs import hidden_name, refuse_to_destroy
 from remaster.core.precision import COMPUTED_PRECISIONS, Precision
 from remaster.core.presets import Preset
 from remaster.core.wording import counted
@@ -35,7 +35,7 @@ from remaster.video.damage import find_holes
 from remaster.video.encode import EncoderSettings, OutputColour, check_output_size
 from remaster.video.fields import CYCLE, FieldMode, FieldPlan, detect_fields, plan_fields, snap_to_cycles
 from remaster.video.normalise import probe_on_one_timeline
-from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint
+from remaster.video.probe import SD_MAX_HEIGHT, MediaInfo, VideoInfo, fingerprint, header_size
 from remaster.video.reuse import ReuseMode
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 
@@ -160,7 +160,7 @@ class JobPlan:
 
 
 def default_workdir(output: Path) -> Path:
-    return output.with_name(f".{output.name}.remaster")
+    return output.with_name(hidden_name(output.name, ".remaster"))
 
 
 def check_output(source: Path, output: Path, overwrite: bool) -> str:
@@ -180,16 +180,20 @@ def plan_job(
     task_device: str | None = None,
     precisions: tuple[Precision, ...] = COMPUTED_PRECISIONS,
     status: Callable[[str], None] = lambda message: None,
+    min_side: Callable[[], int] = lambda: 1,
 ) -> JobPlan:
-    """Probe `source` and decide everything about its job. `scale` and `precisions`: the model's
-    (the caller holds the model: Remasterer.model_scale). `task_device` ("cpu" or "cuda"): the
-    device the segments will run on when that is not this machine (Ray tasks). `status` is told
-    each step that can take seconds, as it begins."""
+    """Probe `source` and decide everything about its job. `scale`, `precisions` and `min_side`
+    (the smallest picture side it takes, asked only once the other checks pass: it may load the
+    model): the model's (the caller holds the model: Remasterer.model_scale). `task_device` ("cpu"
+    or "cuda"): the device the segments will run on when that is not this machine (Ray tasks).
+    `status` is told each step that can take seconds, as it begins."""
     s = settings
     # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
     source, output = source.absolute(), output.absolute()
     output_format = check_output(source, output, s.overwrite)
     root = s.workdir or default_workdir(output)
+    # Before the probe decodes a frame: the picture the header claims is what a decoder allocates.
+    check_pixels(source, *header_size(source), s.max_pixels)
     # media.path is the input, or its copy on one timeline in the work folder (a timestamp reset).
     status("probing")
     media, joined = probe_on_one_timeline(source, root, owned=s.workdir is None)
@@ -206,6 +210,7 @@ def plan_job(
         first = snap_to_cycles(frames, video)
         frames = video.pts[first : video.pts.index(frames[-1]) + 1]
     segments = plan_segments(video, s.segment_seconds, frames, CYCLE if fields.mode == FieldMode.IVTC else None)
+    _check_model_side(source, video, s.model, min_side)  # before the encoder's limits: the model's come first
     frame = _output_frame(video, scale, s.encoder.pix_fmt, s.square_pixels)
     check_output_size(source, s.encoder, frame.width, frame.height)
     return JobPlan(
@@ -231,6 +236,14 @@ def plan_job(
         damage=damage,
         fields_found=found,
     )
+
+
+def _check_model_side(source: Path, video: VideoInfo, model: str, min_side: Callable[[], int]) -> None:
+    """Refuse a picture smaller than the model takes, here rather than at its first frame, where
+    the refusal raced the encoder's own (an x265 that will not open at the output's size)."""
+    side = min_side()
+    if min(video.width, video.height) < side:
+        raise UsageError(f"{source}: {video.width}x{video.height} is too small for {model} (at least {side} px a side)")
 
 
 def resolve_engine(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
+import statistics
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -99,14 +101,15 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_media(path: Path) -> av.container.InputContainer:
-    """Open a file for reading, or raise a one-line UsageError naming it and the problem."""
+def open_media(path: Path, options: dict[str, str] | None = None) -> av.container.InputContainer:
+    """Open a file for reading, or raise a one-line UsageError naming it and the problem.
+    `options`: FFmpeg's, for the container and its decoders."""
     check_input(path)  # names the cause: no such file, a symlink loop, permission denied, a folder
     if path.stat().st_size == 0:
         raise UsageError(f"{path}: empty file (0 bytes)")
     try:
         # Absolute: FFmpeg reads a relative name such as "ep: 1.mkv" as a protocol ("ep:").
-        return av.open(str(path.absolute()), metadata_errors="replace")
+        return av.open(str(path.absolute()), metadata_errors="replace", options=options or {})
     except av.FFmpegError as exc:
         raise UsageError(f"{path}: not a readable media file ({_reason(exc)})") from None
 
@@ -163,7 +166,8 @@ class _Scan:
     end: float  # seconds: where the last packet of any stream ends
     has_pts: bool = True  # False when some video packet had only a dts (AVI)
     lost: list[tuple[float, float]] = field(default_factory=list)  # see MediaInfo.lost
-    sizes: list[tuple[int, int, int]] = field(default_factory=list)  # (pts, width, height) at each size change
+    # (pts, width, height, the packet's place in `pts`) at each size change
+    sizes: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 def _scan_packets(container: av.container.InputContainer, video, path: Path) -> _Scan:
@@ -230,8 +234,8 @@ def _note_size(scan: _Scan, packet: av.Packet) -> None:
         return
     for frame in frames:
         size = (frame.width, frame.height)
-        if not scan.sizes or scan.sizes[-1][1:] != size:
-            scan.sizes.append((packet.pts if packet.pts is not None else packet.dts, *size))
+        if not scan.sizes or scan.sizes[-1][1:3] != size:
+            scan.sizes.append((packet.pts if packet.pts is not None else packet.dts, *size, len(scan.pts) - 1))
 
 
 def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan) -> None:
@@ -242,7 +246,11 @@ def _check_timeline(path: Path, video: av.video.stream.VideoStream, scan: _Scan)
     tb = video.time_base
     origin = min(scan.pts)
     if len(scan.sizes) > 1:
-        (_, w0, h0), (at, w1, h1) = scan.sizes[:2]
+        (_, w0, h0, _), (at, w1, h1, place) = scan.sizes[:2]
+        before = max(scan.pts[:place], default=at)
+        if at <= before:  # a keyframe is after every frame before it, unless the clock restarted
+            # there (recordings joined with `cat`): it then follows them, as on the joined timeline
+            at = before + _frame_ticks(video, scan.pts, _least_ticks(Fraction(tb)))
         raise UsageError(
             f"{path}: the picture size changes at {float((at - origin) * tb):.3f} s from {w0}x{h0} to {w1}x{h1}; "
             "not supported: cut the file there and remaster each part"
@@ -295,13 +303,54 @@ def _output_order(path: Path, scan: _Scan) -> tuple[list[int], list[bool]]:
     return order, keys
 
 
-def _repaired_timeline(order: list[int]) -> list[int]:
-    """Each frame at its own pts or, if that is not after the previous frame's, one tick after it:
-    the least change that gives every frame a time of its own, in the order the decoder shows them."""
+def _repaired_timeline(order: list[int], frame_ticks: int, least_ticks: int) -> list[int]:
+    """The frames, in the order the decoder shows them, on one increasing timeline, each moved the
+    least: a frame that jumps back by a frame duration (`frame_ticks`) or more is where the
+    timestamps restart (two short recordings joined with `cat`), and it and every frame after it
+    move as one piece to follow the frame before it by one frame duration, as FFmpeg joins such
+    parts; a frame that shares its time with the one before it, or comes less than `least_ticks`
+    after it (a rounded clock), goes `least_ticks` after it, and the frames after it keep their own
+    times again as soon as those are later."""
     repaired: list[int] = []
+    offset = 0
     for stamp in order:
-        repaired.append(stamp if not repaired or stamp > repaired[-1] else repaired[-1] + 1)
+        moved = stamp + offset
+        if repaired and repaired[-1] - moved >= frame_ticks:
+            offset += repaired[-1] + frame_ticks - moved
+            moved = repaired[-1] + frame_ticks
+        elif repaired and moved - repaired[-1] < least_ticks:
+            moved = repaired[-1] + least_ticks
+        repaired.append(moved)
     return repaired
+
+
+def _frame_ticks(stream: av.video.stream.VideoStream, pts: list[int], least_ticks: int) -> int:
+    """One frame's duration in the stream's time base: from its rate, or else the most common step
+    between its frames; never under `least_ticks`."""
+    rate = stream.guessed_rate or stream.average_rate
+    if rate:
+        return max(least_ticks, round(1 / (Fraction(rate) * Fraction(stream.time_base))))
+    steps = [b - a for a, b in zip(sorted(set(pts)), sorted(set(pts))[1:], strict=False)]
+    return max(least_ticks, statistics.median_low(steps) if steps else least_ticks)
+
+
+def _least_ticks(time_base: Fraction) -> int:
+    """The shortest step between two frames that survives Matroska's 1 ms clock (the coarsest of
+    the outputs' clocks, MP4's being the stream's own): ticks of `time_base` in a millisecond."""
+    return max(1, math.ceil(Fraction(1, 1000) / time_base))
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """The main video's picture size as its stream header says it (the codec parameters: the
+    container's and the decoder's reading of the SPS or sequence header), before any frame is
+    decoded: a decoder allocates the picture the header claims, so an 800-byte file that claims
+    16000x16000 costs 1.4 GiB (measured) by its first frame. (0, 0) where the header does not say."""
+    # The stream-info probe of av.open decodes a frame to learn the pixel format, and on the way the
+    # decoder sets up tables for the whole claimed picture (85 MB for 16000x16000, measured) unless
+    # told to skip every frame; and no picture of more than one pixel for a decoder that skips none.
+    with open_media(path, {"skip_frame": "all", "max_pixels": "1"}) as container:
+        context = main_video_stream(container, path).codec_context
+        return context.width, context.height
 
 
 def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
@@ -323,10 +372,12 @@ def probe(path: Path) -> MediaInfo:
         if not scan.pts:
             raise UsageError(f"{path}: the video stream has no frames")
         _check_timeline(path, stream, scan)
+        least = _least_ticks(Fraction(stream.time_base))
+        frame_ticks = _frame_ticks(stream, scan.pts, least)
     pts, keyframe_pts, decoded_pts, decoded_keys = sorted(scan.pts), sorted(scan.keyframes), [], []
     if len(set(scan.pts)) < len(scan.pts):
         decoded_pts, decoded_keys = _output_order(path, scan)
-        pts = _repaired_timeline(decoded_pts)
+        pts = _repaired_timeline(decoded_pts, frame_ticks, least)
         keyframe_pts = [p for p, key in zip(pts, decoded_keys, strict=True) if key]
     # A fresh open rather than a seek back: seeking is not exact in every container.
     with open_media(path) as container:

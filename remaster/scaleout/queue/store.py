@@ -17,24 +17,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from remaster.core.errors import QueueDamaged, RemasterError, UsageError
+from remaster.scaleout.queue.rows import COLUMN_TYPES, STATES, JobState, is_utf8, row_problem, unusable_job
 
 TABLE_ROWS = 100  # jobs `remaster queue status` lists without --all: a screenful or two
-
-
-class JobState(StrEnum):
-    """A job's state; the schema's CHECK lists the same values."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    PAUSED = "paused"
-
 
 # Schema migrations, in order: `PRAGMA user_version` says how many have run. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -98,6 +87,14 @@ def database_error(path: Path, exc: sqlite3.Error) -> RemasterError:
     return RemasterError(f"{path}: {exc}")
 
 
+def _rounded(progress: float | None) -> float | None:
+    return None if progress is None else round(progress, 4)  # as _JOBS_JSON's
+
+
+def _undamaged_text(data: bytes) -> str:
+    return data.decode(errors="surrogateescape")
+
+
 def default_queue_path() -> Path:
     """$REMASTER_HOME/queue.sqlite, else $XDG_DATA_HOME/remaster/queue.sqlite (~/.local/share/...)."""
     home = os.environ.get("REMASTER_HOME")
@@ -148,10 +145,15 @@ class Job:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
+        """The row as a job; a row that cannot be one (row_problem) as a failed job whose error
+        names what is wrong, so that it shows as such and never runs."""
         values = dict(row)
-        values["options"] = tuple(json.loads(values["options"]))
-        values["state"] = JobState(values["state"])
-        return cls(**values)
+        problem = row_problem(values)
+        if problem is None:
+            values["options"] = tuple(json.loads(values["options"]))
+            values["state"] = JobState(values["state"])
+            return cls(**values)
+        return cls(**unusable_job(values, problem))
 
     @property
     def progress(self) -> float | None:
@@ -235,6 +237,9 @@ class QueueStore:
         # isolation_level=None: no implicit transactions; every write below says BEGIN IMMEDIATE itself.
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        # Text that is not UTF-8 (written by another tool) reads as text that rows.row_problem
+        # refuses, for its job alone, instead of an error that would stop every read of the table.
+        self._db.text_factory = _undamaged_text
         try:
             self._db.execute("PRAGMA busy_timeout = 10000")  # wait up to 10 s for another process's write
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -353,7 +358,15 @@ class QueueStore:
         """All jobs as a JSON list, in the order added: every column (times in seconds since the epoch,
         `options` a list) and `progress`, as Job.progress. Built by SQLite's JSON functions, 10x faster
         than through Python objects: `status --json` stays under 100 ms on a queue of 10,000 jobs."""
-        return self._db.execute(_JOBS_JSON).fetchone()[0]
+        try:
+            text = self._db.execute(_JOBS_JSON).fetchone()[0]
+            if is_utf8(text):
+                return text
+        except sqlite3.OperationalError:  # options that are not JSON, a BLOB
+            pass
+        # A damaged row: each row on its own, the damaged ones as the failed jobs they are (Job.from_row).
+        jobs = self.jobs()
+        return json.dumps([{**asdict(job), "progress": _rounded(job.progress)} for job in jobs])
 
     def job(self, job_id: int) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -374,8 +387,11 @@ class QueueStore:
 
     # -- what workers do ---------------------------------------------------------------------
 
-    def claim(self, worker_id: str, lease_seconds: float, retries: int) -> Claim | None:
+    def claim(
+        self, worker_id: str, lease_seconds: float, retries: int, on_damaged: Callable[[Job], None] = lambda job: None
+    ) -> Claim | None:
         """Take the next queued job (highest priority, then oldest), or None when there is none.
+        A queued row that cannot be a job fails on the way, and `on_damaged` is told of it.
 
         First, jobs whose lease ran out go back to the queue, their run counted as a failure (the
         worker died: SIGKILL, OOM, power cut); after `retries` failures they fail for good, so that
@@ -399,20 +415,43 @@ class QueueStore:
                     " WHERE job_id = ? AND outcome = 'running'",
                     (now, error, row["id"]),
                 )
-            row = db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT 1").fetchone()
-            if row is None:
+            job = self._next_queued(db, worker_id, now, on_damaged)
+            if job is None:
                 return None
             db.execute(
                 "UPDATE jobs SET state = 'running', worker_id = ?, lease_until = ?, attempts = attempts + 1,"
                 " started_at = ?, finished_at = NULL, pid = NULL, fps = NULL, eta_seconds = NULL"
                 " WHERE id = ? AND state = 'queued'",
-                (worker_id, now + lease_seconds, now, row["id"]),
+                (worker_id, now + lease_seconds, now, job.id),
             )
             cursor = db.execute(
-                "INSERT INTO claims (job_id, worker_id, started_at) VALUES (?, ?, ?)", (row["id"], worker_id, now)
+                "INSERT INTO claims (job_id, worker_id, started_at) VALUES (?, ?, ?)", (job.id, worker_id, now)
             )
-            job = Job.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+            job = Job.from_row(db.execute("SELECT * FROM jobs WHERE id = ?", (job.id,)).fetchone())
         return Claim(cursor.lastrowid, job, worker_id)
+
+    @staticmethod
+    def _next_queued(
+        db: sqlite3.Connection, worker_id: str, now: float, on_damaged: Callable[[Job], None]
+    ) -> Job | None:
+        """The next queued job (highest priority, then oldest) whose row is sound; each damaged row
+        met on the way fails (rows.row_problem), with a run in its log that says why."""
+        while True:
+            row = db.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            job = Job.from_row(row)
+            if job.state == JobState.QUEUED:
+                return job
+            db.execute(
+                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?", (job.error, now, job.id)
+            )
+            db.execute(
+                "INSERT INTO claims (job_id, worker_id, started_at, ended_at, outcome, error)"
+                " VALUES (?, ?, ?, ?, 'failed', ?)",
+                (job.id, worker_id, now, now, job.error),
+            )
+            on_damaged(job)
 
     def heartbeat(self, claim: Claim, lease_seconds: float, progress: Progress | None = None) -> bool:
         """Renew the lease (and record progress); False when the job is no longer this worker's:
@@ -516,35 +555,12 @@ class QueueStore:
 
 # -- export and import: the jobs as JSON, to get them out of a damaged file into a fresh one ----------
 
-_STATES = tuple(JobState)
-_TEXT, _INTEGER, _NUMBER = (str,), (int,), (int, float)
-# What each column of an imported job may hold, and whether it may be missing or null.
-_COLUMN_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
-    "id": (_INTEGER, False),
-    "input": (_TEXT, False),
-    "output": (_TEXT, False),
-    "preset": (_TEXT, False),
-    "cwd": (_TEXT, False),
-    "priority": (_INTEGER, True),
-    "state": (_TEXT, True),
-    "attempts": (_INTEGER, True),
-    "failures": (_INTEGER, True),
-    "error": (_TEXT, True),
-    "frames_done": (_INTEGER, True),
-    "frames_total": (_INTEGER, True),
-    "fps": (_NUMBER, True),
-    "eta_seconds": (_NUMBER, True),
-    "added_at": (_NUMBER, False),
-    "started_at": (_NUMBER, True),
-    "finished_at": (_NUMBER, True),
-}
-
 
 def job_record(values: dict) -> dict:
     """A job as `export` writes it and `import` reads it (the columns of `status --json`, less the
     worker's lease: a running job comes back queued). ValueError says what is wrong with it."""
     record = {}
-    for name, (types, optional) in _COLUMN_TYPES.items():
+    for name, (types, optional) in COLUMN_TYPES.items():
         value = values.get(name)
         if value is None and optional:
             record[name] = None
@@ -559,7 +575,7 @@ def job_record(values: dict) -> dict:
         raise ValueError(f"options is {options!r}")
     record["options"] = options
     record["state"] = record["state"] or "queued"
-    if record["state"] not in _STATES:
+    if record["state"] not in STATES:
         raise ValueError(f"state is {record['state']!r}")
     if record["state"] == "running":  # its worker is gone with the old file: it runs again
         record["state"] = "queued"
@@ -638,7 +654,7 @@ def import_jobs(path: Path, records: list[dict]) -> int:
     for leftover in (path, path.with_name(path.name + "-wal")):
         if leftover.exists():
             raise UsageError(f"{leftover}: exists; import makes a fresh queue file: move it away or give --queue NEW")
-    columns = [*_COLUMN_TYPES, "options"]
+    columns = [*COLUMN_TYPES, "options"]
     insert = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     try:
         with QueueStore(path) as store, store._write() as db:

@@ -132,7 +132,7 @@ class Worker:
         """Claim one job and run it to its end; None when nothing is queued."""
         if self.stopping:
             return None
-        claim = self.store.claim(self.id, self.options.lease_seconds, self.options.retries)
+        claim = self.store.claim(self.id, self.options.lease_seconds, self.options.retries, self._say_damaged)
         if claim is None:
             return None
         job = claim.job
@@ -154,6 +154,9 @@ class Worker:
         self.store.finish(claim, ending)
         self.say(f"job {job.id}: {_describe(ending, time.monotonic() - started, job, self.options.retries)}")
         return ending
+
+    def _say_damaged(self, job: Job) -> None:
+        self.say(f"job {job.id}: failed: {job.error}")
 
     @staticmethod
     def _already_written(job: Job) -> Ending | None:
