@@ -16,7 +16,7 @@ from remaster.media.ffmpeg import FFmpegError, FFmpegProgress, run_ffmpeg
 PACKAGE = Path(__file__).resolve().parent.parent / "remaster"
 RUNNER = PACKAGE / "media" / "ffmpeg.py"
 # Modules that may start processes other than ffmpeg: the queue starts `remaster` children.
-OTHER_PROCESSES = {PACKAGE / "queue" / "child.py"}
+OTHER_PROCESSES = {PACKAGE / "scaleout" / "queue" / "child.py"}
 _STARTERS = {
     "subprocess": {"Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"},
     "os": {"system", "popen", "execv", "execve", "execvp", "execvpe", "execl", "execlp", "spawnv", "spawnvp"},

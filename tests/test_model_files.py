@@ -166,8 +166,9 @@ def test_a_malformed_preset_is_skipped_with_a_warning_unless_asked_for(tmp_path,
     assert main(["presets"]) == 0
     out, err = capsys.readouterr()
     assert "2x-conservative" in out and err.strip() == warning, err
+    # Another preset asked for by name is read alone (get_preset reads one file): the broken one is not read.
     assert main(["presets", "--show", "2x-conservative"]) == 0
-    assert capsys.readouterr().err.strip() == warning
+    assert "error" not in capsys.readouterr().err
     assert main(["presets", "--show", "typo"]) == 2
     assert capsys.readouterr().err.strip() == f"remaster: error: {broken}: [encoder] crf = 'sixteen': want a number"
 

@@ -62,6 +62,7 @@ def ffmpeg_command(
     global_args: Sequence[str] = (),
     output_args: Sequence[str] = (),
     progress: bool = False,
+    metadata_input: Path | None = None,
 ) -> list[str]:
     """The full command line `run_ffmpeg` starts (see the module's docstring for the arguments)."""
     head = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", f"level+{loglevel}", "-nostats", "-y"]
@@ -78,6 +79,17 @@ def ffmpeg_command(
         if args[-1] != name:
             raise ValueError(f"one output expected, its name last: {args}")
         args[-1:-1] = output_args
+    return args if metadata_input is None else _with_metadata_input(args, metadata_input)
+
+
+def _with_metadata_input(args: list[str], metadata: Path) -> list[str]:
+    """ffmpeg arguments (as ffmpeg.get_args gives them) with `metadata` as one more input, the last,
+    and the chapters and global tags taken from it."""
+    inputs = [i for i, arg in enumerate(args) if arg == "-i"]
+    after_inputs = inputs[-1] + 2
+    args = [*args[:after_inputs], "-i", str(metadata), *args[after_inputs:]]
+    for option in ("-map_chapters", "-map_metadata"):
+        args[args.index(option) + 1] = str(len(inputs))
     return args
 
 
@@ -94,6 +106,7 @@ def run_ffmpeg(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     pass_fds: Sequence[int] = (),
+    metadata_input: Path | None = None,
 ) -> str:
     """Run ffmpeg to the end and return its log; raise FFmpegError, one line, if it fails:
     "`file`: ffmpeg failed while `doing`: its first and last error lines" (error_cause).
@@ -102,12 +115,14 @@ def run_ffmpeg(
     `progress` gets ffmpeg's `-progress` reports as they come. `log` keeps ffmpeg's log in a file
     of the caller's (else a temporary file: an info-level log of a long encode is large). `cwd`,
     `env` and `pass_fds` are Popen's: export runs ffmpeg in its work folder, with its locks.
+    `metadata_input`: an ffmetadata file added as the last input, the output's chapters and global
+    tags taken from it (`-map_chapters`/`-map_metadata` in `command` pointed at it).
 
     The child dies with remaster (the kernel's SIGKILL, however remaster dies), and is killed when
     this call is left early (Ctrl-C, SIGTERM turned into an exception): nothing it writes is of
     use then, and the caller removes its partial file only once ffmpeg no longer writes it.
     """
-    args = ffmpeg_command(command, loglevel, global_args, output_args, progress is not None)
+    args = ffmpeg_command(command, loglevel, global_args, output_args, progress is not None, metadata_input)
     # ffmpeg logs bytes (file and font names as the system has them): read back, never refused.
     text_mode = {"mode": "w+", "encoding": "utf-8", "errors": "replace"}
     with (log.open(**text_mode) if log is not None else tempfile.TemporaryFile(**text_mode)) as log_file:

@@ -142,17 +142,6 @@ def window_metadata(media: MediaInfo, time_range: tuple[float, float], path: Pat
     return path
 
 
-def with_metadata_input(args: list[str], metadata: Path) -> list[str]:
-    """ffmpeg arguments (as ffmpeg.get_args gives them) with `metadata` as one more input, the last,
-    and the chapters and global tags taken from it."""
-    inputs = [i for i, arg in enumerate(args) if arg == "-i"]
-    after_inputs = inputs[-1] + 2
-    args = [*args[:after_inputs], "-i", str(metadata), *args[after_inputs:]]
-    for option in ("-map_chapters", "-map_metadata"):
-        args[args.index(option) + 1] = str(len(inputs))
-    return args
-
-
 def mux(
     video_file: Path,
     media: MediaInfo,
@@ -201,7 +190,7 @@ def mux(
     extra += cover_attachment_args(media, plan.covers, work)
     if output_format == "mp4":
         extra += ["-movflags", "+faststart"]
-    if time_range is not None:
-        command = with_metadata_input(ffmpeg.get_args(command), window_metadata(media, time_range, work / "window.txt"))
-    run_ffmpeg(command, media.path, "muxing", global_args=["-copyts"], output_args=extra)
+    # A cut: the chapters and global tags from a metadata file clipped to the window, on the source clock.
+    metadata = None if time_range is None else window_metadata(media, time_range, work / "window.txt")
+    run_ffmpeg(command, media.path, "muxing", global_args=["-copyts"], output_args=extra, metadata_input=metadata)
     return plan.notes
