@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
+from mounts import needs_namespace, run_in_namespace
 
 from remaster.media.testcard import anime_frame, photo_frame
 
@@ -10,6 +12,15 @@ from remaster.media.testcard import anime_frame, photo_frame
 # compares against the torch engine's exact pixels, so it runs torch unless a test asks for ncnn
 # (tests/test_ncnn_engine.py), and measures nothing into the user's cache.
 os.environ.setdefault("REMASTER_ENGINE", "torch")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A test marked `mounts` runs in a user and mount namespace where this process may not mount."""
+    if needs_namespace(pyfuncitem):
+        run_in_namespace(pyfuncitem)
+        return True
+    return None
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

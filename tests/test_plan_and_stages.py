@@ -61,7 +61,7 @@ def episode(tmp_path_factory) -> Path:
 def test_the_plan_is_a_frozen_picklable_value_with_everything_resolved(episode, tmp_path):
     plan = plan_job(episode, tmp_path / "out.mkv", _settings(tmp_path), scale=2)
     assert pickle.loads(pickle.dumps(plan)) == plan
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'batch'"):
         plan.batch = 2  # type: ignore[misc]
     # Nothing left to decide at run time: the device and precision are what the tasks run.
     assert (plan.engine.device, plan.engine.precision) == ("cpu", "fp32")

@@ -88,17 +88,18 @@ class TorchUpscaler(Upscaler):
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tile = self.tile_for(x.shape[-2], x.shape[-1], x.shape[0])
         tiles = plan_tiles(core_h, core_w, tile, self.descriptor.tile_multiple)
+        self.tiles_run = len(tiles)
         device = state_device(self.device, len(tiles))
         budget = self.state_memory if device.type == "cpu" else float("inf")  # one tile: the frame fits
         with TileStates(device, budget) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
-        self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
-        self.state_moves = store.moves
+        self._kept(store)
         return model.finish(body, x)
 
     def _run_blended(self, x: Tensor, tiling: Blended) -> Tensor:
         h, w = x.shape[-2:]
         tiles = plan_tiles(h, w, self.tile_for(h, w, x.shape[0]), tiling.multiple)
+        self.tiles_run = len(tiles)
         if len(tiles) > 1:
             note_blended(self.descriptor)
         return run_blended_tiled(self.body, x, tiles, tiling.margin, tiling.fade, self.descriptor.scale, tiling.align)
