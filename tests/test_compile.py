@@ -59,7 +59,7 @@ def test_a_working_compiler_gives_the_same_picture_and_says_its_cost_once(tmp_pa
 
 
 def test_compile_with_the_ncnn_engine_is_refused_in_one_line(tmp_path, capsys):
-    pytest.importorskip("ncnn")
+    pytest.importorskip("ncnn", reason="the ncnn wheel is not installed")
     picture = tmp_path / "in.png"
     write_image(picture, anime_frame(40, 56, seed=3))
     assert main(["image", str(picture), "-o", str(tmp_path / "out.png"), *MODEL, "--engine", "ncnn", "--compile"]) == 2

@@ -188,7 +188,7 @@ def test_the_plan_gives_a_gpu_task_a_precision_the_model_runs_in():
 
 
 def test_the_engine_is_decided_once_in_the_plan_and_keys_the_checkpoints(episode, tmp_path, monkeypatch):
-    pytest.importorskip("ncnn")
+    pytest.importorskip("ncnn", reason="the ncnn wheel is not installed")
     output = tmp_path / "out.mkv"
 
     def prepared(engine: str):
