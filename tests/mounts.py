@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def tmpfs(folder: Path, size: str) -> Iterator[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or a user namespace): {mounted.stderr.decode().strip()}")
+        why = mounted.stderr.decode().strip().splitlines()[0]
+        pytest.skip(f"cannot mount a tmpfs here (needs root or a user namespace): {why}")
     try:
         yield folder
     finally:
@@ -50,9 +52,12 @@ def run_in_namespace(item: pytest.Item) -> None:
     """Run one test in a child pytest under `unshare -rm`; fail or skip as the child did."""
     if shutil.which("unshare") is None:
         pytest.skip("mounts a tmpfs: needs root, or unshare(1) (util-linux) for a user namespace")
-    command = ["unshare", "-rm", sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", item.nodeid]
-    env = {**os.environ, IN_NAMESPACE: "1"}
-    child = subprocess.run(command, cwd=item.config.rootpath, env=env, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="mount-namespace-") as base:
+        # A base folder of the child's own: /tmp/pytest-of-<user> may be another user's, as seen from the namespace.
+        command = ["unshare", "-rm", sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]
+        command += [f"--basetemp={base}/tmp", item.nodeid]
+        env = {**os.environ, IN_NAMESPACE: "1"}
+        child = subprocess.run(command, cwd=item.config.rootpath, env=env, capture_output=True, text=True)
     report = (child.stdout + child.stderr).strip()
     if child.returncode != 0 and child.stderr.startswith("unshare:"):
         pytest.skip(f"mounts a tmpfs: needs root or a user namespace ({child.stderr.strip()})")

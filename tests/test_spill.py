@@ -84,30 +84,25 @@ def test_free_space_is_reused_first_fit_and_merged():
     assert space.ranges == [] and space.end == 0 and space.high_water == 220
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    with tmpfs(tmp_path / "tmpfs", "1m") as folder:
-        yield folder
-
-
 @pytest.mark.mounts
-def test_a_full_temporary_disk_is_one_line_and_leaves_nothing(tmp_path, small_tmpfs, monkeypatch, capsys):
-    picture = tmp_path / "big.png"
-    write_image(picture, _frame(128, 160)[0])  # its states are about 10 MB, the folder holds 1 MB
-    monkeypatch.setenv("TMPDIR", str(small_tmpfs))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
-    monkeypatch.setenv("REMASTER_STATE_MEMORY", "0")
-    out = tmp_path / "out.png"
-    code = main(["image", str(picture), "-o", str(out), "--preset", "2x-conservative", "--device", "cpu"] +
-                ["--precision", "fp32", "--tile", "64"])
-    err = capsys.readouterr().err
-    assert code == 1
-    lines = [line for line in err.splitlines() if "error" in line]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert f"big.png: no space left on device writing {small_tmpfs} (tile states" in lines[0]
-    assert "$TMPDIR chooses the folder" in lines[0]
-    assert not out.exists()
-    assert os.listdir(small_tmpfs) == []  # the spill file had no name and is gone with its store
+def test_a_full_temporary_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    with tmpfs(tmp_path / "tmpfs", "1m") as small_tmpfs:
+        picture = tmp_path / "big.png"
+        write_image(picture, _frame(128, 160)[0])  # its states are about 10 MB, the folder holds 1 MB
+        monkeypatch.setenv("TMPDIR", str(small_tmpfs))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
+        monkeypatch.setenv("REMASTER_STATE_MEMORY", "0")
+        out = tmp_path / "out.png"
+        code = main(["image", str(picture), "-o", str(out), "--preset", "2x-conservative", "--device", "cpu"] +
+                    ["--precision", "fp32", "--tile", "64"])
+        err = capsys.readouterr().err
+        assert code == 1
+        lines = [line for line in err.splitlines() if "error" in line]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert f"big.png: no space left on device writing {small_tmpfs} (tile states" in lines[0]
+        assert "$TMPDIR chooses the folder" in lines[0]
+        assert not out.exists()
+        assert os.listdir(small_tmpfs) == []  # the spill file had no name and is gone with its store
 
 
 def test_a_bad_state_memory_value_is_one_line(tmp_path, monkeypatch, capsys):
