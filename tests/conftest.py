@@ -35,6 +35,16 @@ def import_reference_runner(module: str) -> ModuleType:
         pytest.skip(f"the reference runner {module} cannot be imported: {cause}", allow_module_level=True)
 
 
+def allow_bf16_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the engine run `--precision bf16` on a CPU without AVX-512 BF16 or AMX. remaster refuses
+    it there for speed (oneDNN's emulation is slower than fp32: engines/device.py), not for its
+    numbers: PyTorch computes bf16 on any CPU, in the same number format, so a test of bf16's
+    arithmetic runs everywhere. Nothing about `auto`'s choice may be checked after this."""
+    from remaster.engines import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+
+
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
 

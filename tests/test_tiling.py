@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import max_diff, psnr
+from conftest import allow_bf16_on_any_cpu, max_diff, psnr
 
 from remaster.engines.base import EngineSettings
 from remaster.engines.tiling.tiles import split_axis
@@ -42,9 +42,9 @@ def test_tiled_equals_untiled(model):
 
 
 @pytest.mark.slow
-def test_bf16_tiles_equal_bf16_untiled():
+def test_bf16_tiles_equal_bf16_untiled(monkeypatch):
     # `auto` runs some models in bf16 on CPUs with native bf16; their tiles must be as seamless.
-    # PyTorch computes bf16 on any CPU (emulated where the instructions are missing): this runs everywhere.
+    allow_bf16_on_any_cpu(monkeypatch)
     frame = anime_frame(151, 203, seed=5)[None]
     whole = TorchUpscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "0")).upscale(frame)
     tiler = TorchUpscaler(load_model("4x-conservative"), EngineSettings("cpu", "bf16", "64"))
