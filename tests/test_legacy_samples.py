@@ -327,7 +327,7 @@ def test_telecined_has_the_3_2_pattern(episode):
     tops, bottoms = markers(rgb, spec, "top"), markers(rgb, spec, "bottom")
     assert list(zip(tops, bottoms, strict=True)) == field_sources(spec)
     assert list(zip(tops, bottoms, strict=True))[:5] == [(0, 0), (1, 1), (1, 2), (2, 3), (3, 3)]
-    with pytest.raises(MarkerError):
+    with pytest.raises(MarkerError, match="^no readable frame marker"):
         read_marker(rgb[2], spec.width, spec.height)  # a combed frame's marker is never misread
     # idet: a repeated field in 2 of every 5 frames (the 3:2 signature, one top and one bottom); its
     # single-frame verdict is "tff" for 4 of 5 frames (with motion in every film frame only AA looks
@@ -423,7 +423,7 @@ def test_markers_survive_upscale_reencode_and_downscale(episode, tmp_path):
 
 def test_read_marker_refuses_what_it_cannot_read():
     picture = np.full((144, 256, 3), 128, np.uint8)
-    with pytest.raises(MarkerError):
+    with pytest.raises(MarkerError, match="^no readable frame marker"):
         read_marker(picture, 256, 144)
     with pytest.raises(ValueError, match="source-sized"):
         read_marker(np.zeros((288, 512, 3), np.uint8), 256, 144, field="top")

@@ -48,7 +48,7 @@ def test_a_failing_run_is_one_line_with_ffmpegs_reason(tmp_path: Path):
     bad = tmp_path / "damaged.mkv"
     bad.write_bytes(b"not a video\n" * 400)  # text: no container ffmpeg knows
     out = tmp_path / "out.mkv"
-    with pytest.raises(FFmpegError) as caught:
+    with pytest.raises(FFmpegError, match="ffmpeg failed while testing: ") as caught:
         run_ffmpeg(ffmpeg.input(str(bad)).output(str(out), c="copy"), out, "testing")
     message = str(caught.value)
     assert "\n" not in message
@@ -94,11 +94,11 @@ def test_an_interrupt_stops_ffmpeg(tmp_path: Path):
 
     def interrupt(report: FFmpegProgress) -> None:
         seen.extend(_processes_writing(out.name))  # ffmpeg is running now
-        raise KeyboardInterrupt  # what Ctrl-C raises in the thread reading the reports
+        raise KeyboardInterrupt("Ctrl-C in the report reader")  # what Ctrl-C raises in the thread reading the reports
 
     # 60 s read in real time: still running when the first report comes.
     command = _lavfi_clip(60, re=None).output(str(out), vcodec="ffv1")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="^Ctrl-C in the report reader$"):
         run_ffmpeg(command, out, "testing", progress=interrupt)
     assert seen, "ffmpeg was not found running"
     # The runner has waited for it: it is gone (not even a zombie) when run_ffmpeg returns.

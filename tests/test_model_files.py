@@ -49,7 +49,7 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path, capsys):
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.pth"
     torch.save({"params": _compact_state(), "hook": RunsCommand(f"touch {marker}")}, evil)
-    with pytest.raises(WeightsError) as caught:
+    with pytest.raises(WeightsError, match=": refused") as caught:
         load_checkpoint(evil)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{evil}: refused") and "posix.system" in message
@@ -94,7 +94,7 @@ def test_unknown_architecture_without_spandrel_says_what_to_install(tmp_path, mo
     monkeypatch.setitem(sys.modules, "spandrel", None)
     path = tmp_path / "span.pth"
     torch.save({"conv_1.sk.weight": torch.zeros(8, 3, 3, 3)}, path)
-    with pytest.raises(WeightsError) as caught:
+    with pytest.raises(WeightsError, match=r"pip install 'remaster\[models\]'") as caught:
         load_checkpoint(path)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(str(path))

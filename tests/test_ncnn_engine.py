@@ -89,7 +89,9 @@ def test_local_models_tile_exactly_on_ncnn(name):
     (>= 80 dB, at most one level), at tile 64 on a 100x76 frame (four tiles)."""
     frame = picture("anime", 76, 100)[None]
     whole = make_upscaler(load_model(name), EngineSettings("cpu", "fp32", "0", engine="ncnn")).upscale(frame)
-    tiled = make_upscaler(load_model(name), EngineSettings("cpu", "fp32", "64", engine="ncnn")).upscale(frame)
+    tiler = make_upscaler(load_model(name), EngineSettings("cpu", "fp32", "64", engine="ncnn"))
+    tiled = tiler.upscale(frame)
+    assert isinstance(tiler, NcnnUpscaler) and tiler.tiles_run == 4  # else tiled equals whole trivially
     assert psnr(tiled, whole) >= 80
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
@@ -161,7 +163,11 @@ def test_se_tile_states_spill_to_disk_with_the_same_pixels():
     in_memory = make_upscaler(load_model("2x-conservative"), settings)
     spilled = make_upscaler(load_model("2x-conservative"), dataclasses.replace(settings, state_memory=0))
     assert np.array_equal(spilled.upscale(frame), in_memory.upscale(frame))
+    assert spilled.tiles_run == in_memory.tiles_run == 4  # 2 x 2 tiles of 64: the stages ran, with states
     assert spilled.kept_state_bytes == in_memory.kept_state_bytes > 0
+    assert in_memory.spilled_state_bytes == 0
+    # Every state of every stage went through the spill file: at least the most kept at once.
+    assert spilled.spilled_state_bytes >= spilled.kept_state_bytes
 
 
 def test_auto_device_passes_over_software_vulkan_devices():
@@ -314,7 +320,7 @@ def test_out_of_device_memory_retries_with_smaller_tiles_and_says_so(tmp_path):
 
 def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
     """The video plan fixes one device and precision for every segment: ncnn on a CPU is fp32
-    (never `auto`'s bf16), Vulkan fp16 where the device has it."""
+    (never `auto`'s bf16); Vulkan (fp16 where the device has it) in the test below."""
     from remaster.engines.device import cpu_has_bf16
     from remaster.video.plan import resolve_engine
 
@@ -324,8 +330,14 @@ def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
 
     assert resolved("cpu", "ncnn") == ("cpu", "fp32")
     assert resolved("cpu", "torch") == ("cpu", "bf16" if cpu_has_bf16() else "fp32")
-    if vulkan_devices():
-        assert resolved("vulkan", "auto") == ("vulkan:0", "fp16" if vulkan_devices()[0].fp16 else "fp32")
+
+
+@needs_vulkan
+def test_the_plan_resolves_a_vulkan_device_and_its_precision():
+    from remaster.video.plan import resolve_engine
+
+    settings = resolve_engine(EngineSettings("vulkan", "auto", engine="auto"), "2x-conservative", None)
+    assert (settings.device, settings.precision) == ("vulkan:0", "fp16" if vulkan_devices()[0].fp16 else "fp32")
 
 
 @needs_vulkan

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
+from mounts import tmpfs
 from PIL import Image
-from test_error_path import _tmpfs
 from test_queue_integrity import make_queue
 
 from remaster.cli import main
@@ -57,11 +57,12 @@ def test_an_exception_mid_write_leaves_the_target_as_it_was(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # the staged part is gone too
 
 
+@pytest.mark.mounts
 def test_a_full_filesystem_leaves_the_target_as_it_was(tmp_path: Path):
-    with _tmpfs(tmp_path / "small", "256k") as folder:
+    with tmpfs(tmp_path / "small", "256k") as folder:
         target = folder / "out.bin"
         target.write_bytes(b"the user's file")
-        with pytest.raises(OSError) as caught, atomic_output(target) as staged:
+        with pytest.raises(OSError, match="No space left on device") as caught, atomic_output(target) as staged:
             staged.write_bytes(b"\0" * (1 << 20))  # 1 MiB: more than the 256 KiB filesystem holds
         assert caught.value.errno == errno.ENOSPC
         assert target.read_bytes() == b"the user's file"
@@ -97,7 +98,7 @@ def test_the_target_is_replaced_in_one_step(tmp_path: Path):
 def test_without_replace_an_existing_file_is_never_replaced(tmp_path: Path):
     target = tmp_path / "out.txt"
     target.write_text("the user's")
-    with pytest.raises(FileExistsError), atomic_output(target, replace=False) as staged:
+    with pytest.raises(FileExistsError, match="File exists"), atomic_output(target, replace=False) as staged:
         staged.write_text("new")
     assert target.read_text() == "the user's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
@@ -107,10 +108,11 @@ def test_without_replace_an_existing_file_is_never_replaced(tmp_path: Path):
     assert fresh.read_text() == "new"
 
 
+@pytest.mark.mounts
 def test_queue_export_to_a_full_disk_leaves_no_part(tmp_path: Path, capsys):
     queue = tmp_path / "queue.db"
     make_queue(queue)
-    with _tmpfs(tmp_path / "small", "64k") as folder:
+    with tmpfs(tmp_path / "small", "64k") as folder:
         _fill(folder)
         saved = folder / "jobs.json"
         assert main(["queue", "export", str(saved), "--queue", str(queue)]) == 2

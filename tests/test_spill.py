@@ -12,6 +12,7 @@ import tempfile
 import numpy as np
 import pytest
 import torch
+from mounts import tmpfs
 
 from remaster.cli import main
 from remaster.engines.base import EngineSettings
@@ -34,10 +35,14 @@ def _frame(height: int, width: int) -> np.ndarray:
 def test_spilled_states_give_the_same_bytes_as_states_in_memory(model):
     loaded = load_model(model)
     frame = _frame(72, 136)  # 2 x 3 tiles of 64
-    in_memory = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", "64", state_memory=NEVER)).upscale(frame)
+    keeping = TorchUpscaler(loaded, EngineSettings("cpu", "fp32", "64", state_memory=NEVER))
+    in_memory = keeping.upscale(frame)
     spilling = TorchUpscaler(load_model(model), EngineSettings("cpu", "fp32", "64", state_memory=0))
     spilled = spilling.upscale(frame)
-    assert spilling.kept_state_bytes > 0
+    assert spilling.tiles_run == keeping.tiles_run == 6
+    assert keeping.spilled_state_bytes == 0 and keeping.kept_state_bytes > 0
+    # A budget of 0: every state of every stage went through the file, so at least the most kept at once.
+    assert spilling.spilled_state_bytes >= spilling.kept_state_bytes == keeping.kept_state_bytes
     assert spilled.dtype == in_memory.dtype and np.array_equal(spilled, in_memory)
 
 
@@ -49,13 +54,14 @@ def test_the_store_really_spills_and_gives_back_every_byte():
     tiles = plan_tiles(padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad, 64, 4)
     with torch.inference_mode(), TileStates(torch.device("cpu")) as memory:
         expected = run_body_tiled(model, padded, tiles, store=memory)
-    assert memory.file_bytes_peak == 0
+    assert memory.file_bytes_peak == memory.written_bytes == 0
     # All states on disk; then some in memory (a third of them at most) and the rest on disk.
     for budget in (0, memory.peak_bytes // 3):
         with torch.inference_mode(), TileStates(torch.device("cpu"), budget) as store:
             body = run_body_tiled(model, padded, tiles, store=store)
             # Every state was written and taken back: the free space is one merged whole again.
             assert store.file_bytes_peak > 0 and store.space.end == 0 and store.space.ranges == []
+            assert store.written_bytes >= store.file_bytes_peak  # what the file held, written by pwrite
             assert store.memory_bytes == store.disk_bytes == 0
         assert torch.equal(body, expected)
         assert store.peak_bytes == memory.peak_bytes
@@ -78,36 +84,25 @@ def test_free_space_is_reused_first_fit_and_merged():
     assert space.ranges == [] and space.end == 0 and space.high_water == 220
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    folder = tmp_path / "tmpfs"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-def test_a_full_temporary_disk_is_one_line_and_leaves_nothing(tmp_path, small_tmpfs, monkeypatch, capsys):
-    picture = tmp_path / "big.png"
-    write_image(picture, _frame(128, 160)[0])  # its states are about 10 MB, the folder holds 1 MB
-    monkeypatch.setenv("TMPDIR", str(small_tmpfs))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
-    monkeypatch.setenv("REMASTER_STATE_MEMORY", "0")
-    out = tmp_path / "out.png"
-    code = main(["image", str(picture), "-o", str(out), "--preset", "2x-conservative", "--device", "cpu"] +
-                ["--precision", "fp32", "--tile", "64"])
-    err = capsys.readouterr().err
-    assert code == 1
-    lines = [line for line in err.splitlines() if "error" in line]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert f"big.png: no space left on device writing {small_tmpfs} (tile states" in lines[0]
-    assert "$TMPDIR chooses the folder" in lines[0]
-    assert not out.exists()
-    assert os.listdir(small_tmpfs) == []  # the spill file had no name and is gone with its store
+@pytest.mark.mounts
+def test_a_full_temporary_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    with tmpfs(tmp_path / "tmpfs", "1m") as small_tmpfs:
+        picture = tmp_path / "big.png"
+        write_image(picture, _frame(128, 160)[0])  # its states are about 10 MB, the folder holds 1 MB
+        monkeypatch.setenv("TMPDIR", str(small_tmpfs))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
+        monkeypatch.setenv("REMASTER_STATE_MEMORY", "0")
+        out = tmp_path / "out.png"
+        code = main(["image", str(picture), "-o", str(out), "--preset", "2x-conservative", "--device", "cpu"] +
+                    ["--precision", "fp32", "--tile", "64"])
+        err = capsys.readouterr().err
+        assert code == 1
+        lines = [line for line in err.splitlines() if "error" in line]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert f"big.png: no space left on device writing {small_tmpfs} (tile states" in lines[0]
+        assert "$TMPDIR chooses the folder" in lines[0]
+        assert not out.exists()
+        assert os.listdir(small_tmpfs) == []  # the spill file had no name and is gone with its store
 
 
 def test_a_bad_state_memory_value_is_one_line(tmp_path, monkeypatch, capsys):

@@ -3,6 +3,7 @@ choice and the count of moves run on a CPU; `meta` tensors stand in for a second
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from remaster.engines.base import EngineSettings
@@ -33,6 +34,23 @@ def test_the_store_counts_each_tensor_that_changes_device():
 
 
 def test_a_whole_frame_run_keeps_its_states_and_moves_none():
+    """On a CPU the engine's device is the host: the states' place is checked against the rule,
+    but states sent to the host whatever the tiles would pass here too. The CUDA test below is the
+    one that tells the two apart."""
     whole = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "0"))
     whole.upscale(anime_frame(72, 136, seed=3)[None])
+    assert whole.tiles_run == 1 and whole.states_device == state_device(whole.device, 1)
     assert whole.state_moves == 0 and whole.kept_state_bytes > 0  # states were kept, where they were made
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: on a CPU the device is the host")
+def test_on_cuda_one_tile_keeps_states_on_the_gpu_and_several_send_them_to_the_host():
+    frame = anime_frame(72, 136, seed=3)[None]
+    whole = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cuda", "fp32", "0"))
+    whole.upscale(frame)
+    assert whole.tiles_run == 1 and whole.states_device.type == "cuda"
+    assert whole.state_moves == 0 and whole.kept_state_bytes > 0
+    tiled = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cuda", "fp32", "64"))
+    tiled.upscale(frame)
+    assert tiled.tiles_run > 1 and tiled.states_device == torch.device("cpu")
+    assert tiled.state_moves > 0  # every state went to the host and came back

@@ -144,6 +144,41 @@ def test_ctrl_c_before_any_segment_is_finished_says_so(episode, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, and no work folder
 
 
+def test_a_different_input_at_the_same_path_discards_the_killed_runs_segments(episode, tmp_path):
+    """A killed run, then another file put where its input was (a re-release): same size and time
+    base, so only the input's own identity tells them apart. None of the first file's segments may
+    end up in the second file's output, and the run says why it starts over."""
+    source, output = tmp_path / "episode.mkv", tmp_path / "out.mkv"
+    source.write_bytes(episode.read_bytes())
+    proc = subprocess.Popen(_command(source, output, "--json-progress"), stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if '"segment"' in line and '"done"' in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    workdir = tmp_path / ".out.mkv.remaster"
+    killed = _manifest_segments(workdir)
+    assert killed, "the killed run should have finished a segment"
+    other = make_episode(tmp_path / "other.mkv", EpisodeSpec(**{**SPEC.__dict__, "seconds": 2.0, "motion": "slow_pan"}))
+    os.replace(other, source)
+    assert _decoded(source)[0].tobytes() != _decoded(episode)[0].tobytes()
+    result = subprocess.run(_command(source, output, "--json-progress"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    events = _events(result.stdout)
+    notes = [e["message"] for e in events if "message" in e]
+    assert f"earlier work in {workdir} discarded: the input file changed" in notes, notes
+    done = next(e for e in events if e["event"] == "done")
+    assert done["reused_segments"] == [] and len(done["computed_segments"]) == next(
+        e for e in events if e["event"] == "start"
+    )["segments"]
+    alone = tmp_path / "alone.mkv"
+    assert main([str(source), "-o", str(alone), *OPTIONS, "--quiet"]) == 0
+    frames, expected = _decoded(output), _decoded(alone)
+    assert len(frames) == len(expected) < len(_decoded(episode))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, expected, strict=True))
+
+
 def test_changed_settings_or_corrupt_segments_are_redone(episode, tmp_path, capsys):
     output = tmp_path / "out.mkv"
     workdir = tmp_path / "work"

@@ -18,7 +18,7 @@ from remaster.video.concat import reorder_depth
 from remaster.video.encode import EncoderSettings, check_encoder, fill_frame, pix_fmt_layout
 from remaster.video.mux import plan_mux
 from remaster.video.plan import output_colour
-from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo
+from remaster.video.probe import MediaInfo, StreamInfo, VideoInfo, fingerprint
 from remaster.video.segments import Segment, frames_in_range, plan_segments
 
 
@@ -120,20 +120,32 @@ def test_hd_output_is_bt709_and_sd_keeps_its_matrix():
     assert (pal.colorspace, pal.color_primaries) == (5, 5)
 
 
-def test_checkpoints_are_dropped_when_the_input_or_settings_change(tmp_path):
-    segment = Segment(0, (0, 40, 80))
-    work = WorkDir(tmp_path, "input-a", {"crf": 16}).open()
+def _finish(work: WorkDir, segment: Segment) -> None:
     partial = work.partial_path(segment)
     partial.write_bytes(b"segment data")
     work.commit(segment, partial, segment.frame_count, segment.first_pts, segment.last_pts)
     work.close()
-    again = WorkDir(tmp_path, "input-a", {"crf": 16}).open()
+
+
+def test_checkpoints_are_dropped_when_the_input_or_settings_change(tmp_path):
+    source, root = tmp_path / "episode.mkv", tmp_path / "work"
+    source.write_bytes(b"first cut " * 1000)
+    segment = Segment(0, (0, 40, 80))
+    _finish(WorkDir(root, fingerprint(source), {"crf": 16}).open(), segment)
+    again = WorkDir(root, fingerprint(source), {"crf": 16}).open()
     assert again.finished(segment) is not None and again.invalidated is None
     again.close()
-    changed = WorkDir(tmp_path, "input-a", {"crf": 18}).open()
+    # Another file at the same path, of the same size (a re-release, a re-rip): the segments go.
+    source.write_bytes(b"final cut " * 1000)
+    other = WorkDir(root, fingerprint(source), {"crf": 16}).open()
+    assert other.invalidated == "the input file changed" and other.finished(segment) is None
+    assert not list(root.glob("segment-*"))
+    other.close()
+    _finish(WorkDir(root, fingerprint(source), {"crf": 16}).open(), segment)
+    changed = WorkDir(root, fingerprint(source), {"crf": 18}).open()
     assert changed.invalidated == "settings changed (crf)" and changed.finished(segment) is None
     changed.close()
-    assert not list(tmp_path.glob("segment-*"))
+    assert not list(root.glob("segment-*"))
 
 
 def test_one_run_per_work_directory(tmp_path):

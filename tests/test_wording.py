@@ -37,7 +37,7 @@ def test_a_hole_of_one_frame():
 def test_a_damaged_segment_of_one_frame(one_frame):
     media = probe(one_frame)
     segment = Segment(0, (media.video.pts[0],))
-    with pytest.raises(DamagedInput) as raised:
+    with pytest.raises(DamagedInput, match="decoded 0 of its 1 frame") as raised:
         _check_decoded(media, segment, DecodeStats(frames=0, errors=1), allow_damaged=False)
     assert "decoded 0 of its 1 frame (1 packet rejected by the decoder;" in str(raised.value)
 

@@ -137,6 +137,8 @@ class EpisodeSpec:
     hold_pattern: tuple[int, ...] = ()
     # "pan": the background pans `pan_px` pixels a picture, a character bounces on its own path.
     # "slow_pan": the whole picture (character included) moves exactly 1 source pixel a frame.
+    # "mouth": a still picture on which only a small mouth opens and closes (`mouth_open`, `mouth_box`):
+    # local motion that changes one 8x8 block and far less than the whole picture's noise bound.
     motion: str = "pan"
     # Pixels the background moves per picture (a frame, a field of interlaced video, a film frame of
     # telecined video). None: 2, or 4 for interlaced and telecined so fields differ enough to comb.
@@ -257,8 +259,10 @@ class EpisodeSpec:
         if self.hold_pattern:
             if any(n < 1 for n in self.hold_pattern):
                 raise ValueError(f"hold_pattern must be frame counts >= 1, got {self.hold_pattern}")
-            if self.scan == "interlaced" or self.motion == "slow_pan":
+            if self.scan == "interlaced" or self.motion != "pan":
                 raise ValueError("hold_pattern needs progressive or telecined scan and motion='pan'")
+        if self.motion == "mouth" and (not progressive or min(self.width, self.height) < 2 * _FACE):
+            raise ValueError(f"motion='mouth' needs progressive scan and at least {2 * _FACE} pixels a side")
         if self.pan_px < 0:
             raise ValueError(f"pan_px must be >= 0, got {self.pan_px}")
         if self.content == "gradient" and (not progressive or self.hold_pattern or self.motion != "pan"):
@@ -304,7 +308,14 @@ def _tag_pairs(tags: tuple[tuple[str, str], ...] | Mapping[str, str]) -> tuple[t
 # Container name -> ffmpeg muxer.
 _FORMATS = {"mkv": "matroska", "mp4": "mp4", "webm": "webm", "vob": "vob", "ts": "mpegts", "avi": "avi"}
 _SCANS = ("progressive", "interlaced", "telecined")
-_MOTIONS = ("pan", "slow_pan")
+_MOTIONS = ("pan", "slow_pan", "mouth")
+# motion="mouth": a flat grey face of 3x3 blocks of 8 (remaster.video.reuse.BLOCK), level 200, whose
+# mouth (6x4, level 150: about 43 luma codes darker) lies inside one block, so that it changes one
+# block by about 16 levels on average while the whole picture's mean squared difference stays under
+# 1 from 320x240 up. Lip flaps are drawn on threes: open for 3 frames, closed for 3.
+_FACE = 24
+_FACE_LEVEL, _MOUTH_LEVEL = 200, 150
+MOUTH_FRAMES = 3
 _CONTENTS = ("anime", "gradient")
 _FILM_RATE = Fraction(24000, 1001)
 _VIDEO_RATE = Fraction(30000, 1001)
@@ -742,6 +753,30 @@ def _rgb_frames(spec: EpisodeSpec):
         yield frame
 
 
+def mouth_open(index: int) -> bool:
+    """Whether frame `index` of a motion="mouth" episode shows the mouth open."""
+    return (index // MOUTH_FRAMES) % 2 == 1
+
+
+def mouth_box(spec: EpisodeSpec) -> tuple[int, int, int, int]:
+    """The mouth of a motion="mouth" episode: (top, left, height, width) in source pixels,
+    inside one 8x8 block (1 pixel from its sides, 2 from its top)."""
+    top, left = _face_corner(spec)
+    return top + 2 * 8 + 2, left + 8 + 1, 4, 6
+
+
+def _face_corner(spec: EpisodeSpec) -> tuple[int, int]:
+    return spec.height // 2 // 8 * 8, spec.width // 2 // 8 * 8
+
+
+def _paint_face(frame: np.ndarray, spec: EpisodeSpec, index: int) -> None:
+    top, left = _face_corner(spec)
+    frame[top : top + _FACE, left : left + _FACE] = _FACE_LEVEL
+    if mouth_open(index):
+        y, x, h, w = mouth_box(spec)
+        frame[y : y + h, x : x + w] = _MOUTH_LEVEL
+
+
 def _pictures(spec: EpisodeSpec, count: int):
     """Pictures of a looping background pan with a bouncing "character" in front.
 
@@ -749,7 +784,8 @@ def _pictures(spec: EpisodeSpec, count: int):
     wrapped (the seam is a hard cut, like a cel loop); the foreground disc moves on its own path.
     With `hold_pattern`, a picture repeats the drawing of the first picture of its hold (the
     motion goes on in between, so drawings step further, as on twos and threes). "slow_pan" moves
-    the whole picture, character included, exactly 1 pixel a picture. Numpy slicing only, so a
+    the whole picture, character included, exactly 1 pixel a picture; "mouth" holds the first
+    picture and opens and closes a mouth on a face painted over it. Numpy slicing only, so a
     picture costs well under a millisecond at the default size.
     """
     h, w = spec.height, spec.width
@@ -770,7 +806,7 @@ def _pictures(spec: EpisodeSpec, count: int):
                 d += 1
             drawing = drawings[d]
         else:
-            drawing = i
+            drawing = 0 if spec.motion == "mouth" else i
         if spec.motion == "slow_pan":
             frame = background[:, drawing % (2 * w) : drawing % (2 * w) + w].copy()
         else:
@@ -781,6 +817,8 @@ def _pictures(spec: EpisodeSpec, count: int):
             y = int(round((h - sh) * (0.2 + 0.6 * abs(math.cos(3 * math.pi * phase)))))
             region = frame[y : y + sh, x : x + sw]
             region[mask] = sprite[mask]
+        if spec.motion == "mouth":
+            _paint_face(frame, spec, i)
         if spec.marker:
             # Both fields of an interlaced frame carry the frame's index, so it reads as one.
             _stamp_marker(frame, i // 2 if interlaced else i, 0, 255)

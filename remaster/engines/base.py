@@ -26,6 +26,7 @@ from remaster.engines.buffers import HostBuffers
 from remaster.engines.device import auto_batch, precision_name, state_memory_budget
 from remaster.engines.tiling.blended import run_blended_tiled
 from remaster.engines.tiling.local import pad_frame, run_local_tiled
+from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles
 
 MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
@@ -86,8 +87,11 @@ class Upscaler(ABC):
         self.state_memory = state_memory_budget(settings.state_memory)
         # The most bytes of tile states kept at once in any frame so far, in memory or on disk.
         self.kept_state_bytes = 0
+        # The most bytes of tile states any frame so far wrote to the spill file (past the budget).
+        self.spilled_state_bytes = 0
         self.state_moves = 0  # tensors the last batch's states copied between devices (TileStates.moves)
-        self.tiles_run = 1  # tiles the last batch ran in (1: whole frames)
+        self.states_device: torch.device | None = None  # where the last batch's tile states waited
+        self.tiles_run = 0  # the tiles the last frame (or batch, off the CPU) ran in: 1 is the whole frame
         # Frames and spilled states pass between host and device through these, one per shape.
         self.host_buffers = HostBuffers(self.device)
         # A purely local network as one function of a padded window (the receptive-field tiler's body).
@@ -177,6 +181,13 @@ class Upscaler(ABC):
     def _run_batch(self, x: Tensor) -> Tensor:
         """N x 3 x H x W float on `device` -> N x 3 x sH x sW float, tiled as planned."""
         raise NotImplementedError
+
+    def _kept(self, store: TileStates) -> None:
+        """What a frame's (or batch's) tile states cost, from the store they waited in."""
+        self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
+        self.spilled_state_bytes = max(self.spilled_state_bytes, store.written_bytes)
+        self.state_moves = store.moves
+        self.states_device = store.device
 
     def _run_local(self, x: Tensor, tiling: ReceptiveField, tile: int | None = None) -> Tensor:
         """A purely local network in tiles widened by its receptive field; `tile`: as planned if None."""

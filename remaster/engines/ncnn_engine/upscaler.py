@@ -169,20 +169,21 @@ class NcnnNet:
 
 def run_se_model(
     net: NcnnNet, geometry: UpcunetPadding, padded: Tensor, tile: int, store: TileStates | None = None
-) -> Tensor:
+) -> tuple[Tensor, int]:
     """The body output of an SE model (Real-CUGAN, waifu2x cunet) for one padded frame
     (1 x 3 x H x W float32 on the host, as `UpCunet.pad` gives it), in tiles of `tile` input
     pixels (0: whole). One tile runs the whole graph (one upload and download on Vulkan); several
     run its stage sub-graphs tile by tile with whole-frame SE means (engines/ncnn_engine/stages.py), the
     untiled result. Tiles start at ncnn_stages' `tile_multiple` (fp16 aligns Winograd blocks).
     `store`: where tile states wait between stages (in memory up to its budget, then on disk).
+    Returns the body output and the number of tiles it ran in.
     Raises DeviceMemoryError where a tile does not fit, for the caller to retry smaller."""
     from remaster.engines.ncnn_engine.stages import run_staged_tiled, tile_multiple
 
     core_h, core_w = padded.shape[-2] - 2 * geometry.pad, padded.shape[-1] - 2 * geometry.pad
     tiles = plan_tiles(core_h, core_w, tile, tile_multiple(geometry, net.target.options()))
     if len(tiles) == 1:
-        return net.run(padded)
+        return net.run(padded), 1
     try:
         body = run_staged_tiled(net.stages, padded[0].numpy(), tiles, geometry, store)
     except RuntimeError as exc:
@@ -190,7 +191,7 @@ def run_se_model(
         if f"(status {NCNN_ALLOCATION_FAILED})" in str(exc):
             raise DeviceMemoryError(f"{net.target.name}: out of memory in a tile of {tile}") from None
         raise RemasterError(f"{net.param.name}: {exc} on {net.target.name}") from None
-    return torch.from_numpy(body)[None]
+    return torch.from_numpy(body)[None], len(tiles)
 
 
 class NcnnUpscaler(Upscaler):
@@ -252,8 +253,9 @@ class NcnnUpscaler(Upscaler):
         bodies = []
         for frame in padded:
             with TileStates(self.device, self.state_memory) as store:
-                bodies.append(run_se_model(self.net, model.geometry, frame[None], tile, store))
-            self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
+                body, self.tiles_run = run_se_model(self.net, model.geometry, frame[None], tile, store)
+                bodies.append(body)
+            self._kept(store)
         return model.finish(torch.cat(bodies), x)
 
     def _run_shrinking(self, x: Tensor, run: Callable[[Tensor, int], Tensor]) -> Tensor:

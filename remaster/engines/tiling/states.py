@@ -111,6 +111,7 @@ class TileStates:
         self.memory_bytes = 0
         self.disk_bytes = 0
         self.peak_bytes = 0  # the most bytes of states kept at once, in memory and on disk
+        self.written_bytes = 0  # bytes of states written to the spill file, all stages together
         self.spilled: dict[int, dict[str, _Spilled]] = {}
         self.moves = 0  # tensors copied between devices by put and take (GPU <-> host: PCIe traffic)
         self.space = _FreeSpace()
@@ -156,6 +157,7 @@ class TileStates:
                 done += os.pwrite(fd, data[done:], where.offset + done)
         except OSError as exc:
             raise self._explained(exc) from exc
+        self.written_bytes += done
         return where
 
     def _read(self, where: _Spilled) -> Tensor:

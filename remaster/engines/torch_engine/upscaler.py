@@ -131,11 +131,10 @@ class TorchUpscaler(Upscaler):
         g = model.geometry
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tiles = plan_tiles(core_h, core_w, plan.tile, self.descriptor.tile_multiple)
+        self.tiles_run = len(tiles)
         device = state_device(self.device, len(tiles), plan.states_fit)
         budget = self.state_memory if device.type == "cpu" else float("inf")  # on the device: planned to fit
         with TileStates(device, budget) as store:
             body = run_body_tiled(model, padded, tiles, self.stages, store)
-        self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
-        self.state_moves = store.moves
-        self.tiles_run = len(tiles)
+        self._kept(store)
         return model.finish(body, x)
