@@ -69,20 +69,22 @@ def test_whole_frame_equals_torch(name):
     against_torch(name, SIZES)
 
 
+# One model of each architecture and variant in the suite (RRDBNet: anime 6B, the smaller); the rest of
+# the packaged models in the acceptance sweep (`pytest -m sweep`: each export takes minutes on two cores).
 ALL_PACKAGED = [
-    "3x-conservative",
+    pytest.param("3x-conservative", marks=pytest.mark.sweep),
     "4x-conservative",
     "2x-pro-conservative",
-    "3x-pro-denoise3x",
+    pytest.param("3x-pro-denoise3x", marks=pytest.mark.sweep),
     "2x-nose-no-denoise",
     "1x-waifu2x-cunet-denoise1x",
-    "2x-waifu2x-cunet-no-denoise",
+    pytest.param("2x-waifu2x-cunet-no-denoise", marks=pytest.mark.sweep),
     "2x-waifu2x-art-no-denoise",
-    "2x-waifu2x-photo-denoise1x",
-    "3x-esrgan-animevideo",
-    "4x-esrgan-animevideo",
+    pytest.param("2x-waifu2x-photo-denoise1x", marks=pytest.mark.sweep),
+    pytest.param("3x-esrgan-animevideo", marks=pytest.mark.sweep),
+    pytest.param("4x-esrgan-animevideo", marks=pytest.mark.sweep),
     "4x-esrgan-anime6b",
-    "4x-esrgan-plus",
+    pytest.param("4x-esrgan-plus", marks=pytest.mark.sweep),
 ]
 
 
@@ -117,9 +119,9 @@ def test_residual_on_a_view_needs_the_dynamo_exporter(tmp_path):
         ("2x-conservative", 136, 200),
         # 128 x 192: one tile shape at 64 (64 x 64) and at 128 (128 x 96), so that each model exports
         # five stage graphs per tile side, not twenty: exports, not the frames, take the time here.
-        ("3x-conservative", 128, 192),
-        ("4x-conservative", 128, 192),
-        ("2x-waifu2x-cunet-no-denoise", 128, 192),
+        pytest.param("3x-conservative", 128, 192, marks=pytest.mark.sweep),
+        pytest.param("4x-conservative", 128, 192, marks=pytest.mark.sweep),
+        pytest.param("2x-waifu2x-cunet-no-denoise", 128, 192, marks=pytest.mark.sweep),
         ("4x-esrgan-animevideo", 128, 192),
     ],
 )
@@ -136,6 +138,7 @@ def test_tiles_equal_the_whole_frame(name, height, width, tile):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep
 def test_se_tiles_run_stage_graphs_with_whole_frame_gates():
     """One tile shape (a 128x72 frame in tiles of 64 x 36): the stage graphs, equal to untiled."""
     x = rgb(picture("anime", 72, 128))
@@ -233,7 +236,12 @@ def test_an_unsupported_device_is_one_line(tmp_path, device):
     assert not out.exists()
 
 
-FIDELITY = ["2x-conservative", "2x-waifu2x-art-no-denoise", "1x-waifu2x-cunet-denoise1x", "2x-esrgan-animevideo"]
+FIDELITY = [
+    "2x-conservative",
+    pytest.param("2x-waifu2x-art-no-denoise", marks=pytest.mark.sweep),
+    pytest.param("1x-waifu2x-cunet-denoise1x", marks=pytest.mark.sweep),
+    pytest.param("2x-esrgan-animevideo", marks=pytest.mark.sweep),
+]
 
 
 @pytest.mark.slow
