@@ -133,6 +133,7 @@ def test_tiles_equal_the_whole_frame(name, height, width, tile):
     tiled = tiled_engine.upscale_rgb(x)
     db = float_db(tiled, whole)
     assert db >= 80, f"{name} tile {tile}: {db:.1f} dB against untiled"
+    assert tiled_engine.tiles_run > 1, "the frame ran in tiles"
     if name != "4x-esrgan-animevideo":
         assert any(part.startswith("stage") for part, _ in tiled_engine.graphs), "tiles ran the stage graphs"
 

@@ -206,11 +206,12 @@ class OpenVinoUpscaler(Upscaler):
         g = model.geometry
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tiles = plan_tiles(core_h, core_w, self.tile_for(*x.shape[-2:], x.shape[0]), self.descriptor.tile_multiple)
+        self.tiles_run = len(tiles)
         if len(tiles) == 1:
             body = self.graph("body", UpcunetBody(model), {"padded": padded}, ["out"]).run({"padded": padded})["out"]
         else:
             stages = [self._stage(index) for index in range(len(model.stages))]
             with TileStates(self.device, self.state_memory) as store:
                 body = run_body_tiled(model, padded, tiles, stages, store)
-            self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
+            self._kept(store)
         return model.finish(body, x)

@@ -276,6 +276,7 @@ class TensorRtUpscaler(Upscaler):
         g = model.geometry
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tiles = plan_tiles(core_h, core_w, self.tile_for(*x.shape[-2:], x.shape[0]), self.descriptor.tile_multiple)
+        self.tiles_run = len(tiles)
         if len(tiles) == 1:
             inputs = {"padded": padded}
             body = self.graph("body", UpcunetBody, inputs, ["out"]).run(inputs)["out"]
@@ -285,8 +286,7 @@ class TensorRtUpscaler(Upscaler):
             budget = self.state_memory if device.type == "cpu" else float("inf")  # one tile: the frame fits
             with TileStates(device, budget) as store:
                 body = run_body_tiled(model, padded, tiles, stages, store)
-            self.kept_state_bytes = max(self.kept_state_bytes, store.peak_bytes)
-            self.state_moves = store.moves
+            self._kept(store)
         return model.finish(body, x)
 
 
