@@ -20,7 +20,7 @@ CHILD = textwrap.dedent(
     import ctypes, json, os, signal, sys
     from fractions import Fraction
 
-    from remaster import process_settings
+    from remaster.core import process_settings
     from remaster.cli import main
     from remaster.engines.base import EngineSettings
     from remaster.engines.torch_engine.upscaler import TorchUpscaler

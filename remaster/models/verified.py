@@ -11,11 +11,9 @@ ctime, and ctime cannot be set back by a user's tools. The cache is a JSON file 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from remaster.core.outputs import sha256_file
+from remaster.core.outputs import atomic_output, sha256_file
 from remaster.core.resources import cache_dir
 
 CACHE_NAME = "verified-weights.json"
@@ -37,13 +35,9 @@ def _read(cache: Path) -> dict[str, dict]:
 def _write(cache: Path, entries: dict[str, dict]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=cache.parent, prefix=f".{CACHE_NAME}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(entries, f)
-            os.replace(temporary, cache)  # readers see the old file or the new one, never half of one
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        # Readers see the old file or the new one, never half of one (the one atomic write).
+        with atomic_output(cache) as staged:
+            staged.write_text(json.dumps(entries))
     except OSError:
         pass  # a read-only or full home: the next run hashes again, nothing is lost
 

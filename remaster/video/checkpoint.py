@@ -35,7 +35,8 @@ _OWN_NAME = re.compile(
     r"lock|remaster-workdir\.json|manifest\.json(\.tmp)?"  # .tmp: the staged manifest of earlier versions
     r"|\.(manifest|timeline)\.json\.\d+-\w+\.partial"  # a staged manifest or record (outputs.stage_output)
     r"|segment--?\d+-\d+\.mkv(\.partial)?"  # checkpoints and the one being written (first pts, frames)
-    r"|video\.mkv|cut\.mkv|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut, covers (mux.py)
+    r"|video\.mkv|cut\.mkv|window\.txt|cover-\d+(\.[^.]+)?"  # the joined video, the --start/--end cut and its
+    # chapters, covers (mux.py)
     r"|\..+\.partial\.(?i:mkv|mp4)"  # the muxed output before its verification
     r"|incoming-[0-9a-f]{32}\.mkv"  # segments that Ray tasks wrote into a shared work folder (scaleout/ray_cluster.py)
     r"|timeline\.(mkv(\.partial)?|json(\.tmp)?)"  # an input with a timestamp reset on one timeline (normalise.py)
