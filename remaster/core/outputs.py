@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -245,3 +246,24 @@ def check_output_location(source: Path, output: Path, workdir: Path | None, room
                 f"{human_size(estimate)} (the input's size); free space or choose another -o "
                 "(--no-space-check if the estimate is wrong)"
             )
+
+
+def read_json_cache(path: Path) -> dict[str, dict]:
+    """A cache file of remaster's (entries by key): {} where there is none yet or it is damaged, so
+    that what it remembers is worked out again."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def write_json_cache(path: Path, entries: dict[str, dict]) -> None:
+    """Write a cache file whole (two processes writing at once leave one whole file); one that cannot
+    be written (a read-only or full home) only means working it out again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as staged:
+            staged.write_text(json.dumps(entries, indent=1, sort_keys=True))
+    except OSError:
+        pass

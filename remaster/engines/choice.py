@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -26,7 +25,7 @@ import torch
 import remaster
 from remaster.architectures.descriptor import LoadedModel
 from remaster.core.errors import UsageError
-from remaster.core.outputs import atomic_output
+from remaster.core.outputs import read_json_cache, write_json_cache
 from remaster.engines.base import EngineSettings, Upscaler
 from remaster.engines.device import resolve_device, resolve_precision
 from remaster.engines.graph.cache import user_cache_dir
@@ -80,25 +79,6 @@ def cache_key(loaded: LoadedModel, threads: int) -> str:
     )
 
 
-def _read_cache(path: Path) -> dict[str, dict]:
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, ValueError):  # none yet, or damaged: measure again
-        return {}
-    return entries if isinstance(entries, dict) else {}
-
-
-def _write_cache(path: Path, entries: dict[str, dict]) -> None:
-    # Atomically, so that two processes measuring at once leave one whole file; a cache that
-    # cannot be written (a read-only home) only means measuring again next time.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as partial:
-            partial.write_text(json.dumps(entries, indent=1, sort_keys=True))
-    except OSError:
-        pass
-
-
 def _seconds(upscaler: Upscaler, frame: np.ndarray) -> float:
     start = time.perf_counter()
     upscaler.upscale(frame)
@@ -150,7 +130,7 @@ def choose_cpu_engine(
     on a `side` x `side` frame (`status` is told so as it begins: it takes seconds)."""
     key = cache_key(loaded, cpu_threads())
     path = cache_path()
-    entries = _read_cache(path)
+    entries = read_json_cache(path)
     known = entries.get(key, {}).get("engine")
     if known in (Engine.NCNN, Engine.TORCH, Engine.OPENVINO):
         return Engine(known)
@@ -164,7 +144,7 @@ def choose_cpu_engine(
         file=sys.stderr,
     )
     entries[key] = {"engine": str(measured["engine"]), "seconds": seconds, "side": measured["side"]}
-    _write_cache(path, entries)
+    write_json_cache(path, entries)
     return measured["engine"]
 
 

@@ -10,10 +10,9 @@ ctime, and ctime cannot be set back by a user's tools. The cache is a JSON file 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from remaster.core.outputs import atomic_output, sha256_file
+from remaster.core.outputs import read_json_cache, sha256_file, write_json_cache
 from remaster.core.resources import cache_dir
 
 CACHE_NAME = "verified-weights.json"
@@ -24,35 +23,17 @@ def _stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
-def _read(cache: Path) -> dict[str, dict]:
-    try:
-        entries = json.loads(cache.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return entries if isinstance(entries, dict) else {}
-
-
-def _write(cache: Path, entries: dict[str, dict]) -> None:
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        # Readers see the old file or the new one, never half of one (the one atomic write).
-        with atomic_output(cache) as staged:
-            staged.write_text(json.dumps(entries))
-    except OSError:
-        pass  # a read-only or full home: the next run hashes again, nothing is lost
-
-
 def remembered_sha256(path: Path) -> str:
     """The file's sha256: remembered where its stamp is unchanged, else read and remembered."""
     key = str(path.resolve())
     stamp = _stamp(path)
     cache = cache_dir() / CACHE_NAME
-    entry = _read(cache).get(key)
+    entry = read_json_cache(cache).get(key)
     if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
         return entry["sha256"]
     digest = sha256_file(path)
     if _stamp(path) == stamp:  # not changed while it was read
-        entries = _read(cache)  # again: another process may have added files meanwhile
+        entries = read_json_cache(cache)  # again: another process may have added files meanwhile
         entries[key] = {"stamp": stamp, "sha256": digest}
-        _write(cache, entries)
+        write_json_cache(cache, entries)
     return digest
