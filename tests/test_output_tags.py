@@ -136,7 +136,7 @@ BOUNDARIES = {
          (4216, 30), (4218, 30), (8192, 16), (16384, 32)],
     ),  # fmt: skip
     "libx264": ("yuv420p", [(2, 2), (16384, 64), (16386, 64), (64, 16384), (64, 16386)]),
-    "libsvtav1": ("yuv420p10le", [(4, 4), (2, 64), (64, 2), (16384, 64), (16386, 64), (64, 8704), (64, 8706)]),
+    "libsvtav1": ("yuv420p10le", [(2, 2), (2, 64), (64, 2), (16384, 64), (16386, 64), (64, 8704), (64, 8706)]),
     # FFmpeg's own check, for every encoder; rawvideo allocates nothing when it opens.
     "rawvideo": ("yuv420p", [(16384, 16128), (16384, 16130)]),
 }
@@ -173,9 +173,10 @@ print("encoded")
 
 
 @pytest.mark.slow
-def test_svt_av1_hangs_on_the_strips_the_table_refuses(tmp_path):
-    """The measurement behind SizeLimits.strip, kept: should an SVT-AV1 release stop hanging, this
-    fails and the limit can go."""
+def test_svt_av1_encodes_the_strips_an_older_release_hung_on(tmp_path):
+    """PyAV 18.1.0's SVT-AV1 opened strips under 26 on one side and over 64 on the other and then
+    never returned a packet; the table lets them through because 18.1.1's encodes them. Should a
+    release hang again, this fails, and the table needs the limit back."""
 
     def encodes(width: int, height: int) -> bool:
         command = [sys.executable, "-c", SVT_STRIP, str(width), str(height), str(tmp_path / "strip.mkv")]
@@ -185,8 +186,9 @@ def test_svt_av1_hangs_on_the_strips_the_table_refuses(tmp_path):
         except subprocess.TimeoutExpired:
             return False
 
-    for width, height in [(64, 24), (66, 24), (24, 128), (128, 26)]:
-        assert encodes(width, height) == (size_problem("libsvtav1", width, height) is None), (width, height)
+    for width, height in [(64, 24), (66, 24), (65, 24), (1024, 8), (16, 128), (128, 26)]:
+        assert size_problem("libsvtav1", width, height) is None
+        assert encodes(width, height), (width, height)
 
 
 def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
@@ -213,12 +215,12 @@ def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
             "the output would be 12x8; x265 takes at least 16 on a side (choose a preset or --model "
             "with a larger scale, or --codec x264 or svtav1)",
         ),
-        # 48x12 scaled 2x: a strip SVT-AV1 hangs on (encode.py); x264 and x265 encode it.
+        # 64x4400 scaled 2x: higher than SVT-AV1 takes (8704); x265 and x264 would.
         (
-            (48, 12),
+            (64, 4400),
             "svtav1",
-            "the output would be 96x24; svtav1 hangs on a picture under 26 on one side and over 64 on the "
-            "other (choose a preset or --model with a larger scale, or --codec x265 or x264)",
+            "the output would be 128x8800; svtav1 takes at most 16384 wide and 8704 high (choose a "
+            "preset or --model with a smaller scale, or --codec x265 or x264)",
         ),
         # 8200x64 scaled 2x: wider than x264 (and SVT-AV1) take; x265 would.
         (
@@ -233,7 +235,7 @@ def _tiny_video(path: Path, width: int, height: int, frames: int = 3) -> Path:
             (4096, 8),
             "x265",
             "the output would be 8192x16; x265 takes at most 4216 on one side when the other is under 32 "
-            "(choose a preset or --model with a larger scale, or --codec x264)",
+            "(choose a preset or --model with a larger scale, or --codec x264 or svtav1)",
         ),
     ],
 )

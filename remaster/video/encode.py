@@ -126,14 +126,11 @@ class SizeLimits:
     max_width: int | None = None
     max_height: int | None = None
     max_area: int | None = None
-    # (short, long): a strip under `short` on one side and over `long` on the other opens, and
-    # then the encoder never returns a packet.
-    strip: tuple[int, int] | None = None
     # (short, long): a picture under `short` on one side takes at most `long` on the other.
     narrow: tuple[int, int] | None = None
 
 
-# Measured by opening each encoder of the PyAV 18.1 wheel (FFmpeg 8.1) at sizes on both sides of
+# Measured by opening each encoder of the PyAV 18.1.1 wheel (FFmpeg 8.1) at sizes on both sides of
 # the limit, with 4:2:0 at the codec's default depth (tests/test_output_tags.py does it again):
 ENCODER_SIZE_LIMITS = {
     # 14x64, 64x14 and 16x14 fail, 16x16 opens. No limit on a side up to 32768x64; the area limit is
@@ -147,10 +144,10 @@ ENCODER_SIZE_LIMITS = {
     # 16384x64 and 64x16384 open, 16386x64 and 64x16386 fail ("Generic error in an external
     # library"); 2x2 opens (1x1 fails in 4:2:0, where sides are even anyway).
     "libx264": SizeLimits(max_width=16384, max_height=16384),
-    # 2x64 and 64x2 fail, 4x4 opens; 16384x64 opens, 16386x64 fails; 64x8704 opens, 64x8706 fails.
-    # Strips: 66x24, 65x24, 128x24, 1024x8, 16384x24 and 16x128 open and then hang on the first
-    # frames (no packet, no error, a 15 s timeout); 64x24, 128x26, 1024x28 and 16x64 encode.
-    "libsvtav1": SizeLimits(min_side=4, max_width=16384, max_height=8704, strip=(26, 64)),
+    # 2x2, 2x64 and 64x2 open and encode; 16384x64 opens, 16386x64 fails; 64x8704 opens, 64x8706
+    # fails. PyAV 18.1.0's SVT-AV1 refused 2 on a side and hung on strips (66x24, 16x128: no packet,
+    # no error); 18.1.1's encodes them, and pyproject.toml asks for it.
+    "libsvtav1": SizeLimits(max_width=16384, max_height=8704),
 }
 # Every encoder: avcodec_open2 checks the size with av_image_check_size2 (libavutil/imgutils.c)
 # for no pixel format, which wants 8 x (width + 128) x (height + 128) < INT_MAX, and drops a size
@@ -180,14 +177,7 @@ def size_problem(encoder: str, width: int, height: int, name: str = "") -> str |
     if limits.narrow is not None and min(width, height) < limits.narrow[0] and max(width, height) > limits.narrow[1]:
         short, long = limits.narrow
         return f"{name} takes at most {long} on one side when the other is under {short}"
-    if _is_strip(limits, width, height):
-        short, long = limits.strip
-        return f"{name} hangs on a picture under {short} on one side and over {long} on the other"
     return None
-
-
-def _is_strip(limits: SizeLimits, width: int, height: int) -> bool:
-    return limits.strip is not None and min(width, height) < limits.strip[0] and max(width, height) > limits.strip[1]
 
 
 def check_output_size(source: Path, settings: EncoderSettings, width: int, height: int) -> None:
@@ -205,7 +195,7 @@ def check_output_size(source: Path, settings: EncoderSettings, width: int, heigh
         return
     limits = ENCODER_SIZE_LIMITS.get(spec.encoder, SizeLimits())
     narrow = limits.narrow is not None and min(width, height) < limits.narrow[0]
-    larger = min(width, height) < limits.min_side or narrow or _is_strip(limits, width, height)
+    larger = min(width, height) < limits.min_side or narrow
     others = [name for name, codec in CODECS.items() if name != settings.codec and not name.startswith("nvenc")]
     fitting = [name for name in others if size_problem(CODECS[name].encoder, width, height) is None]
     hints = [f"a preset or --model with a {'larger' if larger else 'smaller'} scale"]
