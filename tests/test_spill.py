@@ -126,7 +126,7 @@ side, budget = int(sys.argv[1]), int(sys.argv[2])
 # given a freed map back at the moment of the peak varies run to run (CI once saw 50 MiB saved
 # of 117 where it is 87 to 97 with it).
 apply_process_settings(signals=False)
-up = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "128", state_memory=budget))
+up = TorchUpscaler(load_model("2x-conservative"), EngineSettings("cpu", "fp32", "64", state_memory=budget))
 out = up.upscale(photo_frame(side, side)[None])
 digest = int(np.frombuffer(out.tobytes(), dtype=np.uint64).sum(dtype=np.uint64))
 # VmHWM, this process's own peak: ru_maxrss also counts the parent's resident size at the fork
@@ -139,7 +139,7 @@ print(json.dumps({"rss": rss, "states": up.kept_state_bytes, "digest": digest}))
 
 @pytest.mark.slow
 def test_spilling_bounds_peak_memory_by_the_tile_not_the_frame():
-    side = 384  # in-memory states of about 120 MB against a peak of about 0.6 GB without them
+    side = 384  # in-memory states of about 140 MiB against a peak of about 0.45 GiB with them
 
     def run(budget: int) -> dict[str, int]:
         child = subprocess.run(
@@ -151,7 +151,9 @@ def test_spilling_bounds_peak_memory_by_the_tile_not_the_frame():
     assert spilled["digest"] == in_memory["digest"]
     states = in_memory["states"]
     assert spilled["states"] == states > 80 << 20
-    # Not all of the states: the in-memory peak comes where the tile's activations peak, when
-    # fewer states are kept than at the states' own peak (at 512x512: 156 MiB saved of 209).
+    # 64-pixel tiles, whose activations are small beside the states: the in-memory peak is then
+    # the states' own, and spilling saves nearly all of it (measured: 134-144 MiB of 140, in 3
+    # runs). With 128-pixel tiles the peak came where a tile's activations peak, with fewer states
+    # kept, and glibc's heap made the saving vary from 54 to 116 MiB of 117.
     saved = in_memory["rss"] - spilled["rss"]
-    assert saved >= 0.5 * states, f"saved {saved / 2**20:.0f} MiB of {states / 2**20:.0f} MiB of states"
+    assert saved >= 0.75 * states, f"saved {saved / 2**20:.0f} MiB of {states / 2**20:.0f} MiB of states"
