@@ -104,6 +104,24 @@ def test_statuses_until_the_first_frame_then_one_bar_or_a_segment_bar_below_it(s
     assert all(len(line) <= COLUMNS for lines in shown for line in lines)
 
 
+@pytest.mark.parametrize("reused", [False, True])
+def test_the_done_summary_fits_80_columns_and_says_reuse_only_where_there_was_some(reused):
+    out = io.StringIO()
+    progress = RichProgress(Console(file=out, width=COLUMNS), clock=lambda: 0.0)
+    summary = Summary(
+        "in.mkv", "season 1/episode 01.mkv", 1440, 1200, [0, 1] if reused else [], [2, 3], 3600.0, 0.4,
+        123_456_789, reused_frames=240 if reused else 0,
+    )  # fmt: skip
+    progress.finished(summary)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "done season 1/episode 01.mkv: 1440 frames in 3600.0 s (0.40 fps), 123.5 MB"
+    assert all(len(line) <= COLUMNS for line in lines)
+    if reused:
+        assert lines[1:] == ["  model run on 1200, held drawings reused for 240; 2 finished segments reused"]
+    else:
+        assert len(lines) == 1
+
+
 def test_json_progress_keeps_its_fields_and_adds_status_episode_and_the_batch_counts(capsys):
     progress = JsonProgress(clock=iter(range(100)).__next__)
     progress.status("probing")

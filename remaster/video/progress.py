@@ -287,13 +287,19 @@ class RichProgress(QuietProgress):
 
     def finished(self, summary: Summary) -> None:
         self.stop()
+        # The file, its frames, speed and size first, on a line that fits 80 columns for a short
+        # path; how the frames were made on a second line, only where something was reused.
         self.console.print(
             f"[green]done[/] {escape(summary.output)}: {counted(summary.frames, 'frame')} in {summary.seconds:.1f} s "
-            f"({summary.fps:.2f} fps); model run on {summary.computed_frames}, held drawings reused for "
-            f"{summary.reused_frames}; {counted(len(summary.reused_segments), 'finished segment')} reused; "
-            f"{summary.size / 1e6:.1f} MB",
+            f"({summary.fps:.2f} fps), {summary.size / 1e6:.1f} MB",
             highlight=False,
         )
+        if summary.reused_frames or summary.reused_segments:
+            self.console.print(
+                f"  model run on {summary.computed_frames}, held drawings reused for {summary.reused_frames}; "
+                f"{counted(len(summary.reused_segments), 'finished segment')} reused",
+                highlight=False,
+            )
         for line in summary.streams:
             self.console.print(f"  kept {line}", highlight=False, markup=False)
 
