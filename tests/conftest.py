@@ -15,6 +15,12 @@ from remaster.media.testcard import anime_frame, photo_frame
 # (tests/test_ncnn_engine.py), and measures nothing into the user's cache.
 os.environ.setdefault("REMASTER_ENGINE", "torch")
 
+# The cheapest packaged 2x model on a CPU, waifu2x upconv_7 (0.21 s a 256x144 frame against the
+# default Real-CUGAN's 0.54 s, bf16, measured on this project's 2-core CI machine): for the tests of
+# containers, timelines and fields, whose assertions hold for any model. The default preset runs end
+# to end in test_video.py, test_video_resume.py and the rest.
+FAST_MODEL = ["--preset", "2x-waifu2x-art-no-denoise"]
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:

@@ -13,6 +13,7 @@ import av
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from conftest import FAST_MODEL
 from videotools import frame_times, stream_payloads
 
 from remaster.cli import main
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 SPEC = EpisodeSpec(
     width=64, height=48, seconds=3.0, rate=Fraction(24), gop_seconds=0.5, cover_image=False, ass_subtitles=False
 )
-OPTIONS = ["--segment-seconds", "0.5", "--codec", "x264", "--fields", "progressive"]
+OPTIONS = ["--segment-seconds", "0.5", "--codec", "x264", "--fields", "progressive", *FAST_MODEL]
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 

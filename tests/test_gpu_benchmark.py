@@ -16,10 +16,10 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu.py"
 
 
 def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
-    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--size", "192x144", "--frames", "2", "--smoke"]
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--size", "128x96", "--frames", "2", "--smoke"]
     run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OUT": str(tmp_path)})
     assert run.returncode == 0, run.stderr
-    assert "model only, 192x144 input from host memory, on cpu" in run.stdout
+    assert "model only, 128x96 input from host memory, on cpu" in run.stdout
     assert "fp16 against true fp32 (TF32 off)" in run.stdout and "whole command, 2x-conservative" in run.stdout
     for column in ("tiles", "copies/batch", "state moves", "peak reserved MiB", "peak allocated MiB", "note"):
         assert column in run.stdout
@@ -30,7 +30,7 @@ def test_the_gpu_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert all(r["copies_per_batch"] == 0 and r["state_moves"] == 0 for r in result["model_only"])  # all on the CPU
     command_rows = result["whole_command"]
     assert [(r["codec"], r["reuse"]) for r in command_rows] == [
-        (codec, reuse) for codec in ("x264", "x265", "svtav1") for reuse in ("off", "auto")
+        ("x264", "off"), ("x264", "auto")
     ]
     base = result["model_only_for_command"][0]
     assert all(r["batch"] == base["batch"] for r in command_rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST_MODEL
 from PIL import Image
 from videotools import exact_rgb_frames, frame_times, psnr
 
@@ -86,7 +87,7 @@ def test_true_interlace_becomes_progressive(tmp_path, field_rate, capsys):
     assert _idet(source)["tff"] > 0.9 * spec.frame_count
     out = tmp_path / "i.mkv"
     extra = ["--field-rate"] if field_rate else []
-    assert main([str(source), "-o", str(out), "--segment-seconds", "0.4", *extra]) == 0
+    assert main([str(source), "-o", str(out), "--segment-seconds", "0.4", *FAST_MODEL, *extra]) == 0
     assert "fields interlaced" in capsys.readouterr().err
     counts = _idet(out)
     frames = spec.frame_count * (2 if field_rate else 1)
@@ -102,7 +103,7 @@ def test_hard_telecine_gives_back_exactly_the_film_frames(tmp_path, capsys):
     source = make_episode(tmp_path / "t.vob", spec)
     out = tmp_path / "t.mkv"
     # Short segments, so that several segment boundaries fall inside the pulldown pattern.
-    assert main([str(source), "-o", str(out), "--segment-seconds", "0.3"]) == 0
+    assert main([str(source), "-o", str(out), "--segment-seconds", "0.3", *FAST_MODEL]) == 0
     assert "telecined" in capsys.readouterr().err
     assert _markers(out, spec.width, spec.height) == list(range(spec.film_frame_count))
     times = frame_times(out)
@@ -127,7 +128,7 @@ def test_legacy_containers_give_every_frame_once_in_order(tmp_path, kind):
     container = spec.container
     source = make_episode(tmp_path / f"e.{container}", spec)
     out = tmp_path / "out.mkv"
-    assert main([str(source), "-o", str(out), "--segment-seconds", "0.5", "--quiet"]) == 0
+    assert main([str(source), "-o", str(out), "--segment-seconds", "0.5", "--quiet", *FAST_MODEL]) == 0
     assert _markers(out, spec.width, spec.height) == list(range(spec.frame_count))
     # Each frame at its time on the source's clock (a TS starts at 1.4 s).
     with av.open(str(source)) as f:
@@ -140,7 +141,7 @@ def test_odd_size_vp9_webm(tmp_path):
     spec = EpisodeSpec(container="webm", width=853, height=479, seconds=0.1, audio=())
     source = make_episode(tmp_path / "odd.webm", spec)
     out = tmp_path / "odd.mkv"
-    assert main([str(source), "-o", str(out), "--quiet"]) == 0
+    assert main([str(source), "-o", str(out), "--quiet", *FAST_MODEL]) == 0
     with av.open(str(out)) as f:
         stream = f.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (1706, 958)

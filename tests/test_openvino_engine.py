@@ -113,19 +113,22 @@ def test_residual_on_a_view_needs_the_dynamo_exporter(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "height", "width"),
+    ("name", "height", "width", "tile"),
     [
-        # 136 x 200: tiles of two shapes each way at 64 and at 128 (a stage graph per shape).
-        ("2x-conservative", 136, 200),
+        # 136 x 200 in tiles of 128: tiles of two shapes each way (a stage graph per shape).
+        ("2x-conservative", 136, 200, "128"),
         # 128 x 192: one tile shape at 64 (64 x 64) and at 128 (128 x 96), so that each model exports
         # five stage graphs per tile side, not twenty: exports, not the frames, take the time here.
-        pytest.param("3x-conservative", 128, 192, marks=pytest.mark.sweep),
-        pytest.param("4x-conservative", 128, 192, marks=pytest.mark.sweep),
-        pytest.param("2x-waifu2x-cunet-no-denoise", 128, 192, marks=pytest.mark.sweep),
-        ("4x-esrgan-animevideo", 128, 192),
+        ("2x-conservative", 128, 192, "64"),
+        *(
+            pytest.param(name, 128, 192, tile, marks=pytest.mark.sweep)
+            for name in ("3x-conservative", "4x-conservative", "2x-waifu2x-cunet-no-denoise")
+            for tile in ("64", "128")
+        ),
+        ("4x-esrgan-animevideo", 128, 192, "64"),
+        ("4x-esrgan-animevideo", 128, 192, "128"),
     ],
 )
-@pytest.mark.parametrize("tile", ["64", "128"])
 def test_tiles_equal_the_whole_frame(name, height, width, tile):
     x = rgb(picture("anime", height, width))
     whole = openvino(name).upscale_rgb(x)
