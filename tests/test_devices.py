@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST_MODEL
 
 from remaster.cli import main
 from remaster.core.errors import UsageError
@@ -22,7 +23,7 @@ from remaster.scaleout.devices import MAX_PIPELINES, DeviceSpread, auto_pipeline
 
 GIB = 1 << 30
 
-OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264"]
+OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264", *FAST_MODEL]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST_MODEL
 
 from remaster.cli import main
 from remaster.demo.samples import EpisodeSpec, make_episode
@@ -26,7 +27,7 @@ from remaster.video.segments import Segment, plan_segments
 # one keyframe, as x264 gives with keyint=infinite.
 ONE_KEYFRAME = {"gop_seconds": 1000.0, "cover_image": False}
 # Lossless output, so that equal model results give equal decoded planes whatever the segments.
-LOSSLESS = ["--codec", "x264", "--crf", "0", "--speed", "ultrafast", "--device", "cpu"]
+LOSSLESS = ["--codec", "x264", "--crf", "0", "--speed", "ultrafast", "--device", "cpu", *FAST_MODEL]
 
 
 def _video(pts: list[int], keyframes: list[int]) -> VideoInfo:
