@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import allow_bf16_on_any_cpu
 
 from remaster.cli import main
 from remaster.core.errors import UsageError
 from remaster.engines.base import EngineSettings
-from remaster.engines.choice import cache_key, cache_path, choose_cpu_engine, make_upscaler
+from remaster.engines.choice import cache_key, cache_path, choose_cpu_engine, cpu_candidates, make_upscaler
 from remaster.engines.device import resolve_device
 from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler
 from remaster.engines.openvino_engine.runtime import openvino_available
@@ -108,6 +109,31 @@ def test_16_bit_and_alpha_go_through_the_torch_engines_own_conversion():
         assert psnr(mine, theirs) >= 60
 
 
+def test_auto_on_a_bf16_cpu_measures_fp32_too_and_runs_the_precision_it_chose(tmp_path, monkeypatch, capsys):
+    """bf16 is the faster on some CPUs with AVX-512 BF16 and the slower on others (docs/engine.md):
+    where `--precision auto` gives the model bf16, `--engine auto` measures each engine at fp32 too
+    (ncnn at fp32 only), and the engine it makes runs at the precision that won."""
+    allow_bf16_on_any_cpu(monkeypatch)
+    monkeypatch.setenv("REMASTER_HOME", str(tmp_path))
+    monkeypatch.delenv("REMASTER_ENGINE")
+    loaded = load_model("2x-esrgan-animevideo")  # auto_cpu_bf16: bf16 under --precision auto
+    settings = EngineSettings("cpu", "auto", "0")
+    engines = ["openvino", "torch"] if openvino_available() else ["torch"]
+    assert [c.label for c in cpu_candidates(loaded, settings)] == [
+        *(f"{e} bf16" for e in engines), *(f"{e} fp32" for e in engines), "ncnn fp32"
+    ]
+    asked_bf16 = EngineSettings("cpu", "bf16", "0")
+    assert [c.label for c in cpu_candidates(loaded, asked_bf16)] == [f"{e} bf16" for e in engines]
+    choice = choose_cpu_engine(loaded, settings, side=32)
+    said = capsys.readouterr().err
+    assert all(f"{c.label} " in said for c in cpu_candidates(loaded, settings)), said
+    upscaler = make_upscaler(loaded, settings)  # the cached choice
+    assert upscaler.precision == choice.precision
+    assert type(upscaler).__name__ == {"torch": "TorchUpscaler", "ncnn": "NcnnUpscaler"}.get(
+        choice.engine, "OpenVinoUpscaler"
+    )
+
+
 def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REMASTER_HOME", str(tmp_path))
     monkeypatch.delenv("REMASTER_ENGINE")  # the suite's torch (conftest.py)
@@ -120,14 +146,14 @@ def test_auto_measures_once_per_model_and_cpu_and_caches_it(tmp_path, monkeypatc
     assert len(said) == 1 and said[0].startswith("remaster: measured the CPU engines once for 2x-esrgan-animevideo")
     entries = __import__("json").loads(cache_path().read_text())
     assert cache_path() == tmp_path / "cache" / "engines.json"
-    entry = entries[cache_key(loaded, len(os.sched_getaffinity(0)))]
-    # OpenVINO is a candidate where remaster[openvino] is installed.
-    measured = {"torch", "ncnn"} | ({"openvino"} if openvino_available() else set())
-    assert entry["engine"] in measured and set(entry["seconds"]) == measured
-    assert first == entry["engine"]
+    entry = entries[cache_key(loaded, len(os.sched_getaffinity(0)), "fp32")]
+    # OpenVINO is a candidate where remaster[openvino] is installed; fp32 asked for, fp32 only.
+    measured = {"torch fp32", "ncnn fp32"} | ({"openvino fp32"} if openvino_available() else set())
+    assert f"{entry['engine']} {entry['precision']}" in measured and set(entry["seconds"]) == measured
+    assert (first.engine, first.precision) == (entry["engine"], "fp32")
     # The second time: the cached choice, nothing measured, nothing said.
     again = make_upscaler(load_model("2x-esrgan-animevideo"), settings)
-    assert isinstance(again, NcnnUpscaler) == (first == "ncnn") and capsys.readouterr().err == ""
+    assert isinstance(again, NcnnUpscaler) == (first.engine == "ncnn") and capsys.readouterr().err == ""
     assert choose_cpu_engine(loaded, settings, side=32, status=statuses.append) == first and len(statuses) == 1
     # $REMASTER_ENGINE decides for `auto`, and a wrong value is one line.
     monkeypatch.setenv("REMASTER_ENGINE", "ncnn")

@@ -2,21 +2,24 @@
 
 - CUDA: `--engine tensorrt` or `torch` as asked; `auto` takes tensorrt where it is installed (and
   the torch engine if an engine cannot be built), else torch. Vulkan: ncnn (the only engine there).
-- CPU: `--engine torch`, `ncnn` or `openvino` as asked; `auto` takes whichever ran the model
-  fastest on this CPU, measured once on a small frame and remembered in a cache file. Each engine is
-  measured at the precision `auto` gives it (ncnn's CPU path: fp32 only, so it is no candidate where
-  the model gets bf16); ncnn only for a model with ncnn files, openvino only where it is installed.
+- CPU: `--engine torch`, `ncnn` or `openvino` as asked; `auto` takes whichever engine and precision
+  ran the model fastest on this CPU, measured once on a small frame and remembered in a cache file.
+  Each engine is measured at the precision asked for; where that is `auto` and gives the model bf16,
+  at fp32 too, since bf16 is the faster on some CPUs with AVX-512 BF16 and the slower on others
+  (docs/engine.md). ncnn's CPU path runs fp32 only; ncnn only for a model with ncnn files, openvino
+  only where it is installed.
 - Intel GPUs: `--engine openvino --device xpu[:N]`.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +29,9 @@ import remaster
 from remaster.architectures.descriptor import LoadedModel
 from remaster.core.errors import UsageError
 from remaster.core.outputs import read_json_cache, write_json_cache
+from remaster.core.precision import Precision
 from remaster.engines.base import EngineSettings, Upscaler
-from remaster.engines.device import resolve_device, resolve_precision
+from remaster.engines.device import precision_name, resolve_device, resolve_precision
 from remaster.engines.graph.cache import user_cache_dir
 from remaster.engines.graph.export import GraphExportError
 from remaster.engines.kinds import Engine, parse_engine
@@ -68,15 +72,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def cache_key(loaded: LoadedModel, threads: int) -> str:
-    """What a measurement depends on: the model, the CPU, the threads and every version involved."""
+def cache_key(loaded: LoadedModel, threads: int, precision: str = Precision.AUTO) -> str:
+    """What a measurement depends on: the model, the precision asked for, the CPU, the threads and
+    every version involved."""
     ncnn = import_ncnn()
     ncnn_version = getattr(ncnn, "__version__", "?") if ncnn else "none"
     d = loaded.descriptor
     return (
-        f"{d.name} | {d.source} | {cpu_name()} | {threads} threads | torch {torch.__version__}"
-        f" | ncnn {ncnn_version} | openvino {openvino_version()} | remaster {remaster.__version__}"
+        f"{d.name} | {d.source} | precision {precision} | {cpu_name()} | {threads} threads"
+        f" | torch {torch.__version__} | ncnn {ncnn_version} | openvino {openvino_version()}"
+        f" | remaster {remaster.__version__}"
     )
+
+
+@dataclass(frozen=True)
+class CpuChoice:
+    """An engine and the precision to run it at: the one asked for, or fp32 where `auto` gave bf16
+    and fp32 measured faster."""
+
+    engine: Engine
+    precision: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} {self.precision}"
 
 
 def _seconds(upscaler: Upscaler, frame: np.ndarray) -> float:
@@ -85,39 +104,57 @@ def _seconds(upscaler: Upscaler, frame: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def _candidates(loaded: LoadedModel, settings: EngineSettings) -> dict[Engine, Upscaler]:
-    """The engines `auto` measures for this model here. OpenVINO first: it exports from a float32
-    copy of the network, which the torch engine then sets to its own precision in place."""
-    found: dict[Engine, Upscaler] = {}
-    if openvino_available():
-        from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler  # its extra: remaster[openvino]
-
-        found[Engine.OPENVINO] = OpenVinoUpscaler(loaded, replace(settings, engine=Engine.OPENVINO))
-    found[Engine.TORCH] = TorchUpscaler(loaded, settings)
-    if _ncnn_can_run(loaded, settings, torch.device("cpu")):
-        found[Engine.NCNN] = NcnnUpscaler(loaded, settings)
+def cpu_candidates(loaded: LoadedModel, settings: EngineSettings) -> list[CpuChoice]:
+    """The engines and precisions `auto` measures for this model on this CPU."""
+    precisions = [precision_name(_cpu_dtype(loaded, settings.precision))]
+    if settings.precision == Precision.AUTO and precisions[0] != Precision.FP32:
+        precisions.append(Precision.FP32)
+    engines = [Engine.OPENVINO] if openvino_available() else []
+    engines.append(Engine.TORCH)
+    found = [CpuChoice(engine, precision) for precision in precisions for engine in engines]
+    ncnn_files_here = import_ncnn() is not None and ncnn_files(loaded.descriptor) is not None
+    if ncnn_files_here and Precision.FP32 in precisions:
+        found.append(CpuChoice(Engine.NCNN, Precision.FP32))
     return found
 
 
+def _cpu_dtype(loaded: LoadedModel, precision: str) -> torch.dtype:
+    d = loaded.descriptor
+    return resolve_precision(precision, torch.device("cpu"), d.auto_cpu_bf16, d.precisions)
+
+
+def _upscaler(loaded: LoadedModel, settings: EngineSettings, choice: CpuChoice) -> Upscaler:
+    settings = replace(settings, engine=choice.engine, precision=choice.precision)
+    if choice.engine == Engine.TORCH:
+        # A copy each: the torch engine sets its network to its precision in place, and two
+        # candidates at two precisions would otherwise share one network.
+        return TorchUpscaler(replace(loaded, module=copy.deepcopy(loaded.module)), settings)
+    if choice.engine == Engine.OPENVINO:
+        from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler  # its extra: remaster[openvino]
+
+        return OpenVinoUpscaler(loaded, settings)
+    return NcnnUpscaler(loaded, settings)
+
+
 def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> dict:
-    """Seconds a `side` x `side` frame takes each candidate engine on this CPU (fastest of
-    PROBE_ROUNDS, alternating), and the fastest engine. An engine that fails on the frame (an
-    export that does not go through) is said in one line and left out."""
+    """Seconds a `side` x `side` frame takes each candidate (engine, precision) on this CPU
+    (fastest of PROBE_ROUNDS, alternating), and the fastest. A candidate that fails on the frame
+    (an export that does not go through) is said in one line and left out."""
     side = max(side, loaded.descriptor.min_size)
     frame = anime_frame(side, side, seed=0)[None]
-    upscalers = _candidates(loaded, settings)
-    for engine, upscaler in list(upscalers.items()):
+    upscalers = {choice: _upscaler(loaded, settings, choice) for choice in cpu_candidates(loaded, settings)}
+    for choice, upscaler in list(upscalers.items()):
         try:
             upscaler.upscale(frame)  # warm-up: first-call allocations, pipelines, graph export and compile
         except GraphExportError as exc:
-            print(f"remaster: {exc}; --engine auto leaves {engine} out", file=sys.stderr)
-            del upscalers[engine]
-    times: dict[Engine, float] = {engine: float("inf") for engine in upscalers}
+            print(f"remaster: {exc}; --engine auto leaves {choice.engine} out", file=sys.stderr)
+            del upscalers[choice]
+    times: dict[CpuChoice, float] = {choice: float("inf") for choice in upscalers}
     for _ in range(PROBE_ROUNDS):
-        for engine, upscaler in upscalers.items():
-            times[engine] = min(times[engine], _seconds(upscaler, frame))
+        for choice, upscaler in upscalers.items():
+            times[choice] = min(times[choice], _seconds(upscaler, frame))
     fastest = min(times, key=times.__getitem__)
-    return {"engine": fastest, "seconds": {str(engine): value for engine, value in times.items()}, "side": side}
+    return {"choice": fastest, "seconds": {choice.label: value for choice, value in times.items()}, "side": side}
 
 
 def choose_cpu_engine(
@@ -125,27 +162,36 @@ def choose_cpu_engine(
     settings: EngineSettings,
     side: int = PROBE_SIDE,
     status: Callable[[str], None] = lambda message: None,
-) -> Engine:
-    """`--engine auto` on a CPU: the cached choice for this model and CPU, else measure it now
-    on a `side` x `side` frame (`status` is told so as it begins: it takes seconds)."""
-    key = cache_key(loaded, cpu_threads())
+) -> CpuChoice:
+    """`--engine auto` on a CPU: the cached choice for this model, precision and CPU, else measure
+    it now on a `side` x `side` frame (`status` is told so as it begins: it takes seconds)."""
+    key = cache_key(loaded, cpu_threads(), settings.precision)
     path = cache_path()
     entries = read_json_cache(path)
-    known = entries.get(key, {}).get("engine")
-    if known in (Engine.NCNN, Engine.TORCH, Engine.OPENVINO):
-        return Engine(known)
+    known = entries.get(key, {})
+    candidates = cpu_candidates(loaded, settings)
+    cached = next(
+        (c for c in candidates if (c.engine, c.precision) == (known.get("engine"), known.get("precision"))), None
+    )
+    if cached is not None:
+        return cached
     status("measuring engines (once for this model on this CPU)")
     measured = measure_engines(loaded, settings, side)
-    seconds = measured["seconds"]
-    said = ", ".join(f"{engine} {value:.3f} s" for engine, value in seconds.items())
+    choice: CpuChoice = measured["choice"]
+    said = ", ".join(f"{label} {value:.3f} s" for label, value in measured["seconds"].items())
     print(
         f"remaster: measured the CPU engines once for {loaded.descriptor.name}: {said} a {measured['side']} px"
-        f" frame; using {measured['engine']} (cached in {path})",
+        f" frame; using {choice.label} (cached in {path})",
         file=sys.stderr,
     )
-    entries[key] = {"engine": str(measured["engine"]), "seconds": seconds, "side": measured["side"]}
+    entries[key] = {
+        "engine": str(choice.engine),
+        "precision": choice.precision,
+        "seconds": measured["seconds"],
+        "side": measured["side"],
+    }
     write_json_cache(path, entries)
-    return measured["engine"]
+    return choice
 
 
 def resolve_engine_choice(
@@ -189,9 +235,15 @@ def resolve_engine_choice(
     if engine == Engine.NCNN and settings.compile:
         raise UsageError("--compile compiles the torch engine's network; the ncnn engine has its own kernels")
     if engine == Engine.AUTO:
-        # --compile asks for the torch engine; otherwise the fastest one for this model on this CPU.
-        others = openvino_available() or _ncnn_can_run(loaded, settings, device)
-        engine = choose_cpu_engine(loaded, settings, status=status) if others and not settings.compile else Engine.TORCH
+        # --compile asks for the torch engine; otherwise the fastest engine and precision for this
+        # model on this CPU, where there is more than one to choose from.
+        if not settings.compile and len(cpu_candidates(loaded, settings)) > 1:
+            choice = choose_cpu_engine(loaded, settings, status=status)
+            return replace(settings, engine=choice.engine, precision=choice.precision)
+        engine = Engine.TORCH
+    if settings.precision == Precision.AUTO:  # a precision by name, as the video job records it
+        dtype = torch.float32 if engine == Engine.NCNN else _cpu_dtype(loaded, Precision.AUTO)
+        settings = replace(settings, precision=precision_name(dtype))
     return replace(settings, engine=engine)
 
 
@@ -218,11 +270,3 @@ def gpu_engine(engine: Engine, device: torch.device, tensorrt_installed: bool, c
     if engine == Engine.AUTO and nvidia and tensorrt_installed and not compile:
         return Engine.TENSORRT
     return Engine.TORCH
-
-
-def _ncnn_can_run(loaded: LoadedModel, settings: EngineSettings, device: torch.device) -> bool:
-    """Whether ncnn is a candidate for `auto` on this CPU: its wheel, the model's ncnn files, and
-    the precision torch would run at being fp32 (ncnn's CPU path runs nothing else)."""
-    if import_ncnn() is None or ncnn_files(loaded.descriptor) is None:
-        return False
-    return resolve_precision(settings.precision, device, loaded.descriptor.auto_cpu_bf16) == torch.float32

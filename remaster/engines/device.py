@@ -135,7 +135,8 @@ def resolve_precision(
 ) -> torch.dtype:
     """`auto`: fp16 on a GPU; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
 
-    bf16 is about 1.8x faster than fp32 on an AVX-512 BF16 CPU, but against fp32 its 8-bit
+    bf16 was 1.8x faster than fp32 on an AMD EPYC with AVX-512 BF16 (and 1.35x slower on an Intel
+    Xeon with it and no AMX: `--engine auto` times both, engines/choice.py); against fp32 its 8-bit
     mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
     model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model
     whose `supported` precisions have it (a community model's, as spandrel declares them; remaster's own: all).

@@ -1,6 +1,7 @@
 """Measured bf16 fidelity of the packaged models, which decides CPU `auto` precision.
 
-bf16 makes a CPU frame about 1.8x faster where the processor has it (AVX-512 BF16 or AMX),
+bf16 made a CPU frame about 1.8x faster on an AMD EPYC with AVX-512 BF16 (slower on an Intel Xeon
+without AMX, where `--engine auto` measures both precisions and runs fp32),
 but its 8-bit mantissa costs more on some models than on others: the Pro models, whose
 weights carry the x*0.7+0.15 input map, lose the most, and fine photographic texture is the
 worst content for every model. `auto` takes bf16 only for a model whose worst PSNR against

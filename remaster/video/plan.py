@@ -259,6 +259,10 @@ def resolve_engine(
     """
     if task_device is None:
         device = resolve_device(engine.device, engine.engine)
+        if engine.engine == Engine.AUTO and device.type == "cpu":
+            # `auto` on a CPU measures engines and precisions together (engines/choice.py):
+            # Remasterer.fix_engine does that next and leaves a precision by name.
+            return replace(engine, device=str(device))
         # ncnn on a CPU runs fp32 only: its `auto` is fp32, never bf16.
         bf16 = auto_bf16(model) and engine.engine != Engine.NCNN
         precision = precision_name(resolve_precision(engine.precision, device, bf16, precisions))
