@@ -1,5 +1,6 @@
-"""What `pip install -e .` alone gives (the README's first command): no onnx, openvino, tensorrt,
-ncnn, ray or spandrel. The extras are hidden from a child interpreter by a meta-path finder that
+"""remaster without any optional package: no onnx, openvino, tensorrt, ncnn, ray or spandrel.
+OpenVINO, onnx and onnxscript are default dependencies, but an install made with --no-deps (as on a
+GPU box) goes without them. They are hidden from a child interpreter by a meta-path finder that
 refuses them, as a machine without them would; the video and image commands must still run, with
 `--engine auto` choosing among what is there."""
 
