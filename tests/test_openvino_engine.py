@@ -9,19 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
 from conftest import PICTURES, picture, psnr
 
-pytest.importorskip("openvino", reason="remaster[openvino] not installed")
-pytest.importorskip("onnxscript", reason="remaster[openvino] not installed")
-
-from remaster.engines.base import EngineSettings  # noqa: E402
-from remaster.engines.graph.cache import graph_dir  # noqa: E402
-from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler  # noqa: E402
-from remaster.engines.torch_engine.upscaler import TorchUpscaler  # noqa: E402
-from remaster.models.loader import load_model  # noqa: E402
+from remaster.engines.base import EngineSettings
+from remaster.engines.graph.cache import graph_dir
+from remaster.engines.openvino_engine.runtime import import_openvino
+from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler
+from remaster.engines.torch_engine.upscaler import TorchUpscaler
+from remaster.models.loader import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +96,7 @@ def test_every_architecture_equals_torch(name):
 def test_residual_on_a_view_needs_the_dynamo_exporter(tmp_path):
     """Why the engine exports through dynamo: the TorchScript exporter drops Compact's in-place
     residual (each input pixel added to its output block through a view), 4-7 dB against torch."""
-    import openvino as ov
+    ov = import_openvino()
 
     network = load_model("2x-esrgan-animevideo").module.eval()
     x = rgb(picture("anime", 24, 32))
@@ -269,3 +268,42 @@ def test_remaster_image_matches_the_reference_runner(tmp_path, name):
     ours = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
     theirs = ncnn_upscale(packaged, ncnn_net(packaged.param, threads=1), pixels)
     assert psnr(ours, theirs) >= 60
+
+
+@pytest.mark.slow
+def test_a_video_job_on_openvino_muxes_and_ends(tmp_path):
+    """The whole video job on OpenVINO, in a child as a user runs it: its threads are alive when the
+    ffmpeg mux is started. A `preexec_fn` run between fork and exec once hung there for good (the
+    README's demo on a fresh install); the mux's ffmpeg is now started without Python in the child."""
+    from remaster.demo.samples import EpisodeSpec, make_episode
+
+    source = make_episode(tmp_path / "ep.mkv", EpisodeSpec(width=64, height=48, seconds=1.0, gop_seconds=0.5))
+    out = tmp_path / "out.mkv"
+    command = [sys.executable, "-m", "remaster", str(source), "-o", str(out), "--engine", "openvino",
+               "--codec", "x264", "--preset", "2x-waifu2x-art-no-denoise", "--quiet"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    with av.open(str(source)) as original, av.open(str(out)) as container:
+        assert len(container.streams) == len(original.streams) and container.streams.video[0].width == 128
+
+
+TELEMETRY_CHILD = """
+import multiprocessing, sys
+{imports}
+print(len(multiprocessing.active_children()), sys.modules.get("openvino_telemetry") is not None)
+"""
+
+
+def test_openvino_is_imported_without_its_telemetry():
+    """OpenVINO's import sends a usage event from a forked process (openvino_telemetry); through
+    remaster the package is never loaded. The control, a plain `import openvino`, loads it (with
+    CI=true, which its opt-in check takes for a CI job, so that even the control sends nothing)."""
+
+    def child(imports: str) -> str:
+        code = TELEMETRY_CHILD.format(imports=imports)
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "CI": "true"}
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
+
+    assert child("import openvino") == ["0", "True"]
+    through_remaster = "from remaster.engines.openvino_engine.runtime import import_openvino; import_openvino()"
+    assert child(through_remaster) == ["0", "False"]

@@ -1,7 +1,7 @@
-"""Child processes that die with remaster: the queue's `remaster` children, export's ffmpeg.
+"""Child processes that die with remaster: the queue's `remaster` children, ffmpeg.
 
-A child started with `subprocess.Popen(..., preexec_fn=dies_with_this_process())` gets a signal from
-the kernel when the thread that started it ends, however it ends (SIGKILL and the OOM killer
+A command started as `subprocess.Popen(dying_with_this_process(command))` gets a signal from the
+kernel when the thread that started it ends, however it ends (SIGKILL and the OOM killer
 included), so nothing remaster started runs on unwatched and keeps writing files after it.
 """
 
@@ -11,12 +11,31 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
-# dlopen(NULL) here, in the parent: between fork and exec the child should do as little as it can.
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+# Between fork and exec, a child of a process with threads (OpenVINO's, PyTorch's, the stages')
+# should run no Python: "preexec_fn is not safe to use in the presence of threads; the child
+# could deadlock before exec is called" (the subprocess docs), on a lock some thread of the parent
+# held at the fork. (OpenVINO's own telemetry, a forked Python child, hung exactly so:
+# engines/openvino_engine/runtime.py.) So the child execs this small program, which asks for the
+# signal and execs the command itself; the kernel keeps PR_SET_PDEATHSIG across execve. -I -S: no
+# site, no PYTHON* variables; about 20 ms a command.
+# Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve: both go back
+# to their defaults, as subprocess's restore_signals does, so that ffmpeg is stopped by the file
+# size limit (and says so through its signal) rather than failing each write.
+_DEATH_SIGNAL_PROGRAM = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[1]))
+if os.getppid() != int(sys.argv[2]):
+    os._exit(1)
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+os.execvp(sys.argv[3], sys.argv[3:])
+"""
 
 
 def die_with_parent(sig: int, parent: int) -> None:
@@ -31,9 +50,11 @@ def die_with_parent(sig: int, parent: int) -> None:
         os._exit(1)
 
 
-def dies_with_this_process(sig: int = signal.SIGKILL) -> Callable[[], None]:
-    """A `preexec_fn` that makes the child get `sig` when this process dies. SIGKILL by default: a
-    parent that dies without stopping its child was itself killed, and what the child was writing
-    is of no use to anyone any more."""
-    parent = os.getpid()
-    return lambda: die_with_parent(sig, parent)
+def dying_with_this_process(command: Sequence[str], sig: int = signal.SIGKILL) -> list[str]:
+    """`command` made to get `sig` when this process's starting thread ends (Linux; elsewhere
+    `command` as it is). SIGKILL by default: a parent that dies without stopping its child was
+    itself killed, and what the child was writing is of no use to anyone any more."""
+    if _LIBC is None:
+        return list(command)
+    program = [sys.executable, "-I", "-S", "-c", _DEATH_SIGNAL_PROGRAM]
+    return [*program, str(int(sig)), str(os.getpid()), *command]

@@ -32,7 +32,7 @@ import ffmpeg
 import imageio_ffmpeg
 
 from remaster.core.errors import RemasterError
-from remaster.core.processes import dies_with_this_process
+from remaster.core.processes import dying_with_this_process
 
 # "[libx264 @ 0x55...] [error] " or "[error] ": what -loglevel level+... puts before a message.
 _LOG_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] |\[(error|fatal)\] ")
@@ -159,7 +159,7 @@ def _run(
     pass_fds: Sequence[int],
 ) -> int:
     process = subprocess.Popen(
-        args,
+        dying_with_this_process(args),
         cwd=cwd,
         env=None if env is None else dict(env),
         stdin=subprocess.DEVNULL,
@@ -168,7 +168,6 @@ def _run(
         text=True,
         errors="replace",
         pass_fds=tuple(pass_fds),
-        preexec_fn=dies_with_this_process(),
     )
     try:
         if progress is not None:

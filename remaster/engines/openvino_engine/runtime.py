@@ -11,6 +11,7 @@ precision conversion leaves them alone, where its plugin honours the mark (`keep
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -39,6 +40,13 @@ class OpenVinoMissing(UsageError):
 
 
 def import_openvino() -> Any:
+    # `import openvino` imports its model converter (openvino/tools/ovc/__init__.py), which sends a
+    # usage event to Google Analytics through openvino_telemetry, from a process it forks: network
+    # traffic nobody asked for, and a fork of a process with threads. The forked child hung on a
+    # lock held by one of the parent's threads, and multiprocessing's exit handler waited for it
+    # for good: the README's demo never exited. With that package not importable, ovc takes its
+    # own stub (telemetry_utils.py), which sends nothing.
+    sys.modules.setdefault("openvino_telemetry", None)
     try:
         import openvino
     except ImportError:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remaster.core.errors import EXIT_FAILURE
-from remaster.core.processes import dies_with_this_process
+from remaster.core.processes import dying_with_this_process
 from remaster.scaleout.queue.store import Job, Progress
 
 TICK_SECONDS = 0.25  # how often `report` is called: bounds how late a stop or a lost lease is noticed
@@ -51,13 +51,6 @@ def child_command(job: Job, worker_args: Sequence[str] = ()) -> list[str]:
     over a job's."""
     command = [sys.executable, "-m", "remaster", job.input, "-o", job.output, "--preset", job.preset, *job.options]
     return [*command, *worker_args, "--json-progress"]
-
-
-def _child_setup() -> Callable[[], None]:
-    """SIGKILL the child when its worker dies. SIGKILL, because a worker that dies without stopping
-    its child was itself killed (SIGKILL, OOM): the child must not run on unwatched, or a worker that
-    takes the job over would run it twice. A killed child loses only its segment in progress."""
-    return dies_with_this_process(signal.SIGKILL)
 
 
 def _describe(returncode: int, log: deque[str]) -> str | None:
@@ -112,8 +105,11 @@ def run_job(
     stopped, as it is when `should_stop()` turns true: SIGINT, so that it keeps its finished segments."""
     try:
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        # SIGKILL the child when its worker dies: a worker that dies without stopping its child was
+        # itself killed (SIGKILL, OOM), and the child must not run on unwatched, or a worker that takes
+        # the job over would run it twice. A killed child loses only its segment in progress.
         child = subprocess.Popen(
-            child_command(job, worker_args),
+            dying_with_this_process(child_command(job, worker_args), signal.SIGKILL),
             cwd=job.cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -121,7 +117,6 @@ def run_job(
             # Its own session: a Ctrl-C in the worker's terminal reaches the worker only, which then stops
             # the child once, and the child's own helpers (ffmpeg) can be killed with it as a group.
             start_new_session=True,
-            preexec_fn=_child_setup(),
         )
     except OSError as exc:  # a folder gone, no more processes: a failure like any other, and retried
         return Outcome(EXIT_FAILURE, f"could not start remaster: {exc}", "", Progress(), False)
