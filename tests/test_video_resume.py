@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import FAST_MODEL
 from videotools import interruptible_remaster
 
 from remaster.cli import main
@@ -23,7 +24,7 @@ from remaster.demo.samples import EpisodeSpec, make_episode
 pytestmark = pytest.mark.slow
 
 SPEC = EpisodeSpec(width=64, height=48, seconds=3.0, gop_seconds=0.25, cover_image=False)
-OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264"]
+OPTIONS = ["--segment-seconds", "0.25", "--codec", "x264", *FAST_MODEL]
 
 
 def _command(source: Path, output: Path, *extra: str) -> list[str]:
