@@ -130,7 +130,7 @@ def _upscaler(loaded: LoadedModel, settings: EngineSettings, choice: CpuChoice) 
         # candidates at two precisions would otherwise share one network.
         return TorchUpscaler(replace(loaded, module=copy.deepcopy(loaded.module)), settings)
     if choice.engine == Engine.OPENVINO:
-        from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler  # its extra: remaster[openvino]
+        from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler  # imports onnx: only when measured
 
         return OpenVinoUpscaler(loaded, settings)
     return NcnnUpscaler(loaded, settings)
