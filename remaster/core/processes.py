@@ -27,10 +27,10 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve: both go back
 # to their defaults, as subprocess's restore_signals does, so that ffmpeg is stopped by the file
 # size limit (and says so through its signal) rather than failing each write.
-_DEATH_SIGNAL_PROGRAM = """
+_DEATH_SIGNAL_PROGRAM = f"""
 import ctypes, os, signal, sys
-ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[1]))
-if os.getppid() != int(sys.argv[2]):
+ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, int(sys.argv[1]))
+if os.getppid() != int(sys.argv[2]):  # as in die_with_parent: it died before prctl took effect
     os._exit(1)
 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 signal.signal(signal.SIGXFSZ, signal.SIG_DFL)

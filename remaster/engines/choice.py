@@ -136,13 +136,15 @@ def _upscaler(loaded: LoadedModel, settings: EngineSettings, choice: CpuChoice) 
     return NcnnUpscaler(loaded, settings)
 
 
-def measure_engines(loaded: LoadedModel, settings: EngineSettings, side: int = PROBE_SIDE) -> dict:
-    """Seconds a `side` x `side` frame takes each candidate (engine, precision) on this CPU
-    (fastest of PROBE_ROUNDS, alternating), and the fastest. A candidate that fails on the frame
-    (an export that does not go through) is said in one line and left out."""
+def measure_engines(
+    loaded: LoadedModel, settings: EngineSettings, candidates: list[CpuChoice], side: int = PROBE_SIDE
+) -> dict:
+    """Seconds a `side` x `side` frame takes each of `candidates` on this CPU (fastest of
+    PROBE_ROUNDS, alternating), and the fastest. A candidate that fails on the frame (an export
+    that does not go through) is said in one line and left out."""
     side = max(side, loaded.descriptor.min_size)
     frame = anime_frame(side, side, seed=0)[None]
-    upscalers = {choice: _upscaler(loaded, settings, choice) for choice in cpu_candidates(loaded, settings)}
+    upscalers = {choice: _upscaler(loaded, settings, choice) for choice in candidates}
     for choice, upscaler in list(upscalers.items()):
         try:
             upscaler.upscale(frame)  # warm-up: first-call allocations, pipelines, graph export and compile
@@ -163,20 +165,23 @@ def choose_cpu_engine(
     side: int = PROBE_SIDE,
     status: Callable[[str], None] = lambda message: None,
 ) -> CpuChoice:
-    """`--engine auto` on a CPU: the cached choice for this model, precision and CPU, else measure
-    it now on a `side` x `side` frame (`status` is told so as it begins: it takes seconds)."""
+    """`--engine auto` on a CPU: the one candidate where there is one, else the cached choice for
+    this model, precision and CPU, else measure it now on a `side` x `side` frame (`status` is told
+    so as it begins: it takes seconds)."""
+    candidates = cpu_candidates(loaded, settings)
+    if len(candidates) == 1:
+        return candidates[0]
     key = cache_key(loaded, cpu_threads(), settings.precision)
     path = cache_path()
     entries = read_json_cache(path)
     known = entries.get(key, {})
-    candidates = cpu_candidates(loaded, settings)
     cached = next(
         (c for c in candidates if (c.engine, c.precision) == (known.get("engine"), known.get("precision"))), None
     )
     if cached is not None:
         return cached
     status("measuring engines (once for this model on this CPU)")
-    measured = measure_engines(loaded, settings, side)
+    measured = measure_engines(loaded, settings, candidates, side)
     choice: CpuChoice = measured["choice"]
     said = ", ".join(f"{label} {value:.3f} s" for label, value in measured["seconds"].items())
     print(
@@ -236,8 +241,8 @@ def resolve_engine_choice(
         raise UsageError("--compile compiles the torch engine's network; the ncnn engine has its own kernels")
     if engine == Engine.AUTO:
         # --compile asks for the torch engine; otherwise the fastest engine and precision for this
-        # model on this CPU, where there is more than one to choose from.
-        if not settings.compile and len(cpu_candidates(loaded, settings)) > 1:
+        # model on this CPU.
+        if not settings.compile:
             choice = choose_cpu_engine(loaded, settings, status=status)
             return replace(settings, engine=choice.engine, precision=choice.precision)
         engine = Engine.TORCH
