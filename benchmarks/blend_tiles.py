@@ -31,7 +31,7 @@ from spandrel.architectures.SwinIR import SwinIR
 
 from remaster.architectures.community.detection import FADE, MARGIN
 from remaster.architectures.descriptor import Blended, LoadedModel
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tiling.tiles import plan_tiles
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame

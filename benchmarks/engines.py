@@ -22,10 +22,10 @@ import time
 import numpy as np
 
 from remaster.bench.measure import psnr
-from remaster.engines.base import EngineSettings
 from remaster.engines.choice import make_upscaler
 from remaster.engines.device import cpu_has_bf16, device_label
 from remaster.engines.openvino_engine.runtime import openvino_available
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import vulkan_devices
 from remaster.media.testcard import anime_frame

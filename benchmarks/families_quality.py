@@ -21,7 +21,7 @@ from PIL import Image
 from remaster.architectures.descriptor import family_title
 from remaster.bench.measure import psnr
 from remaster.core.presets import get_preset
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.loader import load_model

@@ -59,8 +59,8 @@ from gpu_tensorrt import tensorrt_section
 from remaster.core.presets import get_preset
 from remaster.demo.samples import EpisodeSpec, make_episode
 from remaster.engines.accounting import TransferCount
-from remaster.engines.base import EngineSettings
 from remaster.engines.device import device_label, resolve_device
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model

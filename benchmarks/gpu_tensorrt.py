@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from remaster.core.presets import get_preset
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model

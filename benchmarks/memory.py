@@ -22,7 +22,7 @@ import time
 
 CHILD = """
 import json, resource, statistics, sys, time, torch
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.loader import load_model
 from remaster.core.presets import get_preset

@@ -31,8 +31,8 @@ from PIL import Image
 from remaster.architectures.descriptor import family_title
 from remaster.bench.measure import psnr
 from remaster.core.presets import get_preset
-from remaster.engines.base import EngineSettings
 from remaster.engines.ncnn_engine.reference import ncnn_net, ncnn_upscale
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.imagefiles import read_image, write_image
 from remaster.media.testcard import anime_frame

@@ -18,8 +18,8 @@ import argparse
 import numpy as np
 
 from remaster.bench.measure import psnr
-from remaster.engines.base import EngineSettings
 from remaster.engines.device import cpu_has_bf16
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models

@@ -10,7 +10,7 @@ import torch
 from conftest import psnr
 
 from remaster.core.presets import get_preset
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.loader import load_model

@@ -93,8 +93,8 @@ def test_segments_spread_over_ray_tasks_give_the_local_result(
 
 
 def test_the_driver_fixes_one_device_and_precision_for_every_task():
-    from remaster.engines.base import EngineSettings
     from remaster.engines.device import cpu_has_bf16
+    from remaster.engines.settings import EngineSettings
     from remaster.scaleout.ray_cluster import task_device
     from remaster.video.plan import resolve_engine
 

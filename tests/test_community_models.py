@@ -42,7 +42,7 @@ from remaster.architectures.descriptor import Blended, Family, LoadedModel, Rece
 from remaster.architectures.origin import Origin  # noqa: E402
 from remaster.cli import main  # noqa: E402
 from remaster.core.errors import UsageError, WeightsError  # noqa: E402
-from remaster.engines.base import EngineSettings  # noqa: E402
+from remaster.engines.settings import EngineSettings  # noqa: E402
 from remaster.engines.torch_engine.upscaler import TorchUpscaler  # noqa: E402
 from remaster.models.catalog import packaged_models  # noqa: E402
 from remaster.models.loader import load_checkpoint, load_model  # noqa: E402

@@ -8,8 +8,8 @@ from conftest import allow_bf16_on_any_cpu, max_diff, psnr
 
 from remaster.bench.measure import psnr as bench_psnr
 from remaster.core.errors import UsageError
-from remaster.engines.base import EngineSettings, parse_tile
 from remaster.engines.device import cpu_has_bf16, resolve_precision
+from remaster.engines.settings import EngineSettings, parse_tile
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models

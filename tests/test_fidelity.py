@@ -7,7 +7,7 @@ from PIL import Image
 
 from remaster.architectures.descriptor import NCNN_NOISE_CODE, Family
 from remaster.core.presets import load_presets
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model

@@ -13,8 +13,8 @@ import torch
 
 from remaster.engines import buffers, device
 from remaster.engines.accounting import PeakBytes, TransferCount
-from remaster.engines.base import EngineSettings
 from remaster.engines.device import cuda_free_bytes, fit_tile, model_numerics, states_fit_on_device, value_bytes
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TilePlan, TorchUpscaler, state_device
 from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model

@@ -6,7 +6,7 @@ import torch
 
 from remaster.architectures.realcugan.network import UpCunet
 from remaster.core.errors import UsageError, WeightsError
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame
 from remaster.models.catalog import PackagedModel, packaged_models

@@ -22,11 +22,11 @@ from conftest import allow_bf16_on_any_cpu
 
 from remaster.cli import main
 from remaster.core.errors import UsageError
-from remaster.engines.base import EngineSettings
 from remaster.engines.choice import cache_key, cache_path, choose_cpu_engine, cpu_candidates, make_upscaler
 from remaster.engines.device import resolve_device
 from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler
 from remaster.engines.openvino_engine.runtime import openvino_available
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import vulkan_devices
 from remaster.media.imagefiles import read_image, write_image
@@ -317,7 +317,7 @@ OUT_OF_MEMORY_CHILD = """
 import resource, sys
 import numpy as np
 from remaster.engines.choice import make_upscaler
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.models.loader import load_model
 from remaster.media.testcard import anime_frame
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from conftest import PICTURES, max_diff, picture, psnr
 
-from remaster.engines.base import EngineSettings
 from remaster.engines.ncnn_engine.reference import ncnn_net, ncnn_upscale
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_model

@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import PICTURES, picture, psnr
 
-from remaster.engines.base import EngineSettings
 from remaster.engines.graph.cache import graph_dir
 from remaster.engines.openvino_engine.runtime import import_openvino
 from remaster.engines.openvino_engine.upscaler import OpenVinoUpscaler
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.loader import load_model
 

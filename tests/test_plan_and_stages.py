@@ -16,7 +16,7 @@ import pytest
 from remaster.core.errors import DamagedInput
 from remaster.core.precision import Precision
 from remaster.core.presets import get_preset
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model

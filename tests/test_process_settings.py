@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
 
     from remaster.core import process_settings
     from remaster.cli import main
-    from remaster.engines.base import EngineSettings
+    from remaster.engines.settings import EngineSettings
     from remaster.engines.torch_engine.upscaler import TorchUpscaler
     from remaster.models.loader import load_model
     from remaster.video.encode import EncoderSettings, OutputColour, SegmentWriter, VideoFormat

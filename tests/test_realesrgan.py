@@ -11,7 +11,7 @@ from PIL import Image
 
 from remaster.architectures.descriptor import Family, ReceptiveField
 from remaster.core.errors import WeightsError
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models

@@ -12,7 +12,7 @@ import pytest
 from remaster.core.presets import get_preset
 from remaster.core.scheduling import thread_policies
 from remaster.demo.samples import EpisodeSpec, make_episode
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.video.encode import EncoderSettings
 from remaster.video.pipeline import Remasterer
 from remaster.video.plan import VideoSettings

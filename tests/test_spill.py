@@ -15,7 +15,7 @@ import torch
 from mounts import tmpfs
 
 from remaster.cli import main
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tiling.states import TileStates, _FreeSpace
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
@@ -117,7 +117,7 @@ PEAK_CHILD = """
 import json, sys
 import numpy as np
 from remaster.core.process_settings import apply_process_settings
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.models.loader import load_model
 from remaster.media.testcard import photo_frame

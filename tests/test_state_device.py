@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.torch_engine.upscaler import TorchUpscaler, state_device
 from remaster.media.testcard import anime_frame

@@ -24,11 +24,11 @@ import onnx  # noqa: E402
 from onnx import TensorProto  # noqa: E402
 
 from remaster.architectures.realcugan.export import UpcunetBody, UpcunetStage, stage_input_names  # noqa: E402
-from remaster.engines.base import EngineSettings  # noqa: E402
 from remaster.engines.choice import gpu_engine, resolve_engine_choice  # noqa: E402
 from remaster.engines.graph.cache import cached_graph  # noqa: E402
 from remaster.engines.graph.export import agreement_db, export_onnx, float32_weights  # noqa: E402
 from remaster.engines.kinds import Engine  # noqa: E402
+from remaster.engines.settings import EngineSettings  # noqa: E402
 from remaster.engines.tensorrt_engine.plan import (  # noqa: E402
     GpuIdentity,
     Role,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import allow_bf16_on_any_cpu, max_diff, psnr
 
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tiling.tiles import split_axis
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame

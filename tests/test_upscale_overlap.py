@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.engines.base import EngineSettings
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model

@@ -23,13 +23,14 @@ from remaster.architectures.descriptor import Border, Family, PadMode, Receptive
 from remaster.core.errors import WeightsError
 from remaster.core.outputs import sha256_file
 from remaster.core.resources import builtin_dir
-from remaster.engines.base import EngineSettings
 from remaster.engines.ncnn_engine.reference import ncnn_net, ncnn_upscale
+from remaster.engines.settings import EngineSettings
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.media.testcard import anime_frame, photo_frame
 from remaster.models.catalog import packaged_models
 from remaster.models.loader import load_checkpoint, load_model
-from remaster.models.waifu2x import Waifu2xInfo, describe, load_waifu2x, package_dir, packaged_params
+from remaster.models.waifu2x import Waifu2xInfo, describe, load_waifu2x
+from remaster.models.waifu2x_files import package_dir, packaged_params
 
 PARAMS = packaged_params()
 UPCONV7 = [p for p in PARAMS if "CUNET" not in p.name]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from remaster.core.precision import COMPUTED_PRECISIONS, Precision
+
+if TYPE_CHECKING:  # the descriptor is read without PyTorch (engines/openvino_engine/prepared.py)
+    from torch import nn
 
 
 class Family(StrEnum):

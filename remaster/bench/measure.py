@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from remaster.engines.base import EngineSettings
 from remaster.engines.choice import make_upscaler, resolve_engine_choice
 from remaster.engines.device import cpu_has_bf16, resolve_device, resolve_precision
 from remaster.engines.kinds import Engine
+from remaster.engines.settings import EngineSettings
 from remaster.engines.vulkan import VULKAN, vulkan_device
 from remaster.media.testcard import anime_frame
 from remaster.models.loader import load_model

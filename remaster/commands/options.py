@@ -14,7 +14,7 @@ from remaster.core.precision import Precision, parse_precision
 from remaster.engines.kinds import Engine, parse_engine
 
 if TYPE_CHECKING:  # the engine pulls in torch: import it only when a command runs, not for `--help`
-    from remaster.engines.base import EngineSettings
+    from remaster.engines.settings import EngineSettings
 
 DEFAULT_PRESET = "2x-conservative"
 DEBUG_HELP = "on an error, print the traceback too"
@@ -104,7 +104,7 @@ def add_engine_options(
 
 def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """The engine options as the engine takes them; a command without --compile never compiles."""
-    from remaster.engines.base import EngineSettings
+    from remaster.engines.settings import EngineSettings
 
     compile_model = getattr(args, "compile", False)
     return EngineSettings(args.device, args.precision, args.tile, compile_model, engine=args.engine)

@@ -44,7 +44,7 @@ from remaster.video.probe import probe
 from remaster.video.segments import Segment
 
 if TYPE_CHECKING:  # torch takes a second to import: only when a comparison runs, not for `remaster --help`
-    from remaster.engines.base import EngineSettings
+    from remaster.engines.settings import EngineSettings
 
 # What the sheet says of a family left out at a scale.
 LEFT_OUT: dict[int, str] = {
@@ -308,8 +308,8 @@ def compare(
     import torch
 
     from remaster.architectures.descriptor import family_title
-    from remaster.engines.base import EngineSettings
     from remaster.engines.choice import make_upscaler
+    from remaster.engines.settings import EngineSettings
     from remaster.models.loader import load_model
 
     models = [(preset.name, load_model(preset.model)) for preset in chosen]

@@ -258,6 +258,16 @@ def read_json_cache(path: Path) -> dict[str, dict]:
     return entries if isinstance(entries, dict) else {}
 
 
+def writable_folder(folder: Path) -> Path | None:
+    """`folder`, made where missing, if this process can write in it; else None (a read-only or
+    full home: a cache there is simply not kept)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
 def write_json_cache(path: Path, entries: dict[str, dict]) -> None:
     """Write a cache file whole (two processes writing at once leave one whole file); one that cannot
     be written (a read-only or full home) only means working it out again next time."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,50 +21,19 @@ from torch import Tensor
 from remaster.architectures.community.detection import note_blended
 from remaster.architectures.descriptor import Blended, LoadedModel, ModelDescriptor, ReceptiveField
 from remaster.core.errors import UsageError
-from remaster.core.precision import Precision
 from remaster.engines.buffers import HostBuffers
 from remaster.engines.device import auto_batch, precision_name, state_memory_budget
+from remaster.engines.host_frames import from_network, to_network
+from remaster.engines.settings import EngineSettings, parse_tile
 from remaster.engines.tiling.blended import run_blended_tiled
-from remaster.engines.tiling.local import pad_frame, run_local_tiled
+from remaster.engines.tiling.local import upscale_local
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles
 
+if TYPE_CHECKING:
+    from remaster.engines.openvino_engine.prepared import PreparedGraph
+
 MAX_VALUE = {torch.uint8: 255, torch.uint16: 65535}
-# `--tile` takes multiples of this: every architecture's tile multiple divides it (SE stages: 4).
-TILE_MULTIPLE = 4
-
-
-def parse_tile(value: str | int) -> int | None:
-    """`auto` -> None; else a side in pixels: 0 (whole frame) or a multiple of 4, at least 64."""
-    if value == "auto":
-        return None
-    try:
-        tile = int(value)
-    except ValueError:
-        raise UsageError(f"--tile {value!r}: want auto, 0 or a multiple of 4 from 64 up") from None
-    if tile != 0 and (tile < 64 or tile % TILE_MULTIPLE):
-        raise UsageError(f"--tile {value}: want auto, 0 or a multiple of 4 from 64 up")
-    return tile
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    device: str = "auto"
-    precision: Precision = Precision.AUTO
-    tile: str | int = "auto"
-    compile: bool = False
-    # Bytes of host memory that tile states may hold between SE stages before the rest goes to
-    # a temporary file; None: $REMASTER_STATE_MEMORY, else a share of free memory (device.py).
-    state_memory: int | None = None
-    # Speed switches that benchmarks/gpu.py measures on a GPU; off until a measurement keeps them.
-    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs for the fixed shapes).
-    compile_mode: str = "default"
-    cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for each shape, and keep the fastest
-    # auto, torch, ncnn, openvino or tensorrt (engines/kinds.py); engines/choice.make_upscaler reads it.
-    engine: str = "auto"
-    # Set where `--engine auto` chose the engine: one that cannot run here (a TensorRT build that
-    # fails) says so in one line and the torch engine runs instead; asked for by name, it is an error.
-    fallback: bool = False
 
 
 class Upscaler(ABC):
@@ -98,6 +67,11 @@ class Upscaler(ABC):
         self.body: Callable[[Tensor], Tensor] | None = None
 
     @property
+    def name(self) -> str:
+        """The model's name, for messages."""
+        return self.descriptor.name
+
+    @property
     def precision(self) -> str:
         return precision_name(self.dtype)
 
@@ -105,6 +79,11 @@ class Upscaler(ABC):
     def where(self) -> str:
         """Where the network runs, for messages: "cpu", "cuda" (the ncnn engine: "vulkan:0", "cpu ncnn")."""
         return self.device.type
+
+    def prepared(self, height: int, width: int) -> PreparedGraph | None:
+        """How whole HxW frames ran, where a later run can run them again without PyTorch
+        (engines/openvino_engine/prepared.py); None for a runtime that cannot."""
+        return None
 
     @abstractmethod
     def tile_for(self, height: int, width: int, batch: int) -> int:
@@ -120,8 +99,12 @@ class Upscaler(ABC):
         """N x H x W x C (C = 3 or 4) uint8 or uint16 -> N x sH x sW x C, same type and depth.
 
         An alpha channel is upscaled by the model too, as a grey picture, so that its edges
-        stay as sharp as the colour's.
+        stay as sharp as the colour's. Frames in host memory for a CPU engine are converted there
+        (engines/host_frames.py, which the prepared graphs share); others on the device.
         """
+        if isinstance(frames, np.ndarray) and self.device.type == "cpu":
+            y = self.upscale_rgb(torch.from_numpy(to_network(frames)))
+            return from_network(y.numpy(), frames)
         as_numpy = isinstance(frames, np.ndarray)
         x = torch.from_numpy(np.require(frames, requirements=["C", "W"])) if as_numpy else frames
         max_value = MAX_VALUE.get(x.dtype)
@@ -143,7 +126,7 @@ class Upscaler(ABC):
         y = self.upscale_rgb(rgb)
         if c == 4:
             y = torch.cat([y[:n], y[n:].mean(dim=1, keepdim=True)], dim=1)
-        # Round half up, as the ncnn runner and upcunet_v3.py's (x * 255).round() do for >= 0.
+        # Round half up, as engines/host_frames.py does.
         out = y.mul_(max_value).add_(0.5).floor_().clamp_(0, max_value).permute(0, 2, 3, 1)
         # Straight to the output's type and layout, one copy (16-bit through int32: PyTorch's
         # float -> uint16 conversion is not there on every version).
@@ -191,17 +174,10 @@ class Upscaler(ABC):
 
     def _run_local(self, x: Tensor, tiling: ReceptiveField, tile: int | None = None) -> Tensor:
         """A purely local network in tiles widened by its receptive field; `tile`: as planned if None."""
-        border = self.descriptor.border
-        padded = pad_frame(x, border).contiguous(memory_format=torch.channels_last)
-        h, w = x.shape[-2:]
-        tile = self.tile_for(h, w, x.shape[0]) if tile is None else tile
-        core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
-        tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
-        self.tiles_run = len(tiles)
-        s = self.descriptor.scale
+        tile = self.tile_for(*x.shape[-2:], x.shape[0]) if tile is None else tile
         assert self.body is not None, "a receptive-field model runs through its runtime's body"
-        out = run_local_tiled(self.body, padded, tiles, border.size, tiling.margin, s, tiling.consumed)
-        return out[..., : s * h, : s * w].float()
+        out, self.tiles_run = upscale_local(self.body, x, self.descriptor.border, tiling, self.descriptor.scale, tile)
+        return out
 
     def _run_blended(self, x: Tensor, tiling: Blended, tile: int) -> Tensor:
         """A community model in cross-faded tiles (close to untiled, not equal: said once per file)."""

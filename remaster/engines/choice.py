@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -28,15 +27,17 @@ import torch
 import remaster
 from remaster.architectures.descriptor import LoadedModel
 from remaster.core.errors import UsageError
+from remaster.core.machine import cpu_name, cpu_threads
 from remaster.core.outputs import read_json_cache, write_json_cache
 from remaster.core.precision import Precision
-from remaster.engines.base import EngineSettings, Upscaler
+from remaster.core.resources import cache_dir
+from remaster.engines.base import Upscaler
 from remaster.engines.device import precision_name, resolve_device, resolve_precision
-from remaster.engines.graph.cache import user_cache_dir
 from remaster.engines.graph.export import GraphExportError
 from remaster.engines.kinds import Engine, parse_engine
-from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, cpu_threads, ncnn_files
+from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, ncnn_files
 from remaster.engines.openvino_engine.runtime import import_openvino, openvino_available, openvino_version
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tensorrt_engine.runtime import import_tensorrt, tensorrt_available
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
 from remaster.engines.vulkan import VULKAN, import_ncnn
@@ -58,18 +59,7 @@ PROBE_ROUNDS = 2
 
 def cache_path() -> Path:
     """$REMASTER_HOME/cache/engines.json, else $XDG_CACHE_HOME/remaster/engines.json (~/.cache/...)."""
-    return user_cache_dir() / CACHE_NAME
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cache_dir() / CACHE_NAME
 
 
 def cache_key(loaded: LoadedModel, threads: int, precision: str = Precision.AUTO) -> str:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import torch
 
 from remaster.core.errors import UsageError
+from remaster.core.machine import host_available_memory
 from remaster.core.precision import Precision
 from remaster.engines.kinds import Engine
 from remaster.engines.vulkan import VULKAN, gpu_devices, parse_vulkan, vulkan_device
@@ -181,11 +182,7 @@ def free_memory(device: torch.device) -> int:
         return torch.xpu.mem_get_info(device)[0]
     if device.type == "mps":  # unified memory: what Metal recommends for this process, less what it holds
         return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 4 << 30
+    return host_available_memory()
 
 
 def cuda_free_bytes(driver_free: int, reserved: int, allocated: int) -> int:
@@ -212,11 +209,15 @@ def fit_tile(free_bytes: int, activations_per_pixel: int, height: int, width: in
 
     `activations_per_pixel`: values alive at once per input pixel, untiled, batch 1 (the model's
     `ModelDescriptor.activations_per_pixel`); `itemsize`: bytes a value (2 for fp16: `value_bytes`)."""
-    per_pixel = activations_per_pixel * value_bytes(itemsize) * batch
-    budget = free_bytes * MEMORY_SHARE
-    if height * width * per_pixel <= budget:
+    if whole_frame_bytes(activations_per_pixel, height, width, batch, itemsize) <= free_bytes:
         return 0
-    return max(MIN_TILE, int(math.sqrt(budget / per_pixel)) // 4 * 4)
+    per_pixel = activations_per_pixel * value_bytes(itemsize) * batch
+    return max(MIN_TILE, int(math.sqrt(free_bytes * MEMORY_SHARE / per_pixel)) // 4 * 4)
+
+
+def whole_frame_bytes(activations_per_pixel: int, height: int, width: int, batch: int, itemsize: int) -> int:
+    """The free memory below which `fit_tile` tiles a batch of HxW frames (pure, as `fit_tile`)."""
+    return math.ceil(activations_per_pixel * value_bytes(itemsize) * batch * height * width / MEMORY_SHARE)
 
 
 def fit_batch(

@@ -14,10 +14,9 @@ from rich.console import Console
 from remaster.core.errors import RemasterError, UsageError, describe_failure
 from remaster.core.outputs import image_output_path, refuse_to_destroy
 from remaster.core.presets import get_preset
-from remaster.engines.base import EngineSettings
-from remaster.engines.choice import make_upscaler
+from remaster.engines.settings import EngineSettings
+from remaster.image.engines import PictureEngines
 from remaster.media.imagefiles import INPUT_SUFFIXES, OUTPUT_FORMATS, read_image, write_image
-from remaster.models.loader import load_model
 
 
 @dataclass
@@ -80,7 +79,7 @@ def run_image_command(
     preset = get_preset(preset_name)
     files = expand_inputs(inputs)
     pairs = plan_outputs(inputs, files, output, preset.name, overwrite)
-    upscaler = make_upscaler(load_model(model_override or preset.model), settings)
+    engines = PictureEngines(model_override or preset.model, settings)
     if output is not None and pairs[0][1] != output:  # a folder of outputs
         output.mkdir(parents=True, exist_ok=True)
     report = ImageReport()
@@ -89,25 +88,31 @@ def run_image_command(
     # Writer threads do it while the model works on the next picture; Pillow lets go of the
     # GIL while it compresses. A CPU model already keeps every core busy, so there one
     # writer only keeps the order of work. At most `writers + 1` results wait, bounding memory.
-    writers = (os.cpu_count() or 1) if upscaler.device.type == "cuda" else 1
+    writers = (os.cpu_count() or 1) if engines.on_gpu else 1
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="remaster-write") as writer:
         in_flight: deque[tuple[Path, Path, Future[None]]] = deque()
         for src, dst in pairs:
             try:
-                upscaled = upscaler.upscale(read_image(src, max_pixels)[None])[0]
+                picture = read_image(src, max_pixels)
+            except Exception as exc:  # noqa: BLE001 - a damaged or unreadable file: it fails, the rest go on
+                _failed(report, console, describe_failure(exc, src))
+                continue
+            height, width = picture.shape[:2]
+            upscaler = engines.for_size(height, width)  # a model that cannot load stops the command here
+            try:
+                upscaled = upscaler.upscale(picture[None])[0]
             except Exception as exc:  # noqa: BLE001 - out of memory, a bug: this picture fails, the rest go on
                 _failed(report, console, describe_failure(exc, src))
                 continue
+            engines.ran(height, width)
             in_flight.append((src, dst, writer.submit(write_image, dst, upscaled)))
             while len(in_flight) > writers:
                 _finish_write(report, console, *in_flight.popleft())
         while in_flight:
             _finish_write(report, console, *in_flight.popleft())
     report.seconds = time.perf_counter() - start
-    d = upscaler.descriptor
     console.print(
-        f"{len(report.done)} upscaled, {len(report.failed)} failed, {report.seconds:.1f} s "
-        f"({d.name}, {upscaler.where} {upscaler.precision})",
+        f"{len(report.done)} upscaled, {len(report.failed)} failed, {report.seconds:.1f} s ({engines.label})",
         highlight=False,
     )
     return report

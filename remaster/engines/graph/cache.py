@@ -13,43 +13,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from remaster.core.outputs import atomic_output
-
-
-def user_cache_dir() -> Path:
-    """$REMASTER_HOME/cache, else $XDG_CACHE_HOME/remaster (~/.cache/remaster)."""
-    home = os.environ.get("REMASTER_HOME")
-    if home:
-        return Path(home) / "cache"
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "remaster"
+from remaster.core.resources import cache_dir
 
 
 def graph_dir() -> Path:
-    return user_cache_dir() / "graphs"
+    return cache_dir() / "graphs"
 
 
-def weights_sha256(module: nn.Module) -> str:
-    """The sha256 of a network's weights as loaded: every parameter and buffer by name, in float32.
+def parameter_of(initializer: str, parameters: Iterable[str]) -> str | None:
+    """The torch parameter an ONNX initializer holds: the dynamo exporter names it by its path, under
+    the wrapper's own prefix where a wrapper of the network is exported (UpcunetBody, UpcunetStage:
+    `model.unet1.conv1.conv.0.weight` for the network's `unet1.conv1.conv.0.weight`)."""
+    for name in parameters:
+        if initializer == name or initializer.endswith("." + name):
+            return name
+    return None
 
-    The same weights give the same digest whichever file (ncnn, .pth, .safetensors) they came from."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()
+
+# The input and output names of a frame graph (the part "frame": graph/frame.py), which a prepared
+# run reads without PyTorch (engines/openvino_engine/prepared.py).
+FRAME_INPUT = "x"
+FRAME_OUTPUT = "y"
 
 
 @dataclass(frozen=True)
@@ -60,7 +53,7 @@ class GraphKey:
     # The network the weights go in, and its scale: realesr-animevideov3's 2x and 3x files hold the
     # same weights, behind a different resize.
     network: str
-    part: str  # "body", or "stage0" .. "stage4" for an SE model's stages
+    part: str  # "frame" (graph/frame.py), "body", or "stage0" .. "stage4" for an SE model's stages
     inputs: tuple[tuple[str, tuple[int, ...]], ...]  # (name, shape): the batch and the frame or tile size
     precision: str  # the graph's own: runtimes lower it at compile time (OpenVINO's inference precision)
     exporter: str  # torch, onnxscript and onnx versions and the opset
@@ -106,6 +99,13 @@ def _entry_state(onnx_path: Path, meta_path: Path, key: Any) -> str:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"its record is unreadable ({type(exc).__name__})"
     return "ok"
+
+
+def graph_entry(key: Any, folder: Path | None = None, kind: CachedKind = GRAPHS) -> Path | None:
+    """The cached file for `key` where the entry is whole, else None (missing or damaged: see `cached_graph`)."""
+    folder = folder or graph_dir()
+    path, meta_path = folder / f"{key.digest}{kind.suffix}", folder / f"{key.digest}.json"
+    return path if _entry_state(path, meta_path, key) == "ok" else None
 
 
 @contextmanager

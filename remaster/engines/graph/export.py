@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -60,14 +61,16 @@ def float32_weights(network: nn.Module) -> list[str]:
     return [name for name, p in probe.named_parameters() if p.dtype == torch.float32]
 
 
-def parameter_of(initializer: str, parameters: Iterable[str]) -> str | None:
-    """The torch parameter an ONNX initializer holds: the dynamo exporter names it by its path, under
-    the wrapper's own prefix where a wrapper of the network is exported (UpcunetBody, UpcunetStage:
-    `model.unet1.conv1.conv.0.weight` for the network's `unet1.conv1.conv.0.weight`)."""
-    for name in parameters:
-        if initializer == name or initializer.endswith("." + name):
-            return name
-    return None
+def weights_sha256(module: nn.Module) -> str:
+    """The sha256 of a network's weights as loaded: every parameter and buffer by name, in float32.
+
+    The same weights give the same digest whichever file (ncnn, .pth, .safetensors) they came from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def graph_key(architecture: str, scale: int, weights: str, part: str, shapes) -> GraphKey:

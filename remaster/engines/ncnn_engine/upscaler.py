@@ -18,7 +18,6 @@ one line.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +31,9 @@ from torch import Tensor
 from remaster.architectures.descriptor import LoadedModel, ModelDescriptor, ReceptiveField
 from remaster.architectures.realcugan.network import UpcunetPadding
 from remaster.core.errors import RemasterError, ResourceError, UsageError, WeightsError
+from remaster.core.machine import cpu_threads
 from remaster.core.precision import Precision
-from remaster.engines.base import TILE_MULTIPLE, EngineSettings, Upscaler
+from remaster.engines.base import Upscaler
 from remaster.engines.device import (
     MIN_TILE,
     auto_tile,
@@ -41,6 +41,7 @@ from remaster.engines.device import (
     resolve_device,
     resolve_precision,
 )
+from remaster.engines.settings import TILE_MULTIPLE, EngineSettings
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles
 from remaster.engines.vulkan import VULKAN, import_ncnn, vulkan_device
@@ -65,11 +66,6 @@ def ncnn_files(descriptor: ModelDescriptor) -> tuple[Path, Path] | None:
     if not plus or not param.endswith(".param"):
         return None
     return Path(param), Path(param).with_name(bin_name)
-
-
-def cpu_threads() -> int:
-    """Every core this process may use (ncnn's own default is the physical "big" cores only)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _graph_ends(param: Path) -> tuple[str, str]:

@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from remaster.core.errors import UsageError
+from remaster.core.outputs import writable_folder
 from remaster.core.precision import Precision
-from remaster.engines.graph.export import parameter_of
+from remaster.core.resources import cache_dir
+from remaster.engines.graph.cache import parameter_of
 
 EXTRA = "pip install 'remaster[openvino]'"
 # OpenVINO's names for the precisions remaster has (ov::hint::inference_precision).
-INFERENCE_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
+INFERENCE_PRECISION = {Precision.FP32: "f32", Precision.BF16: "bf16", Precision.FP16: "f16"}
 # Two requests: one computes while the other's output is being finished and the next input made.
 REQUESTS = 2
 # rt_info key that OpenVINO's ConvertPrecision pass reads to leave a node in float32
@@ -138,42 +139,62 @@ def keep_float32(model: Any, weight_names: Iterable[str]) -> int:
     return marked
 
 
+def compiled_cache_dir() -> Path | None:
+    """Where OpenVINO keeps the graphs it compiled (its CACHE_DIR): the user cache's `openvino`
+    folder, or None where it cannot be written (then each run compiles again)."""
+    return writable_folder(cache_dir() / "openvino")
+
+
 @dataclass(frozen=True)
 class CompileTarget:
     device: str  # OpenVINO's device name: CPU, GPU.0
-    dtype: torch.dtype
+    precision: Precision  # fp32, bf16 or fp16: OpenVINO's inference precision
 
     @property
     def config(self) -> dict[str, str]:
         # LATENCY: one request uses every core (a frame at a time, as the torch engine runs on a CPU).
-        return {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.dtype], "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        # OpenVINO keeps what it compiled, keyed by the graph, the device and this config, and
+        # imports it next time: 0.2 s instead of 0.6 s for a Real-CUGAN 2x frame graph on two
+        # cores. A blob it cannot import (damaged, another version's) it compiles again.
+        folder = compiled_cache_dir()
+        if folder is not None:
+            config["CACHE_DIR"] = str(folder)
+        return config
 
 
 class CompiledGraph:
-    """One graph compiled for one target, with REQUESTS infer requests used in turn."""
+    """One graph compiled for one target, with REQUESTS infer requests used in turn; arrays in
+    and out (float32, C order)."""
 
     def __init__(self, onnx_path: Path, target: CompileTarget, float32_weights: Iterable[str] = ()):
-        model = core().read_model(str(onnx_path))
-        if target.dtype != torch.float32:
+        float32_weights = list(float32_weights)
+        if target.precision != Precision.FP32 and float32_weights:
+            model = core().read_model(str(onnx_path))
             keep_float32(model, float32_weights)
-        self.input_names = [port.get_any_name() for port in model.inputs]
-        self.output_names = [port.get_any_name() for port in model.outputs]
+        else:
+            # Compiled from the file: OpenVINO's cache then keys it by the file, not by hashing the
+            # whole graph in memory (the marks above need the graph in memory).
+            model = str(onnx_path)
         self.compiled = core().compile_model(model, target.device, target.config)
+        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
+        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
         self.requests = [self.compiled.create_infer_request() for _ in range(REQUESTS)]
         self.turn = 0
 
-    def start(self, inputs: dict[str, torch.Tensor]) -> Any:
-        """Start one inference on the next request; `finish` it for the outputs."""
+    def start(self, inputs: dict[str, Any]) -> Any:
+        """Start one inference on the next request; `finish` it for the outputs. `inputs`: arrays,
+        or CPU tensors (read through their array interface)."""
         request = self.requests[self.turn]
         self.turn = (self.turn + 1) % len(self.requests)
-        arrays = [np.ascontiguousarray(inputs[name].detach().float().numpy()) for name in self.input_names]
+        arrays = [np.ascontiguousarray(inputs[name], dtype=np.float32) for name in self.input_names]
         request.start_async(arrays, share_inputs=False)
         return request
 
-    def finish(self, request: Any) -> dict[str, torch.Tensor]:
+    def finish(self, request: Any) -> dict[str, np.ndarray]:
         request.wait()
         # Copied: the request's output memory is reused by its next inference.
-        return {name: torch.from_numpy(np.array(request.get_tensor(name).data)) for name in self.output_names}
+        return {name: np.array(request.get_tensor(name).data) for name in self.output_names}
 
-    def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def run(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
         return self.finish(self.start(inputs))

@@ -1,14 +1,15 @@
 """The openvino engine: each network exported once to ONNX (engines/graph), compiled and run by OpenVINO
 on the CPU or an Intel GPU.
 
-Only the network runs in OpenVINO. Everything around it is the torch engine's code on host tensors,
-as for the ncnn engine: `Upscaler.upscale` (8/16-bit, alpha, rounding), each architecture's padding
-and cut (`UpCunet.pad`/`finish`: the crop and the 4x residual; `pad_frame` for the local networks)
-and the tilers. Whole frames of an SE model (Real-CUGAN, waifu2x cunet) run one graph, SE gates
-inside (`UpcunetBody`); tiles run one graph per stage with the whole frame's gate as an input,
-through the torch engine's `run_body_tiled`, so tiled equals untiled here too. A local network
-(Real-ESRGAN, waifu2x upconv_7) is one graph per window shape under `run_local_tiled`; a community
-model one per window under the cross-fading tiler.
+A whole frame of remaster's own architectures runs as one graph with its padding and cut inside
+(engines/graph/frame.py), the next frame's inference overlapping the last's copy out; around it only
+the conversion from and to 8/16-bit pictures (engines/host_frames.py). Such a graph, once it has run
+for a packaged model and a frame size, is remembered so that the next run needs no PyTorch at all
+(prepared.py). Tiles run the torch engine's tilers on host tensors, as for the ncnn engine: an SE
+model (Real-CUGAN, waifu2x cunet) one graph per stage with the whole frame's gate as an input,
+through `run_body_tiled`, so tiled equals untiled here too; a local network (Real-ESRGAN, waifu2x
+upconv_7) one graph per window shape under `run_local_tiled`; a community model one per window
+under the cross-fading tiler.
 
 A graph is made for each input shape it meets (a video has one frame size, a tiled frame a few tile
 shapes), exported and checked against torch on its first input (>= VERIFY_DB), then cached on disk
@@ -18,19 +19,21 @@ shapes), exported and checked against torch on its first input (>= VERIFY_DB), t
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from remaster.architectures.descriptor import Blended, LoadedModel, ReceptiveField, SeStages
-from remaster.architectures.realcugan.export import UpcunetBody, UpcunetStage, stage_input_names
+from remaster.architectures.realcugan.export import UpcunetStage, stage_input_names
 from remaster.architectures.realcugan.network import State, UpCunet
 from remaster.core.errors import UsageError
 from remaster.core.precision import Precision
-from remaster.engines.base import EngineSettings, Upscaler
-from remaster.engines.device import DTYPES, auto_tile, resolve_precision
-from remaster.engines.graph.cache import cached_graph, weights_sha256
+from remaster.engines.base import Upscaler
+from remaster.engines.device import DTYPES, auto_tile, precision_name, resolve_precision, whole_frame_bytes
+from remaster.engines.graph.cache import FRAME_INPUT, FRAME_OUTPUT, GraphKey, cached_graph
 from remaster.engines.graph.export import (
     VERIFY_DB,
     GraphExportError,
@@ -38,7 +41,10 @@ from remaster.engines.graph.export import (
     export_onnx,
     float32_weights,
     graph_key,
+    weights_sha256,
 )
+from remaster.engines.graph.frame import WholeFrame, has_frame_graph
+from remaster.engines.openvino_engine.prepared import PreparedGraph
 from remaster.engines.openvino_engine.runtime import (
     CompiledGraph,
     CompileTarget,
@@ -46,6 +52,7 @@ from remaster.engines.openvino_engine.runtime import (
     openvino_device,
     supported_precisions,
 )
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 
@@ -79,9 +86,11 @@ class OpenVinoUpscaler(Upscaler):
         # A float32 copy to export from: the loaded module may be set to another precision by a torch engine.
         self.network = copy.deepcopy(loaded.module).float().eval()
         self.weights = weights_sha256(self.network)
-        self.target = CompileTarget(device, dtype)
+        self.target = CompileTarget(device, Precision(precision_name(dtype)))
         self.float32_weights = float32_weights(self.network)
         self.graphs: dict[tuple, CompiledGraph] = {}
+        # (height, width) -> the key of the frame graph that ran whole frames of that size.
+        self.frame_keys: dict[tuple[int, int], GraphKey] = {}
         self.exported = 0  # graphs exported (not found in the cache) by this engine
         if not isinstance(self.tiling, SeStages):
             self.body = self._run_body
@@ -105,6 +114,8 @@ class OpenVinoUpscaler(Upscaler):
             return known
         d = self.descriptor
         key = graph_key(d.architecture, d.scale, self.weights, part, shapes)
+        if part == "frame":
+            self.frame_keys[tuple(inputs[FRAME_INPUT].shape[-2:])] = key
         fresh = []
 
         def build(path) -> None:
@@ -124,7 +135,7 @@ class OpenVinoUpscaler(Upscaler):
         with torch.inference_mode():
             want = module(*[t.float().clone() for t in inputs.values()])
         want = want if isinstance(want, tuple) else (want,)
-        got = CompiledGraph(path, CompileTarget("CPU", torch.float32)).run(inputs)
+        got = CompiledGraph(path, CompileTarget("CPU", Precision.FP32)).run(inputs)
         for name, expected in zip(got, want, strict=True):
             db = agreement_db(got[name], expected)
             if not db >= VERIFY_DB:
@@ -136,9 +147,8 @@ class OpenVinoUpscaler(Upscaler):
 
     def _run_body(self, window: Tensor) -> Tensor:
         """A local or community network on one window (the tilers' body)."""
-        return self.graph("body", self.network, {"x": window.float().contiguous()}, ["y"]).run({"x": window.float()})[
-            "y"
-        ]
+        inputs = {"x": window.float().contiguous()}
+        return torch.from_numpy(self.graph("body", self.network, inputs, ["y"]).run(inputs)["y"])
 
     def _stage(self, index: int) -> Callable[[State, Tensor | None], State]:
         """Stage `index` of an SE model as `run_body_tiled` calls it, run by its graph."""
@@ -155,43 +165,54 @@ class OpenVinoUpscaler(Upscaler):
                     outputs = tuple(model.stages[index]({k: v.clone() for k, v in state.items()}, gate))
                 part = UpcunetStage(model, index, tuple(state), gate is not None, outputs)
                 compiled = self.graph(f"stage{index}", part, inputs, outputs)
-            return compiled.run(inputs)
+            return {name: torch.from_numpy(array) for name, array in compiled.run(inputs).items()}
 
         return run
 
     # -- frames -----------------------------------------------------------------------------
 
     def _run(self, x: Tensor) -> Tensor:
-        if isinstance(self.tiling, SeStages) and x.shape[0] > 1 and self._whole_frame(x):
-            return self._overlapped(x)
+        if has_frame_graph(self.descriptor) and self._whole_frame(*x.shape[-2:]):
+            return self._frames(x)
         return super()._run(x)
 
-    def _whole_frame(self, x: Tensor) -> bool:
-        model: UpCunet = self.network
-        padded_h, padded_w = (
-            x.shape[-2] + sum(model.geometry.padding(*x.shape[-2:])[2:]),
-            x.shape[-1] + sum(model.geometry.padding(*x.shape[-2:])[:2]),
-        )
-        g = model.geometry
-        tile = self.tile_for(x.shape[-2], x.shape[-1], 1)
-        return len(plan_tiles(padded_h - 2 * g.pad, padded_w - 2 * g.pad, tile, self.descriptor.tile_multiple)) == 1
+    def _whole_frame(self, height: int, width: int) -> bool:
+        """Whether frames of this size run untiled (their core: the size rounded up to the model's alignment)."""
+        d = self.descriptor
+        align = d.border.align
+        core = (height + -height % align, width + -width % align)
+        return len(plan_tiles(*core, self.tile_for(height, width, 1), d.tile_multiple)) == 1
 
-    def _overlapped(self, x: Tensor) -> Tensor:
-        """Whole frames of an SE model, the next frame's inference running while this one is finished."""
-        model: UpCunet = self.network
-        graph = None
-        pending = []
+    def frame_graph(self, frame: Tensor) -> CompiledGraph:
+        """The graph that runs whole frames of this 1 x 3 x H x W frame's size (engines/graph/frame.py),
+        exported and checked on this frame where it is not in the cache."""
+        inputs = {FRAME_INPUT: frame.float().contiguous()}
+        return self.graph("frame", WholeFrame(self.network, self.descriptor), inputs, [FRAME_OUTPUT])
+
+    def prepared(self, height: int, width: int) -> PreparedGraph | None:
+        """How whole HxW frames ran, for the next run to run them without PyTorch (prepared.py);
+        None where they did not run as a frame graph."""
+        key = self.frame_keys.get((height, width))
+        if key is None:
+            return None
+        d = self.descriptor
+        # Where the tile was planned from free memory, the record holds while as much is free.
+        needs = whole_frame_bytes(d.activations_per_pixel, height, width, 1, 4) if self.tile is None else 0
+        return PreparedGraph(key, self.target.device, self.target.precision, tuple(self.float32_weights), d.name, needs)
+
+    def _frames(self, x: Tensor) -> Tensor:
+        """Whole frames, one at a time, the next frame's inference running while the last one's
+        output is copied out."""
+        graph = self.frame_graph(x[:1])
+        pending: deque = deque()
         outputs = []
         for frame in x:
-            padded = model.pad(frame[None].float()).contiguous()
-            graph = graph or self.graph("body", UpcunetBody(model), {"padded": padded}, ["out"])
-            pending.append((graph.start({"padded": padded}), frame))
+            pending.append(graph.start({FRAME_INPUT: frame[None]}))
             if len(pending) == len(graph.requests):
-                request, done = pending.pop(0)
-                outputs.append(model.finish(graph.finish(request)["out"], done[None]))
-        for request, done in pending:
-            outputs.append(model.finish(graph.finish(request)["out"], done[None]))
-        return torch.cat(outputs)
+                outputs.append(graph.finish(pending.popleft())[FRAME_OUTPUT])
+        outputs.extend(graph.finish(request)[FRAME_OUTPUT] for request in pending)
+        self.tiles_run = 1
+        return torch.from_numpy(np.concatenate(outputs))
 
     def _run_batch(self, x: Tensor) -> Tensor:
         if isinstance(self.tiling, ReceptiveField):
@@ -201,17 +222,15 @@ class OpenVinoUpscaler(Upscaler):
         return self._run_se(x)
 
     def _run_se(self, x: Tensor) -> Tensor:
+        """An SE model's frames in tiles (whole frames run as frame graphs: `_frames`)."""
         model: UpCunet = self.network
         padded = model.pad(x.float()).contiguous()
         g = model.geometry
         core_h, core_w = padded.shape[-2] - 2 * g.pad, padded.shape[-1] - 2 * g.pad
         tiles = plan_tiles(core_h, core_w, self.tile_for(*x.shape[-2:], x.shape[0]), self.descriptor.tile_multiple)
         self.tiles_run = len(tiles)
-        if len(tiles) == 1:
-            body = self.graph("body", UpcunetBody(model), {"padded": padded}, ["out"]).run({"padded": padded})["out"]
-        else:
-            stages = [self._stage(index) for index in range(len(model.stages))]
-            with TileStates(self.device, self.state_memory) as store:
-                body = run_body_tiled(model, padded, tiles, stages, store)
-            self._kept(store)
+        stages = [self._stage(index) for index in range(len(model.stages))]
+        with TileStates(self.device, self.state_memory) as store:
+            body = run_body_tiled(model, padded, tiles, stages, store)
+        self._kept(store)
         return model.finish(body, x)

@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from remaster.engines.graph.export import parameter_of
+from remaster.engines.graph.cache import parameter_of
 
 LOW_TYPES = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "fp32": TensorProto.FLOAT}
 # Reductions over a whole map: the SE blocks' means, summed in float32 by the torch network too.

@@ -31,9 +31,10 @@ from remaster.architectures.realcugan.export import UpcunetBody, UpcunetStage, s
 from remaster.architectures.realcugan.network import State, UpCunet
 from remaster.core.errors import UsageError
 from remaster.core.precision import Precision
-from remaster.engines.base import EngineSettings, Upscaler
+from remaster.core.resources import cache_dir
+from remaster.engines.base import Upscaler
 from remaster.engines.device import auto_tile, free_memory, precision_name, resolve_device, resolve_precision
-from remaster.engines.graph.cache import CachedKind, cached_graph, user_cache_dir, weights_sha256
+from remaster.engines.graph.cache import CachedKind, cached_graph
 from remaster.engines.graph.export import (
     VERIFY_DB,
     GraphExportError,
@@ -41,8 +42,10 @@ from remaster.engines.graph.export import (
     export_onnx,
     float32_weights,
     graph_key,
+    weights_sha256,
 )
 from remaster.engines.kinds import Engine
+from remaster.engines.settings import EngineSettings
 from remaster.engines.tensorrt_engine.plan import (
     BindingPlan,
     EngineKey,
@@ -74,7 +77,7 @@ PartMaker = Callable[[nn.Module], nn.Module]  # the network -> the part a graph 
 
 
 def engine_dir():
-    return user_cache_dir() / "tensorrt"
+    return cache_dir() / "tensorrt"
 
 
 def gpu_identity(device: torch.device) -> GpuIdentity:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from remaster.architectures.descriptor import Border
-from remaster.engines.tiling.tiles import Tile
+from remaster.architectures.descriptor import Border, ReceptiveField
+from remaster.engines.tiling.tiles import Tile, plan_tiles
 
 
 def pad_frame(x: Tensor, border: Border) -> Tensor:
@@ -63,3 +64,16 @@ def run_local_tiled(
         ]
     assert out is not None
     return out
+
+
+def upscale_local(
+    body: Callable[[Tensor], Tensor], x: Tensor, border: Border, tiling: ReceptiveField, scale: int, tile: int
+) -> tuple[Tensor, int]:
+    """Frames `x` through a purely local network in tiles of side `tile` (0: the whole frame), each
+    widened by the receptive field: the scale x output (float) and the number of tiles it ran in."""
+    padded = pad_frame(x, border).contiguous(memory_format=torch.channels_last)
+    h, w = x.shape[-2:]
+    core_h, core_w = padded.shape[-2] - 2 * border.size, padded.shape[-1] - 2 * border.size
+    tiles = plan_tiles(core_h, core_w, tile, tiling.multiple)
+    out = run_local_tiled(body, padded, tiles, border.size, tiling.margin, scale, tiling.consumed)
+    return out[..., : scale * h, : scale * w].float(), len(tiles)

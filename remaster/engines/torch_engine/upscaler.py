@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from remaster.architectures.descriptor import Blended, LoadedModel, ReceptiveField, SeStages
-from remaster.engines.base import TILE_MULTIPLE, EngineSettings, Upscaler
+from remaster.engines.base import Upscaler
 from remaster.engines.device import (
     MIN_TILE,
     fit_tile,
@@ -23,6 +23,7 @@ from remaster.engines.device import (
     resolve_precision,
     states_fit_on_device,
 )
+from remaster.engines.settings import TILE_MULTIPLE, EngineSettings
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import plan_tiles, run_body_tiled
 from remaster.engines.torch_engine.compiled import Compiled, CompileState, say
