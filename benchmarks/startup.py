@@ -33,7 +33,9 @@ def _run(tree: Path | None, args: list[str]) -> tuple[float, subprocess.Complete
     if tree is not None:
         env["PYTHONPATH"] = str(tree.resolve())
     t0 = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "remaster", *args], capture_output=True, text=True, env=env)
+    # Run from the tree: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH.
+    command = [sys.executable, "-m", "remaster", *args]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
     wall = time.perf_counter() - t0
     if run.returncode != 0:
         raise SystemExit(f"remaster {' '.join(args)} failed: {run.stderr.strip()}")

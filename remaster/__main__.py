@@ -1,5 +1,3 @@
-import sys
+from remaster.cli import run_command
 
-from remaster.cli import main
-
-sys.exit(main())
+run_command()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
 import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from remaster import __version__
 from remaster.commands import bench, compare, demo, export, image, presets, queue, testcard, video
@@ -72,3 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exception(exc)
         print(f"remaster: error: {error}", file=sys.stderr)
         return error.exit_code
+
+
+def run_command() -> NoReturn:
+    """The `remaster` program (and `python -m remaster`): `main`, then exit.
+
+    Every object is about to go: frozen, the garbage collector leaves them out of the passes it
+    makes while the interpreter shuts down. With PyTorch imported those passes took 0.4-0.5 s of
+    every run on two cores, 0.15 s frozen. Not in `main`, which tests call in their own process."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
