@@ -175,3 +175,22 @@ def test_every_module_imports_in_a_fresh_interpreter():
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     result = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# What runs, or is read, in a process that must not pay for PyTorch's import (1.2-1.7 s): the
+# command line and its options, a prepared picture run, the ncnn side of benchmarks/ncnn_compare.py.
+WITHOUT_TORCH = [
+    "remaster.cli",
+    "remaster.engines.settings",
+    "remaster.engines.host_frames",
+    "remaster.engines.openvino_engine.prepared",
+    "remaster.image.batch",
+    "remaster.engines.ncnn_engine.reference",
+    "remaster.engines.ncnn_engine.net",
+]
+
+
+def test_what_runs_without_torch_imports_none():
+    code = f"import sys, importlib; [importlib.import_module(m) for m in {WITHOUT_TORCH}]; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"

@@ -18,12 +18,11 @@ from tests.conftest import picture
 
 ncnn = pytest.importorskip("ncnn", reason="ncnn wheel not installed")
 
-from remaster.engines.ncnn_engine.stages import (  # noqa: E402  (needs the ncnn wheel)
-    NcnnOptions,
+from remaster.engines.ncnn_engine.net import NcnnOptions, new_net  # noqa: E402  (needs the ncnn wheel)
+from remaster.engines.ncnn_engine.stages import (  # noqa: E402
     NcnnStages,
     cut_at_means,
     load_net,
-    new_net,
     run_staged_tiled,
     tile_multiple,
 )

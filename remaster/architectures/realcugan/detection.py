@@ -17,7 +17,8 @@ from remaster.architectures.descriptor import (
     SeStages,
 )
 from remaster.architectures.origin import Origin, load_strict
-from remaster.architectures.realcugan.network import UpCunet, geometry_for
+from remaster.architectures.realcugan.geometry import geometry_for
+from remaster.architectures.realcugan.network import UpCunet
 from remaster.core.errors import WeightsError
 
 NAME = "UpCunet"

@@ -28,7 +28,8 @@ from fractions import Fraction
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from remaster.architectures.realcugan.network import UpCunet, UpcunetPadding
+from remaster.architectures.realcugan.geometry import UpcunetPadding
+from remaster.architectures.realcugan.network import UpCunet
 
 # Context each side, in source pixels: waifu2x-ncnn-vulkan src/main.cpp sets `prepadding = 18`
 # for models-cunet with noise -1 or scale 2, and 28 for scale 1; srcnn.lua's `w2nn_offset` says

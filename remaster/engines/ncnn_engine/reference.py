@@ -14,18 +14,21 @@ in and (unsigned char)(v * 255 + 0.5) out:
   scale x 10 pixels every side. The 4x graphs include the residual, and the 2x/3x graphs resize
   the 4x output themselves.
 
-The `ncnn` wheel is imported only when these are called (through the engine's `new_net`).
+The `ncnn` wheel is imported only when these are called (through `net.new_net`). Nothing here imports
+PyTorch but waifu2x's `recipe` (its padding comes from its network's module): the benchmark's ncnn
+job gets its recipe from its parent and runs without it, as a user of the ncnn wheel would.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from remaster.architectures.descriptor import Family
-from remaster.architectures.realcugan.network import geometry_for
+from remaster.architectures.realcugan.geometry import geometry_for
 from remaster.models.catalog import PackagedModel
 
 # realesrgan-ncnn-vulkan's main.cpp `prepadding`, the same for every Real-ESRGAN model.
@@ -40,7 +43,7 @@ _BLOBS = {
 def ncnn_net(param: Path, threads: int) -> Any:
     """An ncnn.Net of `param` and its `.bin` on the CPU, float32 throughout (no fp16 or bf16
     storage or arithmetic), with `threads` threads: set up as the ncnn engine sets up its own."""
-    from remaster.engines.ncnn_engine.stages import NcnnOptions, new_net
+    from remaster.engines.ncnn_engine.net import NcnnOptions, new_net
 
     net = new_net(NcnnOptions(threads=threads))
     net.load_param(str(param))
@@ -48,37 +51,54 @@ def ncnn_net(param: Path, threads: int) -> Any:
     return net
 
 
-def _padding(model: PackagedModel, height: int, width: int) -> tuple[int, int, int, int, str]:
-    """(left, right, top, bottom, numpy pad mode) before the network."""
+@dataclass(frozen=True)
+class NcnnRecipe:
+    """How a family's runner feeds frames of one size to its graph and cuts the output."""
+
+    scale: int
+    padding: tuple[int, int, int, int]  # left, right, top, bottom
+    mode: str  # numpy's pad mode: reflect, edge
+    blobs: tuple[str, str]  # the graph's input and output
+    keeps_padding: bool  # Real-ESRGAN's output keeps the padding, scaled; the others' graphs consume it
+    residual: bool  # Real-CUGAN 4x: the input's nearest-neighbour 4x, which its graph leaves out
+
+
+def recipe(model: PackagedModel, height: int, width: int) -> NcnnRecipe:
+    """The family's pre- and post-processing (module docstring) for HxW frames of `model`."""
+    blobs = _BLOBS[model.family]
     if model.family == Family.REALESRGAN:
         p = REALESRGAN_PREPADDING
-        return p, p, p, p, "reflect"
+        return NcnnRecipe(model.scale, (p, p, p, p), "reflect", blobs, True, False)
     if model.family == Family.WAIFU2X:
-        from remaster.models.waifu2x import describe
+        from remaster.models.waifu2x import describe  # its network's numbers: this one imports torch
 
         info = describe(model.param)
         p, a = info.border, info.align
-        return p, p + -width % a, p, p + -height % a, "edge"
-    left, right, top, bottom = geometry_for(model.scale).padding(height, width)
-    return left, right, top, bottom, "reflect"
+        return NcnnRecipe(model.scale, (p, p + -width % a, p, p + -height % a), "edge", blobs, False, False)
+    padding = geometry_for(model.scale).padding(height, width)
+    return NcnnRecipe(model.scale, padding, "reflect", blobs, False, model.scale == 4)
+
+
+def run_recipe(recipe: NcnnRecipe, net: Any, pixels: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 -> scale*H x scale*W x 3 uint8, through `net` as `recipe` says."""
+    import ncnn
+
+    h, w = pixels.shape[:2]
+    s = recipe.scale
+    left, right, top, bottom = recipe.padding
+    x = pixels.astype(np.float32).transpose(2, 0, 1) * np.float32(1 / 255)
+    x = np.ascontiguousarray(np.pad(x, ((0, 0), (top, bottom), (left, right)), mode=recipe.mode))
+    blob_in, blob_out = recipe.blobs
+    extractor = net.create_extractor()
+    extractor.input(blob_in, ncnn.Mat(x))
+    _, out = extractor.extract(blob_out)
+    y0, x0 = (s * top, s * left) if recipe.keeps_padding else (0, 0)
+    y = np.array(out)[:, y0 : y0 + s * h, x0 : x0 + s * w]
+    if recipe.residual:
+        y = y + np.repeat(np.repeat(x[:, top : top + h, left : left + w], 4, axis=1), 4, axis=2)
+    return np.clip(np.floor(y * 255 + 0.5), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def ncnn_upscale(model: PackagedModel, net: Any, pixels: np.ndarray) -> np.ndarray:
     """H x W x 3 uint8 -> scale*H x scale*W x 3 uint8, through `net` (ncnn_net of `model.param`)."""
-    import ncnn
-
-    h, w = pixels.shape[:2]
-    s = model.scale
-    left, right, top, bottom, mode = _padding(model, h, w)
-    x = pixels.astype(np.float32).transpose(2, 0, 1) * np.float32(1 / 255)
-    x = np.ascontiguousarray(np.pad(x, ((0, 0), (top, bottom), (left, right)), mode=mode))
-    blob_in, blob_out = _BLOBS[model.family]
-    extractor = net.create_extractor()
-    extractor.input(blob_in, ncnn.Mat(x))
-    _, out = extractor.extract(blob_out)
-    # Real-ESRGAN's output keeps the padding, scaled; the others' graphs consume it.
-    y0, x0 = (s * top, s * left) if model.family == Family.REALESRGAN else (0, 0)
-    y = np.array(out)[:, y0 : y0 + s * h, x0 : x0 + s * w]
-    if model.family == Family.REALCUGAN and s == 4:  # the residual the ncnn graph leaves out
-        y = y + np.repeat(np.repeat(x[:, top : top + h, left : left + w], 4, axis=1), 4, axis=2)
-    return np.clip(np.floor(y * 255 + 0.5), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    return run_recipe(recipe(model, *pixels.shape[:2]), net, pixels)

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from remaster.architectures.descriptor import SeStages
-from remaster.architectures.realcugan.network import UpcunetPadding
-from remaster.core.errors import UsageError
+from remaster.architectures.realcugan.geometry import UpcunetPadding
+from remaster.engines.ncnn_engine.net import NcnnOptions, new_net
 from remaster.engines.tiling.states import TileStates
 from remaster.engines.tiling.tiles import Tile
 from remaster.models.ncnn import PARAM_MAGIC, NcnnFormatError, ParamLayer, read_layers, weight_bytes
@@ -162,45 +162,6 @@ def _line(kind: str, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...
     return " ".join(fields)
 
 
-@dataclass(frozen=True)
-class NcnnOptions:
-    """How ncnn runs: on Vulkan device `device` or the CPU, fp16 or fp32, `threads` CPU threads."""
-
-    vulkan: bool = False
-    device: int = 0
-    fp16: bool = False
-    threads: int = 0  # 0: ncnn's default (every core)
-
-
-def new_net(options: NcnnOptions) -> ncnn.Net:
-    """An empty ncnn.Net set up by `options`; load a graph into it next (options count at load time)."""
-    net = ncnn.Net()
-    opt = net.opt
-    opt.use_vulkan_compute = options.vulkan
-    # ncnn's Option turns fp16 storage/arithmetic on by default (it applies them where the device
-    # has them); fp32 must turn them off, and bf16 as well, or "fp32" is not fp32.
-    opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = options.fp16
-    opt.use_bf16_storage = False
-    if options.fp16:
-        # ncnn's Vulkan 3x3 convolutions pick Winograd F(4,3) or F(2,3) by the layer's input size
-        # (convolution_vulkan.cpp: F(2,3) at or below 12 or 18 pixels a side, by device type), so
-        # a tile and the whole frame may round differently; in fp16 arithmetic that is visible:
-        # tiled against untiled 57-61 dB on llvmpipe (2x, 3x; tiles of 16-48 pixels). With F(4,3)
-        # off, and tiles aligned to F(2,3)'s blocks (`tile_multiple`), tiled equals untiled bit for
-        # bit (measured: 2x, 3x, waifu2x cunet 2x). The price: 2x on a 128x128 frame took 18.7 s
-        # instead of 13.5 s on llvmpipe. In fp32 the two round alike to within 1e-6 (>= 126 dB).
-        opt.use_winograd43_convolution = False
-    if options.threads:
-        opt.num_threads = options.threads
-    if options.vulkan:
-        # ncnn takes an index past its devices without a word (and runs elsewhere): refuse it here.
-        count = ncnn.get_gpu_count()
-        if not 0 <= options.device < count:
-            raise UsageError(f"Vulkan device {options.device}: ncnn sees {count} Vulkan device(s)")
-        net.set_vulkan_device(options.device)
-    return net
-
-
 def tile_multiple(geometry: UpcunetPadding, options: NcnnOptions) -> int:
     """What tile starts must be multiples of (`tiling.plan_tiles`' `multiple`) for exact tiles.
 
@@ -233,14 +194,14 @@ def load_net(net: ncnn.Net, param: str, weights: bytes, what: str) -> None:
 class NcnnStages:
     """An SE model's stage sub-graphs, loaded once into ncnn with `options`."""
 
-    def __init__(self, param_path: Path, bin_path: Path, options: NcnnOptions = NcnnOptions()):
-        self.options = options
+    def __init__(self, param_path: Path, bin_path: Path, options: NcnnOptions | None = None):
+        self.options = options or NcnnOptions()
         cut = cut_at_means(param_path, bin_path)
         self.graphs = cut.stages
         self.input, self.output = cut.input, cut.output
         self.nets = []
         for index, graph in enumerate(self.graphs):
-            net = new_net(options)
+            net = new_net(self.options)
             load_net(net, graph.param, graph.weights, f"{param_path} (stage {index})")
             self.nets.append(net)
         # Blobs a tile keeps after stage k: those a later stage reads (means excepted: they are the frame's).

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from remaster.architectures.descriptor import LoadedModel, ModelDescriptor, ReceptiveField
-from remaster.architectures.realcugan.network import UpcunetPadding
+from remaster.architectures.realcugan.geometry import UpcunetPadding
 from remaster.core.errors import RemasterError, ResourceError, UsageError, WeightsError
 from remaster.core.machine import cpu_threads
 from remaster.core.precision import Precision
@@ -48,7 +48,8 @@ from remaster.engines.vulkan import VULKAN, import_ncnn, vulkan_device
 from remaster.models.ncnn import read_layers
 
 if TYPE_CHECKING:  # ncnn_stages imports the ncnn wheel: only where the engine runs
-    from remaster.engines.ncnn_engine.stages import NcnnOptions, NcnnStages
+    from remaster.engines.ncnn_engine.net import NcnnOptions
+    from remaster.engines.ncnn_engine.stages import NcnnStages
 
 # ncnn's return code for a failed allocation (layer.h: "return -100" where a blob is empty),
 # on the host or, with Vulkan, in device memory.
@@ -90,7 +91,7 @@ class NcnnTarget:
     def options(self) -> NcnnOptions:
         """The same target as ncnn_stages' options, so that the whole graph and its stage
         sub-graphs are set up alike (fp16's Winograd choice included: see `new_net`)."""
-        from remaster.engines.ncnn_engine.stages import NcnnOptions
+        from remaster.engines.ncnn_engine.net import NcnnOptions
 
         return NcnnOptions(self.vulkan is not None, self.vulkan or 0, self.fp16, self.threads)
 
@@ -106,7 +107,7 @@ class NcnnNet:
         if ncnn is None:
             raise UsageError("the ncnn engine needs the ncnn package (pip install 'remaster[vulkan]')")
         # Here, not at the top: ncnn_stages imports the wheel, which the torch engine does without.
-        from remaster.engines.ncnn_engine.stages import new_net
+        from remaster.engines.ncnn_engine.net import new_net
 
         self.param, self.bin, self.target = param, bin_path, target
         self._ncnn = ncnn
