@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import av
 import pytest
+from conftest import FAST_MODEL
 
 from remaster.commands import queue as command
 from remaster.core.errors import UsageError
@@ -331,7 +332,8 @@ def _frames(path: Path) -> int:
 
 
 def _add(queue: Path, paths: list[Path], out: Path) -> None:
-    assert command.main(["add", *map(str, paths), "--preset", "2x-conservative", "-o", str(out),
+    # The cheapest packaged model: what is tested is the queue, not the picture.
+    assert command.main(["add", *map(str, paths), *FAST_MODEL, "-o", str(out),
                          "--queue", str(queue), "--", *OPTIONS]) == 0  # fmt: skip
 
 
