@@ -51,6 +51,15 @@ def allow_bf16_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
 
 
+def bf16_for_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a CPU where bf16 is the faster (AMX, or AVX-512 BF16 on AMD: `device.cpu_bf16_pays`):
+    `--precision auto` gives bf16 to the models measured fit for it, on any CPU."""
+    from remaster.engines import device
+
+    allow_bf16_on_any_cpu(monkeypatch)
+    monkeypatch.setattr(device, "cpu_bf16_pays", lambda: True)
+
+
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
 

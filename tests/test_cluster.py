@@ -93,7 +93,7 @@ def test_segments_spread_over_ray_tasks_give_the_local_result(
 
 
 def test_the_driver_fixes_one_device_and_precision_for_every_task():
-    from remaster.engines.device import cpu_has_bf16
+    from remaster.engines.device import cpu_bf16_pays
     from remaster.engines.settings import EngineSettings
     from remaster.scaleout.ray_cluster import task_device
     from remaster.video.plan import resolve_engine
@@ -103,7 +103,7 @@ def test_the_driver_fixes_one_device_and_precision_for_every_task():
         return resolved.device, resolved.precision
 
     # 2x-conservative is measured fit for bf16 (models/fidelity.py), 2x-pro-conservative is not.
-    cpu_auto = "bf16" if cpu_has_bf16() else "fp32"
+    cpu_auto = "bf16" if cpu_bf16_pays() else "fp32"
     assert engine("2x-conservative") == ("cpu", cpu_auto)
     assert engine("2x-pro-conservative") == ("cpu", "fp32")
     assert engine("2x-conservative", on_gpu=True) == ("cuda", "fp16")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import allow_bf16_on_any_cpu
+from conftest import bf16_for_auto
 
 from remaster.cli import main
 from remaster.core.errors import UsageError
@@ -113,7 +113,7 @@ def test_auto_on_a_bf16_cpu_measures_fp32_too_and_runs_the_precision_it_chose(tm
     """bf16 is the faster on some CPUs with AVX-512 BF16 and the slower on others (docs/engine.md):
     where `--precision auto` gives the model bf16, `--engine auto` measures each engine at fp32 too
     (ncnn at fp32 only), and the engine it makes runs at the precision that won."""
-    allow_bf16_on_any_cpu(monkeypatch)
+    bf16_for_auto(monkeypatch)
     monkeypatch.setenv("REMASTER_HOME", str(tmp_path))
     monkeypatch.delenv("REMASTER_ENGINE")
     loaded = load_model("2x-esrgan-animevideo")  # auto_cpu_bf16: bf16 under --precision auto
@@ -347,7 +347,7 @@ def test_out_of_device_memory_retries_with_smaller_tiles_and_says_so(tmp_path):
 def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
     """The video plan fixes one device and precision for every segment: ncnn on a CPU is fp32
     (never `auto`'s bf16); Vulkan (fp16 where the device has it) in the test below."""
-    from remaster.engines.device import cpu_has_bf16
+    from remaster.engines.device import cpu_bf16_pays
     from remaster.video.plan import resolve_engine
 
     def resolved(device: str, engine: str) -> tuple[str, str]:
@@ -355,7 +355,7 @@ def test_the_plan_resolves_device_and_precision_for_the_ncnn_engine():
         return settings.device, settings.precision
 
     assert resolved("cpu", "ncnn") == ("cpu", "fp32")
-    assert resolved("cpu", "torch") == ("cpu", "bf16" if cpu_has_bf16() else "fp32")
+    assert resolved("cpu", "torch") == ("cpu", "bf16" if cpu_bf16_pays() else "fp32")
 
 
 @needs_vulkan

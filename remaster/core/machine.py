@@ -11,15 +11,25 @@ import platform
 GPU_DEVICE_FILES = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dri/renderD*")
 
 
-def cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """A field of the first CPU in /proc/cpuinfo, or None where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_vendor() -> str:
+    """x86's vendor string (GenuineIntel, AuthenticAMD), "" where it cannot be read."""
+    return _cpuinfo("vendor_id") or ""
 
 
 def cpu_threads() -> int:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import torch
 
 from remaster.core.errors import UsageError
-from remaster.core.machine import host_available_memory
+from remaster.core.machine import cpu_vendor, host_available_memory
 from remaster.core.precision import Precision
 from remaster.engines.kinds import Engine
 from remaster.engines.vulkan import VULKAN, gpu_devices, parse_vulkan, vulkan_device
@@ -131,16 +131,29 @@ def cpu_has_bf16() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def cpu_bf16_pays() -> bool:
+    """Whether bf16 runs faster than fp32 on this CPU, which `--precision auto` asks: with AMX, or
+    with AVX-512 BF16 on a CPU that is not Intel's. Intel's AVX-512 BF16 dot product (VDPBF16PS)
+    does no more multiply-adds a cycle than its fp32 FMAs, so there bf16 without AMX only adds the
+    conversions: measured 1.1-1.75x slower than fp32 for every family on an Intel Xeon without AMX
+    (docs/engine.md), against 1.8x faster on an AMD EPYC with AVX-512 BF16."""
+    if not cpu_has_bf16():
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    return bool(torch.cpu._is_amx_tile_supported()) or cpu_vendor() != "GenuineIntel"
+
+
 def resolve_precision(
     name: str, device: torch.device, auto_cpu_bf16: bool = False, supported: tuple[Precision, ...] = tuple(DTYPES)
 ) -> torch.dtype:
-    """`auto`: fp16 on a GPU; on a CPU, bf16 where the model allows it and the CPU has it, else fp32.
+    """`auto`: fp16 on a GPU; on a CPU, bf16 where the model allows it and bf16 is the faster there
+    (`cpu_bf16_pays`), else fp32.
 
-    bf16 was 1.8x faster than fp32 on an AMD EPYC with AVX-512 BF16 (and 1.35x slower on an Intel
-    Xeon with it and no AMX: `--engine auto` times both, engines/choice.py); against fp32 its 8-bit
-    mantissa gives 42-54 dB depending on the model and the picture: `auto_cpu_bf16` says the
-    model was measured at >= 52 dB (remaster.models.fidelity). `--precision bf16` runs any model
-    whose `supported` precisions have it (a community model's, as spandrel declares them; remaster's own: all).
+    Against fp32 bf16's 8-bit mantissa gives 42-54 dB depending on the model and the picture:
+    `auto_cpu_bf16` says the model was measured at >= 52 dB (remaster.models.fidelity).
+    `--precision bf16` runs any model whose `supported` precisions have it (a community model's,
+    as spandrel declares them; remaster's own: all) on any CPU with native bf16.
     """
     if device.type == VULKAN:
         return _vulkan_precision(name, device)
@@ -149,7 +162,7 @@ def resolve_precision(
             # A model that breaks in fp16 (spandrel says so of some) runs in bf16, else fp32.
             preferred = next((p for p in (Precision.FP16, Precision.BF16) if p in supported), Precision.FP32)
             return DTYPES[preferred]
-        return torch.bfloat16 if auto_cpu_bf16 and Precision.BF16 in supported and cpu_has_bf16() else torch.float32
+        return torch.bfloat16 if auto_cpu_bf16 and Precision.BF16 in supported and cpu_bf16_pays() else torch.float32
     if name not in DTYPES:
         raise UsageError(f"unknown precision {name!r}; use auto, {', '.join(DTYPES)}")
     if name not in supported:

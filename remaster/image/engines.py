@@ -53,9 +53,10 @@ class PictureEngines:
 
     @property
     def label(self) -> str:
-        """`2x-conservative, cpu openvino fp32`: the model, and where and how the last picture ran."""
-        engine = self.last or self._full()
-        return f"{engine.name}, {engine.where} {engine.precision}"
+        """`2x-conservative, cpu openvino fp32`: the model, and where and how the last picture ran
+        (the model alone where none ran: no engine is built for the summary)."""
+        engine = self.last
+        return self.model if engine is None else f"{engine.name}, {engine.where} {engine.precision}"
 
     def for_size(self, height: int, width: int) -> PictureUpscaler:
         """The engine for HxW pictures."""
