@@ -254,4 +254,4 @@ def test_bench_says_what_it_measures_while_it_measures(tmp_path):
     said = "\n".join(drawn)
     for step in ("fp32: loading model", "fp32 on torch (cpu): warm-up", "fp32 on torch (cpu): frame 2/2"):
         assert re.search(rf"^measuring 2x-conservative: {re.escape(step)} \(\d+ s\)$", said, re.M), (step, said)
-    assert re.search(r"│ 2x-conserv\S* +│ Real-CUGAN │ +fp32 │", said), said  # then the table
+    assert re.search(r"│ 2x-conserv\S* +│ Real-CUGAN │ +fp32( \(auto\))? │", said), said  # then the table

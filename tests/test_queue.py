@@ -295,6 +295,7 @@ def test_an_output_written_since_the_job_was_added_is_not_written_again(tmp_path
             [JobSpec(str(tmp_path / "in.mkv"), str(path), "2x-conservative", str(tmp_path)) for path in (old, new)]
         )
         new.write_bytes(b"written by a run of job 2 whose worker died before it could record it")
+        os.utime(new, (time.time() + 1, time.time() + 1))  # the kernel's coarse file clock may read older
         worker = Worker(store, WorkerOptions())
         assert worker.run_one().outcome == "done" and ran == [1]  # older than its job: replaced
         assert worker.run_one().outcome == "done" and ran == [1]  # newer: taken as the job's own
@@ -451,11 +452,11 @@ def test_workers_started_together_run_each_job_exactly_once(episodes, tmp_path):
 
 
 @pytest.mark.slow
-def test_pausing_a_running_job_and_stopping_the_worker_requeue_without_failures(episodes, tmp_path):
+def test_pausing_a_running_job_and_stopping_the_worker_requeue_without_failures(tmp_path):
     queue = tmp_path / "q.sqlite"
-    # Four seconds, so that the pause reaches job 1 while it runs, however fast the model is.
-    long = make_episode(tmp_path / "long.mkv", replace(SPEC, seconds=4.0))
-    order = [long, episodes["ep2"]]
+    # Four seconds each, so that the pause reaches job 1, and the stop job 2, while it runs, however
+    # fast the model is.
+    order = [make_episode(tmp_path / f"long{n}.mkv", replace(SPEC, seconds=4.0)) for n in (1, 2)]
     _add(queue, order, tmp_path / "out")
     log = tmp_path / "workers.log"
     q = ["--queue", str(queue)]
@@ -545,8 +546,10 @@ def test_one_damaged_row_fails_alone_and_the_rest_run(tmp_path, capsys, column, 
     outputs = [tmp_path / f"{n}.mkv" for n in (1, 2, 3)]
     with QueueStore(queue) as store:
         store.add([JobSpec(str(tmp_path / "in.mkv"), str(out), "2x-conservative", str(tmp_path)) for out in outputs])
-    for out in outputs:  # written since the job was added: each good job is done without a child
+    later = time.time() + 1  # the kernel stamps files from a coarse clock: a file written just now
+    for out in outputs:  # may read older than the job. Written since it was added: done without a child
         out.write_bytes(b"output")
+        os.utime(out, (later, later))
     with sqlite3.connect(queue) as db:
         db.execute(f"UPDATE jobs SET {column} = {damage} WHERE id = 2")
     line = f"damaged queue row: {problem}; fix or remove it (`remaster queue remove 2`)"
