@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
+from importlib.metadata import PackageNotFoundError, version
 
 # Device files a GPU driver makes: NVIDIA's, AMD's ROCm (kfd) and the DRM render nodes (Vulkan,
 # Intel and AMD GPUs). Where one comes or goes, `--device auto` may pick another device.
@@ -47,6 +48,14 @@ def host_available_memory() -> int:
     except OSError:
         pass
     return 4 << 30
+
+
+def installed_version(package: str) -> str:
+    """An installed distribution's version, read without importing it; "none" where it is not installed."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "none"
 
 
 def gpu_device_files() -> list[str]:

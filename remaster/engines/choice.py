@@ -27,16 +27,16 @@ import torch
 import remaster
 from remaster.architectures.descriptor import LoadedModel
 from remaster.core.errors import UsageError
-from remaster.core.machine import cpu_name, cpu_threads
+from remaster.core.machine import cpu_name, cpu_threads, installed_version
 from remaster.core.outputs import read_json_cache, write_json_cache
 from remaster.core.precision import Precision
 from remaster.core.resources import cache_dir
 from remaster.engines.base import Upscaler
 from remaster.engines.device import precision_name, resolve_device, resolve_precision
 from remaster.engines.graph.export import GraphExportError
-from remaster.engines.kinds import Engine, parse_engine
+from remaster.engines.kinds import ENGINE_ENV, Engine, parse_engine
 from remaster.engines.ncnn_engine.upscaler import NcnnUpscaler, ncnn_files
-from remaster.engines.openvino_engine.runtime import import_openvino, openvino_available, openvino_version
+from remaster.engines.openvino_engine.runtime import import_openvino, openvino_available
 from remaster.engines.settings import EngineSettings
 from remaster.engines.tensorrt_engine.runtime import import_tensorrt, tensorrt_available
 from remaster.engines.torch_engine.upscaler import TorchUpscaler
@@ -44,9 +44,6 @@ from remaster.engines.vulkan import VULKAN, import_ncnn
 from remaster.media.testcard import anime_frame
 
 CACHE_NAME = "engines.json"
-# What `--engine auto` takes on a CPU where set (auto, torch, ncnn or openvino): a machine's standing
-# choice, read by every command and every queued job; the test suite sets torch (tests/conftest.py).
-ENGINE_ENV = "REMASTER_ENGINE"
 # The measured frame's side: big enough that the network, not the call overhead, takes the time,
 # small enough that the first run of a model waits seconds, not minutes. Measured on two shared
 # cores at 128 px: Real-CUGAN 2x 0.5-1.8 s a run, RRDBNet 4x 7-9 s (six runs in all); at 64 px,
@@ -70,7 +67,7 @@ def cache_key(loaded: LoadedModel, threads: int, precision: str = Precision.AUTO
     d = loaded.descriptor
     return (
         f"{d.name} | {d.source} | precision {precision} | {cpu_name()} | {threads} threads"
-        f" | torch {torch.__version__} | ncnn {ncnn_version} | openvino {openvino_version()}"
+        f" | torch {torch.__version__} | ncnn {ncnn_version} | openvino {installed_version('openvino')}"
         f" | remaster {remaster.__version__}"
     )
 

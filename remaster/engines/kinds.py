@@ -18,3 +18,7 @@ class Engine(StrEnum):
 
 
 parse_engine = parse_mode(Engine, "--engine")
+
+# What `--engine auto` takes on a CPU where set (auto, torch, ncnn or openvino): a machine's standing
+# choice, read by every command and every queued job; the test suite sets torch (tests/conftest.py).
+ENGINE_ENV = "REMASTER_ENGINE"

@@ -18,13 +18,13 @@ import io
 import logging
 import math
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from remaster.core.errors import UsageError
+from remaster.core.machine import installed_version
 from remaster.engines.graph.cache import GraphKey
 
 # ONNX opset 18: the dynamo exporter's own (torch 2.13), read by OpenVINO 2026 and TensorRT 10.
@@ -40,16 +40,10 @@ class GraphExportError(UsageError):
     Exit 2 where the user asked for a graph engine; `--engine auto` runs the torch engine instead."""
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "none"
-
-
 def exporter_version() -> str:
     """What a graph file depends on besides the weights and shapes: the key's `exporter`."""
-    return f"torch {torch.__version__}, onnxscript {_version('onnxscript')}, onnx {_version('onnx')}, opset {OPSET}"
+    onnx, onnxscript = installed_version("onnx"), installed_version("onnxscript")
+    return f"torch {torch.__version__}, onnxscript {onnxscript}, onnx {onnx}, opset {OPSET}"
 
 
 def float32_weights(network: nn.Module) -> list[str]:

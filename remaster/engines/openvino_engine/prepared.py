@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
 import remaster
-from remaster.core.machine import cpu_name, cpu_threads, gpu_device_files, host_available_memory
+from remaster.core.machine import cpu_name, cpu_threads, gpu_device_files, host_available_memory, installed_version
 from remaster.core.outputs import read_json_cache, write_json_cache
 from remaster.core.precision import Precision
 from remaster.core.resources import cache_dir
 from remaster.engines.graph.cache import FRAME_INPUT, FRAME_OUTPUT, GraphKey, graph_entry
 from remaster.engines.host_frames import from_network, to_network
+from remaster.engines.kinds import ENGINE_ENV
 from remaster.engines.openvino_engine.runtime import CompiledGraph, CompileTarget
 from remaster.engines.settings import EngineSettings
 from remaster.models.catalog import packaged_models, read_manifest
@@ -39,8 +39,6 @@ from remaster.models.catalog import packaged_models, read_manifest
 CACHE_NAME = "prepared.json"
 # What else a run's choices depend on: `--engine auto` measures torch, ncnn and openvino.
 _VERSIONED = ("openvino", "torch", "onnx", "onnxscript", "ncnn")
-# `$REMASTER_ENGINE`: a machine's standing choice for `--engine auto` (engines/choice.py).
-ENGINE_ENV = "REMASTER_ENGINE"
 
 
 @dataclass(frozen=True)
@@ -69,13 +67,6 @@ class PreparedGraph:
         return cls(**values)
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "none"
-
-
 def run_key(model: str, settings: EngineSettings) -> str | None:
     """The key of a packaged model's records under these options on this machine (the module
     docstring says what is in it); None where no record applies: a model that is not packaged,
@@ -86,7 +77,7 @@ def run_key(model: str, settings: EngineSettings) -> str | None:
     manifest = read_manifest()
     files = " ".join(manifest.get(p.relative_to(packaged.package_root).as_posix(), "?") for p in packaged.files)
     gpus = ",".join(gpu_device_files()) if settings.device == "auto" else "-"
-    versions = " ".join(f"{name} {_version(name)}" for name in _VERSIONED)
+    versions = " ".join(f"{name} {installed_version(name)}" for name in _VERSIONED)
     return (
         f"{model} {files} | engine {settings.engine} ${ENGINE_ENV}={os.environ.get(ENGINE_ENV, '')}"
         f" | precision {settings.precision} | device {settings.device} ({gpus}) | tile {settings.tile}"

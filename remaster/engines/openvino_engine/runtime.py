@@ -14,7 +14,6 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +52,6 @@ def import_openvino() -> Any:
     except ImportError:
         raise OpenVinoMissing(f"the openvino engine needs OpenVINO ({EXTRA})") from None
     return openvino
-
-
-def openvino_version() -> str:
-    try:
-        return version("openvino")
-    except PackageNotFoundError:
-        return "none"
 
 
 def openvino_available() -> bool:
